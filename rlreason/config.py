@@ -1,0 +1,271 @@
+"""Typed config schema, registered in Hydra's ConfigStore.
+
+Every YAML file under `conf/` is validated against these dataclasses when Hydra composes the config,
+so a wrong type or an unknown key fails before any compute. One dataclass per config group; the group
+names mirror the packages (`algo/` -> rlreason.algo, `engine/` -> rlreason.engine, ...).
+Cross-field checks that a type cannot express live in `validate()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class ArithConfig:
+    min_steps: int = 1
+    max_steps: int = 8
+    modulus: int = 10
+    ops: str = "+-*"
+    n_train: int = 20000
+    n_test: int = 500
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING  # arith | gsm8k | math
+    # local: read train_path/test_path (JSONL, or parquet for math); hub: `datasets.load_dataset`.
+    source: str = "local"
+    train_path: str | None = None
+    test_path: str | None = None
+    hub_id: str | None = None
+    hub_config: str | None = None
+    hub_test_id: str | None = None
+    hub_test_config: str | None = None
+    train_split: str = "train"
+    test_split: str = "test"
+    max_train: int | None = None  # subset sizes (None = all)
+    max_test: int | None = None
+    prompt_template: str = "[MATH_TASK] Problem:\n{problem}\n\nSolution:"
+    use_chat_template: bool = False
+    arith: ArithConfig = field(default_factory=ArithConfig)
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    # HF hub id or local dir. For `tiny` it is the committed checkpoint; see rlreason.model.tiny.
+    path: str = MISSING
+    tokenizer: str | None = None  # defaults to `path`
+    dtype: str = "auto"  # auto -> bfloat16 on GPU, float32 on CPU
+    gradient_checkpointing: bool = False
+    max_model_len: int = 2048
+    # Only for the tiny model: how to build it from nothing when the committed one does not match.
+    build: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EngineConfig:
+    name: str = MISSING  # vllm | hf
+    enable_prefix_caching: bool = True
+    block_size: int | None = None  # None -> 32 on CPU (needs a multiple of 32), vLLM default on GPU
+    kv_cache_memory_bytes: int | None = None  # CPU KV cache size; None -> 256 MiB on CPU
+    gpu_memory_utilization: float = 0.5
+    enforce_eager: bool = True
+    sleep_mode: bool = False  # GPU: free engine memory during the learner phase
+    max_num_seqs: int = 256
+    tensor_parallel_size: int = 1
+    hf_batch_size: int = 64  # engine=hf: sequences generated per forward batch
+
+
+@dataclass
+class RolloutConfig:
+    samples_per_question: int = 8  # N responses per question (the GRPO/RLOO group size)
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 96
+
+
+@dataclass
+class AlgoConfig:
+    name: str = MISSING  # vineppo | ppo | grpo | rloo
+    clip_eps: float = 0.2
+    kl_coef: float = 1e-4  # k3 KL to the frozen reference; 0 disables (no reference model loaded)
+    whiten_advantages: bool = False
+    entropy_coef: float = 0.0
+    # vineppo
+    mc_rollouts: int = 9  # K continuations per intermediate state
+    mc_max_steps: int | None = None  # cap on estimated steps per trajectory (None = all)
+    # ppo (critic + GAE)
+    gamma: float = 1.0
+    lam: float = 1.0
+    value_clip: float = 0.2
+    vf_coef: float = 0.5
+    critic_lr: float | None = None  # None -> learner.lr
+    # grpo
+    normalize_std: bool = True  # False = Dr.GRPO (no division by the group std)
+
+
+@dataclass
+class LearnerConfig:
+    lr: float = 1e-6
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_ratio: float = 0.03
+    schedule: str = "linear"  # linear | constant | cosine
+    grad_clip: float = 1.0
+    epochs: int = 2  # PPO epochs over each iteration's episodes
+    minibatch_size: int = 64  # episodes per optimizer step
+    micro_batch_size: int = 16  # episodes per forward/backward (gradient accumulation)
+    max_bad_updates: int = 3  # consecutive NaN/inf updates before the run stops
+
+
+@dataclass
+class CurriculumConfig:
+    name: str = MISSING  # uniform | learnability | learnability_history | skip_zero_variance | filter_groups
+    pool_factor: int = 4  # learnability: candidate pool = pool_factor x batch
+    n_select: int = 8  # learnability: attempts per candidate to estimate p
+    bessel: bool = False  # p(1-p) * n/(n-1)
+    decay: float = 0.5  # history variants: weight of an attempt = decay ** (age in iterations)
+    window: int = 20  # history variants: only the last `window` iterations count
+    explore_frac: float = 0.25  # learnability_history: share of the batch for unseen/stale questions
+    skip_prob: float = 0.9  # skip_zero_variance: chance to skip an all-equal question
+    max_refill_rounds: int = 4  # filter_groups: extra sampling rounds to refill the batch
+
+
+@dataclass
+class LoggerConfig:
+    name: str = MISSING  # console | wandb
+    project: str = "rlreason"
+    entity: str | None = None
+    mode: str = "auto"  # auto (online when an API key is set, else offline) | online | offline | disabled
+    log_samples: int = 4  # completions per eval logged as a table
+
+
+@dataclass
+class TrainerConfig:
+    iterations: int = 100
+    questions_per_iteration: int = 64
+    eval_every: int = 10
+    eval_samples: int = 16  # n samples per test question at eval_temperature (mean acc, maj@n, pass@n)
+    eval_temperature: float = 0.35
+    eval_greedy: bool = True
+    eval_max_questions: int | None = None  # subset of the test split per eval (None = all)
+    checkpoint_every: int = 1
+    progress: bool = True
+
+
+@dataclass
+class RewardConfig:
+    timeout_s: float = 5.0  # hard deadline per graded response
+    workers: int = 2  # grading processes
+
+
+@dataclass
+class Config:
+    algo: AlgoConfig = MISSING
+    data: DataConfig = MISSING
+    model: ModelConfig = MISSING
+    engine: EngineConfig = MISSING
+    curriculum: CurriculumConfig = MISSING
+    logger: LoggerConfig = MISSING
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    seed: int = 0
+    run_name: str = MISSING
+    resume: str = "auto"  # auto | never | must
+    device: str = "auto"  # auto | cpu | cuda
+    cache_dir: str = "${oc.env:RLREASON_CACHE,'~/.cache/rlreason'}"
+    dry_run: bool = False  # print the plan and exit before any compute
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+
+
+class ConfigError(ValueError):
+    """A config that composes but cannot run; the message says what to change."""
+
+
+CHOICES = {
+    "algo.name": ("vineppo", "ppo", "grpo", "rloo"),
+    "data.name": ("arith", "gsm8k", "math"),
+    "data.source": ("local", "hub", "generated"),
+    "engine.name": ("vllm", "hf"),
+    "curriculum.name": ("uniform", "learnability", "learnability_history", "skip_zero_variance", "filter_groups"),
+    "logger.name": ("console", "wandb"),
+    "logger.mode": ("auto", "online", "offline", "disabled"),
+    "learner.schedule": ("linear", "constant", "cosine"),
+    "resume": ("auto", "never", "must"),
+    "device": ("auto", "cpu", "cuda"),
+    "model.dtype": ("auto", "float32", "bfloat16", "float16"),
+}
+
+
+def validate(cfg: Any) -> None:
+    """Cross-field checks that types cannot express. Raises ConfigError listing every problem."""
+    problems: list[str] = []
+
+    def get(path: str) -> Any:
+        node = cfg
+        for part in path.split("."):
+            node = getattr(node, part)
+        return node
+
+    for path, allowed in CHOICES.items():
+        if get(path) not in allowed:
+            problems.append(f"{path}={get(path)!r} is not one of {', '.join(allowed)}")
+
+    def positive(path: str, minimum: float = 1) -> None:
+        if get(path) is None or get(path) < minimum:
+            problems.append(f"{path}={get(path)} must be >= {minimum}")
+
+    for path in ("rollout.samples_per_question", "rollout.max_new_tokens", "algo.mc_rollouts",
+                 "learner.epochs", "learner.minibatch_size", "learner.micro_batch_size",
+                 "trainer.questions_per_iteration", "trainer.eval_samples", "trainer.checkpoint_every",
+                 "trainer.eval_every", "curriculum.pool_factor", "curriculum.n_select", "learner.max_bad_updates"):
+        positive(path)
+    positive("trainer.iterations", 0)
+    if not 0 < cfg.rollout.temperature:
+        problems.append(f"rollout.temperature={cfg.rollout.temperature} must be > 0 (PPO ratios need a sampling distribution)")
+    if not 0 < cfg.rollout.top_p <= 1:
+        problems.append(f"rollout.top_p={cfg.rollout.top_p} must be in (0, 1]")
+    if cfg.learner.lr <= 0:
+        problems.append(f"learner.lr={cfg.learner.lr} must be > 0")
+    if not 0 <= cfg.learner.warmup_ratio < 1:
+        problems.append(f"learner.warmup_ratio={cfg.learner.warmup_ratio} must be in [0, 1)")
+    if cfg.algo.kl_coef < 0:
+        problems.append(f"algo.kl_coef={cfg.algo.kl_coef} must be >= 0 (0 disables the KL term)")
+    if not 0 < cfg.algo.clip_eps < 1:
+        problems.append(f"algo.clip_eps={cfg.algo.clip_eps} must be in (0, 1)")
+    if cfg.algo.mc_max_steps is not None and cfg.algo.mc_max_steps < 1:
+        problems.append(f"algo.mc_max_steps={cfg.algo.mc_max_steps} must be >= 1 or null (no cap)")
+
+    episodes = cfg.trainer.questions_per_iteration * cfg.rollout.samples_per_question
+    mb, micro = cfg.learner.minibatch_size, cfg.learner.micro_batch_size
+    if mb > 0 and micro > 0:
+        if episodes % mb:
+            problems.append(
+                f"learner.minibatch_size={mb} does not divide the {episodes} episodes per iteration "
+                f"(trainer.questions_per_iteration={cfg.trainer.questions_per_iteration} x "
+                f"rollout.samples_per_question={cfg.rollout.samples_per_question})")
+        if mb % micro:
+            problems.append(f"learner.micro_batch_size={micro} does not divide learner.minibatch_size={mb}")
+    if cfg.algo.name in ("grpo", "rloo") and cfg.rollout.samples_per_question < 2:
+        problems.append(f"algo={cfg.algo.name} needs rollout.samples_per_question >= 2 for a group baseline")
+    if cfg.curriculum.name == "learnability" and cfg.curriculum.n_select < 2:
+        problems.append("curriculum.n_select must be >= 2 to estimate p(1-p)")
+    if not 0 <= cfg.curriculum.explore_frac <= 1:
+        problems.append(f"curriculum.explore_frac={cfg.curriculum.explore_frac} must be in [0, 1]")
+    if not 0 <= cfg.curriculum.skip_prob <= 1:
+        problems.append(f"curriculum.skip_prob={cfg.curriculum.skip_prob} must be in [0, 1]")
+    if not 0 < cfg.curriculum.decay <= 1:
+        problems.append(f"curriculum.decay={cfg.curriculum.decay} must be in (0, 1]")
+    if cfg.data.name == "arith" and cfg.data.source != "generated":
+        problems.append("data=arith is generated: set data.source=generated")
+    if cfg.data.name != "arith" and cfg.data.source == "generated":
+        problems.append(f"data={cfg.data.name} has no generator: use data.source=local or hub")
+    if cfg.data.source == "local" and cfg.data.name != "arith" and not cfg.data.test_path:
+        problems.append(f"data={cfg.data.name} with source=local needs data.test_path (a JSONL file)")
+    if "{problem}" not in cfg.data.prompt_template and not cfg.data.use_chat_template:
+        problems.append("data.prompt_template must contain '{problem}'")
+    if problems:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
