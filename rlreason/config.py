@@ -29,7 +29,9 @@ class ArithConfig:
 @dataclass
 class DataConfig:
     name: str = MISSING  # arith | gsm8k | math
-    # local: read train_path/test_path (JSONL, or parquet for math); hub: `datasets.load_dataset`.
+    # Each split is read from its local path when set (JSONL, or parquet for math), else from the hub
+    # through `datasets.load_dataset` (train: hub_id/hub_config; test: hub_test_id or hub_id).
+    # source=generated is the arith task (no files).
     source: str = "local"
     train_path: str | None = None
     test_path: str | None = None
@@ -263,8 +265,11 @@ def validate(cfg: Any) -> None:
         problems.append("data=arith is generated: set data.source=generated")
     if cfg.data.name != "arith" and cfg.data.source == "generated":
         problems.append(f"data={cfg.data.name} has no generator: use data.source=local or hub")
-    if cfg.data.source == "local" and cfg.data.name != "arith" and not cfg.data.test_path:
-        problems.append(f"data={cfg.data.name} with source=local needs data.test_path (a JSONL file)")
+    if cfg.data.name != "arith":
+        for split in ("train", "test"):
+            hub = cfg.data.hub_test_id or cfg.data.hub_id if split == "test" else cfg.data.hub_id
+            if not getattr(cfg.data, f"{split}_path") and not hub:
+                problems.append(f"data.{split}_path is unset and there is no hub id to fall back on")
     if "{problem}" not in cfg.data.prompt_template and not cfg.data.use_chat_template:
         problems.append("data.prompt_template must contain '{problem}'")
     if problems:
