@@ -21,8 +21,47 @@ class Episode:
     finish_reason: str
     reward: float = 0.0
     reason: str = ""  # grader verdict: correct / wrong / no_answer / truncated / timeout
+    extracted: str | None = None  # the answer the grader read from the text (for maj@n)
     advantages: list[float] = field(default_factory=list)  # per response token, filled by the algo
     returns: list[float] = field(default_factory=list)  # ppo: per-token value targets
 
 
 Group = list[Episode]
+
+
+class Roller:
+    """Questions -> graded groups through the engine. Also the `rollout_fn` the curriculum calls."""
+
+    def __init__(self, engine, tokenizer, grader, *, task: str, template: str, use_chat_template: bool,
+                 temperature: float, top_p: float, max_new_tokens: int):
+        from rlreason.data.prompts import format_prompt
+
+        self.engine, self.tokenizer, self.grader, self.task = engine, tokenizer, grader, task
+        self._format = lambda q: format_prompt(q, template, tokenizer, use_chat_template)
+        self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
+        self.version = 0  # policy version the engine must hold; the loop bumps it after each sync
+        self.seed = 0  # base seed for this call; the loop sets it per iteration and phase
+        self.generated = 0  # responses generated so far (the compute the curriculum spends shows here)
+        self._prompt_ids: dict[str, list[int]] = {}
+
+    def prompt_ids(self, q: Question) -> list[int]:
+        if q.id not in self._prompt_ids:
+            self._prompt_ids[q.id] = self.tokenizer(self._format(q))["input_ids"]
+        return self._prompt_ids[q.id]
+
+    def __call__(self, questions: list[Question], n: int, temperature: float | None = None) -> list[Group]:
+        from rlreason.engine.base import SamplingParams
+
+        temperature = self.temperature if temperature is None else temperature
+        params = SamplingParams(n=n, temperature=temperature, top_p=self.top_p if temperature > 0 else 1.0,
+                                max_tokens=self.max_new_tokens, seed=self.seed)
+        self.seed += 1  # a second call in the same phase must not replay the same samples
+        prompts = [self.prompt_ids(q) for q in questions]
+        outs = self.engine.generate(prompts, params, version=self.version)
+        self.generated += n * len(questions)
+        flat = [(q, p, c) for q, p, cs in zip(questions, prompts, outs) for c in cs]
+        verdicts = self.grader.grade([c.text for _, _, c in flat], [q.answer for q, _, _ in flat],
+                                     [c.finish_reason == "length" for _, _, c in flat])
+        episodes = [Episode(q, p, list(c.token_ids), list(c.logprobs), c.text, c.finish_reason, v.reward, v.reason,
+                            extracted=v.extracted) for (q, p, c), v in zip(flat, verdicts)]
+        return [episodes[i * n:(i + 1) * n] for i in range(len(questions))]

@@ -1,0 +1,107 @@
+"""VinePPO: Monte-Carlo value estimates at every reasoning-step boundary (Kazemnejad et al., 2024).
+
+For each trajectory, split the response into steps; the state s_t is the prompt plus the first t steps.
+V(s_t) is the mean reward of K continuations sampled from s_t with the current policy, V(terminal) = 0,
+and step t's advantage A_t = r_t + V(s_{t+1}) - V(s_t) (gamma = 1, r_t = outcome reward on the last step)
+is given to every token of step t. No critic is trained.
+
+Cost is where VinePPO lives or dies, so: identical states across the batch (the N samples of a question
+all share s_0, and often their first steps) are estimated once, and every continuation of the
+iteration goes to the engine in one batched call, so the engine's prefix cache sees the shared prefixes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rlreason.engine.base import Engine, SamplingParams
+from rlreason.reward import Grader
+from rlreason.rollout import Episode
+from rlreason.segment import step_token_ends, token_char_offsets
+
+
+@dataclass
+class StepPlan:
+    """Where one episode's steps start and end (token indices into response_ids)."""
+
+    starts: list[int]
+    ends: list[int]
+    char_starts: list[int]  # response text offset where each step starts (for grading continuations)
+
+
+def plan_steps(ep: Episode, tokenizer, task: str, max_steps: int | None) -> StepPlan:
+    offsets = token_char_offsets(tokenizer, ep.response_ids)
+    ends = step_token_ends(ep.text, offsets, task) if ep.response_ids else [0]
+    if max_steps is not None and len(ends) > max_steps:
+        # Merge neighbouring steps evenly so that at most `max_steps` values are estimated.
+        ends = [ends[round((i + 1) * len(ends) / max_steps) - 1] for i in range(max_steps)]
+    starts = [0] + ends[:-1]
+    char_starts = [offsets[s - 1][1] if s > 0 else 0 for s in starts]
+    return StepPlan(starts, ends, char_starts)
+
+
+def step_advantages(values: list[float], reward: float) -> list[float]:
+    """A_t = r_t + V(s_{t+1}) - V(s_t) with V(s_T) = 0 and the reward on the last step."""
+    n = len(values)
+    return [(reward if t == n - 1 else 0.0) + (values[t + 1] if t + 1 < n else 0.0) - values[t] for t in range(n)]
+
+
+def assign_vineppo_advantages(
+    episodes: list[Episode], engine: Engine, grader: Grader, tokenizer, *, task: str, k: int,
+    temperature: float, top_p: float, max_new_tokens: int, max_steps: int | None, seed: int | None,
+    version: int | None,
+) -> dict[str, float]:
+    """Fill `ep.advantages` for every episode with MC step advantages; return MC metrics."""
+    plans = [plan_steps(ep, tokenizer, task, max_steps) for ep in episodes]
+
+    # Deduplicate states by their exact token prefix: same prefix, same value.
+    state_index: dict[tuple[int, ...], int] = {}
+    states: list[list[int]] = []
+    state_meta: list[tuple[int, int]] = []  # (episode, step) that first produced each state
+    episode_states: list[list[int]] = []
+    for e, (ep, plan) in enumerate(zip(episodes, plans)):
+        ids = []
+        for t, start in enumerate(plan.starts):
+            key = tuple(ep.prompt_ids) + tuple(ep.response_ids[:start])
+            if key not in state_index:
+                state_index[key] = len(states)
+                states.append(list(key))
+                state_meta.append((e, t))
+            ids.append(state_index[key])
+        episode_states.append(ids)
+
+    params = SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed)
+    outs = engine.continue_from(states, params, version=version)
+
+    # Grade every continuation as a full response: the trajectory's text up to the state + continuation.
+    # A continuation that runs past the trajectory's own token budget counts as truncated.
+    texts, golds, truncated = [], [], []
+    for s, conts in enumerate(outs):
+        e, t = state_meta[s]
+        ep, start = episodes[e], plans[e].starts[t]
+        prefix_text = ep.text[: plans[e].char_starts[t]]
+        for c in conts:
+            texts.append(prefix_text + c.text)
+            golds.append(ep.question.answer)
+            truncated.append(c.finish_reason == "length" or start + len(c.token_ids) > max_new_tokens)
+    verdicts = grader.grade(texts, golds, truncated)
+    values = [sum(v.reward for v in verdicts[s * k:(s + 1) * k]) / k for s in range(len(states))]
+
+    n_steps = 0
+    for ep, plan, ids in zip(episodes, plans, episode_states):
+        step_adv = step_advantages([values[i] for i in ids], ep.reward)
+        ep.advantages = [0.0] * len(ep.response_ids)
+        for a, start, end in zip(step_adv, plan.starts, plan.ends):
+            ep.advantages[start:end] = [a] * (end - start)
+        n_steps += len(ids)
+
+    mc_tokens = sum(len(c.token_ids) for conts in outs for c in conts)
+    return {
+        "mc/states": float(n_steps),
+        "mc/unique_states": float(len(states)),
+        "mc/dedup_ratio": n_steps / max(len(states), 1),
+        "mc/continuations": float(len(states) * k),
+        "mc/tokens": float(mc_tokens),
+        "mc/value_mean": sum(values) / max(len(values), 1),
+        "mc/steps_per_episode": n_steps / max(len(episodes), 1),
+    }

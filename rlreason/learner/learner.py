@@ -1,0 +1,205 @@
+"""The torch learner: owns the trainable weights, computes log-probs, applies PPO-style updates.
+
+One update = recompute old log-probs (and reference log-probs, values) with the current weights, then
+`epochs` passes over shuffled minibatches, each minibatch accumulated over micro-batches. Log-probs are
+computed at the temperature the engine sampled with, so ratios compare like with like.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from collections.abc import Iterator
+
+import torch
+from transformers import AutoModelForCausalLM, get_scheduler
+
+from rlreason.algo.advantages import gae
+from rlreason.algo.losses import clipped_policy_loss, clipped_value_loss, k3_kl
+from rlreason.learner.batch import Batch, pack, unpack
+from rlreason.learner.critic import ValueModel
+from rlreason.rollout import Episode
+
+
+class TrainingDiverged(RuntimeError):
+    """Too many consecutive non-finite updates."""
+
+
+def token_logprobs(model, batch: Batch, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """log pi(token_{i+1} | prefix) at `temperature` and the per-position entropy, both [B, L-1]."""
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1].float()
+    logp_all = torch.log_softmax(logits / temperature, dim=-1)
+    logp = logp_all.gather(-1, batch.input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logp, entropy
+
+
+class Learner:
+    def __init__(self, model_path: str, cfg, algo_cfg, *, device: str, dtype: torch.dtype, total_updates: int,
+                 pad_id: int, temperature: float, seed: int = 0, gradient_checkpointing: bool = False,
+                 init_path: str | None = None):
+        """`model_path` is the starting model (reference and critic backbone); `init_path`, when
+        resuming, holds the policy weights to continue from."""
+        self.cfg, self.algo, self.device, self.pad_id, self.temperature = cfg, algo_cfg, device, pad_id, temperature
+        self.autocast = dtype != torch.float32 and device != "cpu"
+        load_dtype = torch.float32  # master weights in fp32; bf16 only through autocast on GPU
+        self.policy = AutoModelForCausalLM.from_pretrained(init_path or model_path, dtype=load_dtype).to(device)
+        if gradient_checkpointing:
+            self.policy.gradient_checkpointing_enable()
+        self.ref = None
+        if algo_cfg.kl_coef > 0:
+            self.ref = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device).eval()
+            self.ref.requires_grad_(False)
+        self.critic = ValueModel(model_path).to(device) if algo_cfg.name == "ppo" else None
+        params = [{"params": self.policy.parameters(), "lr": cfg.lr}]
+        if self.critic is not None:
+            params.append({"params": self.critic.parameters(), "lr": algo_cfg.critic_lr or cfg.lr})
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+        schedule = {"linear": "linear", "constant": "constant_with_warmup", "cosine": "cosine"}[cfg.schedule]
+        self.scheduler = get_scheduler(schedule, self.optimizer, num_warmup_steps=int(cfg.warmup_ratio * total_updates),
+                                       num_training_steps=max(total_updates, 1))
+        self.rng = random.Random(seed)  # minibatch shuffles; its state is checkpointed
+        self.version = 0  # bumped after every applied update; the engine must be synced to it
+        self.bad_updates = 0  # consecutive non-finite updates
+        self.skipped_updates = 0  # total, for logging
+
+    # ----------------------------------------------------------------- inference helpers
+    def _ctx(self):
+        return torch.autocast(self.device, dtype=torch.bfloat16) if self.autocast else torch.autocast("cpu", enabled=False)
+
+    def _micro_batches(self, episodes: list[Episode]) -> Iterator[tuple[list[Episode], Batch]]:
+        step = self.cfg.micro_batch_size
+        for i in range(0, len(episodes), step):
+            chunk = episodes[i : i + step]
+            yield chunk, pack(chunk, self.pad_id).to(self.device)
+
+    @torch.no_grad()
+    def logprobs(self, episodes: list[Episode], model=None) -> list[list[float]]:
+        model = model or self.policy
+        out = []
+        with self._ctx():
+            for chunk, batch in self._micro_batches(episodes):
+                logp, _ = token_logprobs(model, batch, self.temperature)
+                out += unpack(logp, chunk)
+        return out
+
+    @torch.no_grad()
+    def values(self, episodes: list[Episode]) -> list[list[float]]:
+        out = []
+        with self._ctx():
+            for chunk, batch in self._micro_batches(episodes):
+                out += unpack(self.critic(batch.input_ids, batch.attention_mask), chunk)
+        return out
+
+    def named_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
+        for name, tensor in self.policy.state_dict().items():
+            yield name, tensor.detach()
+
+    # ----------------------------------------------------------------- the update
+    def update(self, episodes: list[Episode]) -> dict[str, float]:
+        """Apply `epochs` x (len / minibatch) optimizer steps. Episodes must carry advantages
+        (ppo: they are computed here from the critic with GAE)."""
+        old_logp = self.logprobs(episodes)
+        ref_logp = self.logprobs(episodes, self.ref) if self.ref is not None else None
+        old_values = self.values(episodes) if self.critic is not None else None
+        if old_values is not None:
+            for ep, v in zip(episodes, old_values):
+                rewards = [0.0] * len(ep.response_ids)
+                if rewards:
+                    rewards[-1] = ep.reward
+                ep.advantages, ep.returns = gae(rewards, v, self.algo.gamma, self.algo.lam)
+        metrics: dict[str, list[float]] = defaultdict(list)
+        metrics["logprob_mismatch"].append(_mismatch(episodes, old_logp))
+
+        order = list(range(len(episodes)))
+        mb = self.cfg.minibatch_size
+        for _ in range(self.cfg.epochs):
+            self.rng.shuffle(order)
+            for start in range(0, len(order), mb):
+                idx = order[start : start + mb]
+                for k, v in self._step(episodes, idx, old_logp, ref_logp, old_values).items():
+                    metrics[k].append(v)
+        return {k: sum(v) / len(v) for k, v in metrics.items() if v}
+
+    def _step(self, episodes, idx, old_logp, ref_logp, old_values) -> dict[str, float]:
+        eps = [episodes[i] for i in idx]
+        n_tokens = float(sum(len(ep.response_ids) for ep in eps)) or 1.0
+        if self.algo.whiten_advantages:
+            # Whiten over the whole minibatch, not per micro-batch.
+            flat = torch.tensor([a for ep in eps for a in ep.advantages])
+            mean, std = flat.mean().item(), flat.std().item() if flat.numel() > 1 else 1.0
+        stats: dict[str, float] = defaultdict(float)
+        self.optimizer.zero_grad(set_to_none=True)
+        for lo in range(0, len(idx), self.cfg.micro_batch_size):
+            sub = idx[lo : lo + self.cfg.micro_batch_size]
+            chunk = [episodes[i] for i in sub]
+            batch = pack(chunk, self.pad_id).to(self.device)
+            old = _aligned([old_logp[i] for i in sub], chunk, batch).to(self.device)
+            adv = batch.advantages
+            if self.algo.whiten_advantages:
+                adv = (adv - mean) / (std + 1e-8) * batch.response_mask
+            with self._ctx():
+                logp, entropy = token_logprobs(self.policy, batch, self.temperature)
+                mask = batch.response_mask
+                loss, info = clipped_policy_loss(logp, old, adv, mask, self.algo.clip_eps, n_tokens)
+                stats["pg_loss"] += loss.item()
+                if ref_logp is not None:
+                    ref = _aligned([ref_logp[i] for i in sub], chunk, batch).to(self.device)
+                    kl = (k3_kl(logp, ref) * mask).sum() / n_tokens
+                    loss = loss + self.algo.kl_coef * kl
+                    stats["kl_ref"] += kl.item()
+                if self.algo.entropy_coef:
+                    loss = loss - self.algo.entropy_coef * (entropy * mask).sum() / n_tokens
+                if self.critic is not None:
+                    values = self.critic(batch.input_ids, batch.attention_mask)
+                    old_v = _aligned([old_values[i] for i in sub], chunk, batch).to(self.device)
+                    vloss = clipped_value_loss(values, old_v, batch.returns, mask, self.algo.value_clip, n_tokens)
+                    loss = loss + self.algo.vf_coef * vloss
+                    stats["value_loss"] += vloss.item()
+            w = mask.sum().item() / n_tokens
+            stats["entropy"] += ((entropy.detach() * mask).sum() / mask.sum().clamp(min=1)).item() * w
+            stats["clip_frac"] += info["clip_frac"] * w
+            loss.backward()
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip).item()
+        if not (math.isfinite(grad_norm) and math.isfinite(stats["pg_loss"])):
+            # Skip, count, and stop the run if it keeps happening: a NaN step would poison the weights.
+            self.optimizer.zero_grad(set_to_none=True)
+            self.bad_updates += 1
+            self.skipped_updates += 1
+            if self.bad_updates >= self.cfg.max_bad_updates:
+                raise TrainingDiverged(f"{self.bad_updates} consecutive updates had a non-finite loss or gradient")
+            return {"skipped_update": 1.0}
+        self.optimizer.step()
+        self.scheduler.step()
+        self.bad_updates = 0
+        self.version += 1
+        return {**stats, "grad_norm": grad_norm, "lr": self.scheduler.get_last_lr()[0], "skipped_update": 0.0}
+
+    # ----------------------------------------------------------------- checkpoint state
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "version": self.version, "skipped_updates": self.skipped_updates,
+                "rng": self.rng.getstate()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.version, self.skipped_updates = state["version"], state["skipped_updates"]
+        self.rng.setstate(state["rng"])
+
+
+def _aligned(per_episode: list[list[float]], chunk: list[Episode], batch: Batch) -> torch.Tensor:
+    """Scatter per-episode response values into the batch's [B, L-1] layout."""
+    out = torch.zeros_like(batch.response_mask, device="cpu")
+    for i, (vals, ep) in enumerate(zip(per_episode, chunk)):
+        p = len(ep.prompt_ids)
+        out[i, p - 1 : p - 1 + len(vals)] = torch.tensor(vals)
+    return out
+
+
+def _mismatch(episodes: list[Episode], learner_logp: list[list[float]]) -> float:
+    """Mean |engine log-prob - learner log-prob| over sampled tokens: a broken weight sync shows here."""
+    diffs = [abs(a - b) for ep, lp in zip(episodes, learner_logp) for a, b in zip(ep.logprobs, lp)]
+    return sum(diffs) / max(len(diffs), 1)

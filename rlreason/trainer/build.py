@@ -1,0 +1,181 @@
+"""Build the rooms of a run (data, model, engine, grader, learner, store, curriculum, logger) and restore
+them from the run dir's last checkpoint when resuming.
+
+Everything that can be checked without compute is checked first, so a bad run fails in seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+
+from rlreason.config import ConfigError
+from rlreason.trainer import checkpoint
+
+# Changing any of these between a checkpoint and a resume makes the checkpoint incompatible.
+FINGERPRINT_KEYS = ("model.name", "model.path", "algo.name", "data.name")
+
+
+@dataclass
+class Run:
+    cfg: Any
+    run_dir: Path
+    tokenizer: Any
+    train: list
+    eval_questions: list
+    engine: Any
+    grader: Any
+    roller: Any
+    learner: Any
+    store: Any
+    sampler: Any
+    logger: Any
+    start_iteration: int = 0
+    state: dict[str, Any] = field(default_factory=dict)  # history that survives resume (evals, wall clock)
+
+
+def fingerprint(cfg) -> dict[str, Any]:
+    return {k: OmegaConf.select(cfg, k) for k in FINGERPRINT_KEYS}
+
+
+def check_run_dir(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write_probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"output dir {run_dir} is not writable ({e.strerror}); set hydra.run.dir=... "
+                          "to a writable location") from e
+
+
+def find_checkpoint(cfg, run_dir: Path) -> tuple[Path, dict] | None:
+    found = checkpoint.load_latest(run_dir / "checkpoints")
+    if cfg.resume == "never" and found:
+        raise ConfigError(f"{run_dir} already holds checkpoints and resume=never; use resume=auto to continue "
+                          "it, or pick a fresh run dir with run_name=...")
+    if cfg.resume == "must" and not found:
+        raise ConfigError(f"resume=must but {run_dir}/checkpoints holds no checkpoint")
+    if found:
+        saved = found[1]["fingerprint"]
+        now = fingerprint(cfg)
+        diff = {k: (saved.get(k), now[k]) for k in now if saved.get(k) != now[k]}
+        if diff:
+            lines = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items())
+            raise ConfigError(f"checkpoint {found[0]} is incompatible with this config ({lines}); use another "
+                              "run_name=... for a new run")
+    return found
+
+
+def resolve_device(cfg) -> tuple[str, torch.dtype]:
+    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but no CUDA device is visible; use device=cpu or device=auto")
+    name = cfg.model.dtype if cfg.model.dtype != "auto" else ("bfloat16" if device == "cuda" else "float32")
+    return device, getattr(torch, name)
+
+
+def load_tokenizer(cfg, model_path: str):
+    from transformers import AutoConfig, AutoTokenizer
+
+    tok_path = cfg.model.tokenizer or model_path
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(tok_path)
+        model_config = AutoConfig.from_pretrained(model_path)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot load model/tokenizer from {model_path!r}: {e}") from e
+    if len(tokenizer) > model_config.vocab_size:
+        raise ConfigError(f"tokenizer {tok_path} has {len(tokenizer)} tokens but model {model_path} has a "
+                          f"vocabulary of {model_config.vocab_size}: they do not belong together "
+                          "(set model.tokenizer to the model's own tokenizer)")
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def iterations_updates(cfg) -> int:
+    episodes = cfg.trainer.questions_per_iteration * cfg.rollout.samples_per_question
+    return cfg.trainer.iterations * cfg.learner.epochs * max(episodes // cfg.learner.minibatch_size, 1)
+
+
+def build(cfg, run_dir: Path) -> Run:
+    from rlreason.curriculum import StatsStore, make_sampler
+    from rlreason.data import load_questions
+    from rlreason.engine import make_engine
+    from rlreason.learner.learner import Learner
+    from rlreason.logger import Logger
+    from rlreason.model.load import resolve_model_path
+    from rlreason.reward import Grader
+    from rlreason.rollout import Roller
+
+    check_run_dir(run_dir)
+    found = find_checkpoint(cfg, run_dir)
+    train, test = load_questions(cfg.data)
+    if not train or not test:
+        raise ConfigError(f"data={cfg.data.name}: the train split has {len(train)} and the test split "
+                          f"{len(test)} questions; both must be non-empty")
+    eval_questions = test[: cfg.trainer.eval_max_questions] if cfg.trainer.eval_max_questions else test
+    if cfg.curriculum.name == "learnability" and len(train) < cfg.curriculum.pool_factor * cfg.trainer.questions_per_iteration:
+        raise ConfigError(f"curriculum pool ({cfg.curriculum.pool_factor} x {cfg.trainer.questions_per_iteration}) "
+                          f"is larger than the train split ({len(train)} questions)")
+
+    model_path = resolve_model_path(cfg.model, os.path.expanduser(cfg.cache_dir))
+    tokenizer = load_tokenizer(cfg, model_path)
+    device, dtype = resolve_device(cfg)
+    policy_path = str(found[0] / "policy") if found else model_path
+
+    engine = make_engine(cfg.engine, policy_path, tokenizer, dtype=str(dtype).removeprefix("torch."),
+                         seed=cfg.seed, max_model_len=cfg.model.max_model_len)
+    grader = Grader(cfg.data.name, timeout_s=cfg.reward.timeout_s, workers=cfg.reward.workers)
+    roller = Roller(engine, tokenizer, grader, task=cfg.data.name, template=cfg.data.prompt_template,
+                    use_chat_template=cfg.data.use_chat_template, temperature=cfg.rollout.temperature,
+                    top_p=cfg.rollout.top_p, max_new_tokens=cfg.rollout.max_new_tokens)
+    learner = Learner(model_path, cfg.learner, cfg.algo, device=device, dtype=dtype,
+                      total_updates=iterations_updates(cfg), pad_id=tokenizer.pad_token_id,
+                      temperature=cfg.rollout.temperature, seed=cfg.seed,
+                      gradient_checkpointing=cfg.model.gradient_checkpointing, init_path=policy_path)
+    run_id = hashlib.sha1(f"{cfg.run_name}|{run_dir.resolve()}".encode()).hexdigest()[:16]
+    store = StatsStore(run_dir / "stats.sqlite", run_id)
+    sampler = make_sampler(cfg.curriculum, train, store, cfg.seed)
+    logger = Logger(cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True))
+
+    run = Run(cfg, run_dir, tokenizer, train, eval_questions, engine, grader, roller, learner, store, sampler,
+              logger, state={"evals": [], "wall_clock_s": 0.0, "phase_seconds": {}})
+    if found:
+        path, state = found
+        run.start_iteration = state["iteration"]
+        learner.load_state_dict(state["learner"])
+        if learner.critic is not None:
+            learner.critic.load(path / "critic.safetensors")
+        sampler.load_state_dict(state["sampler"])
+        random.setstate(state["python_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        run.state = state["history"]
+        roller.version = engine.version = learner.version
+        logger.print(f"Resuming {run_dir} from {path.name} (iteration {run.start_iteration})")
+    else:
+        random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+    # Rows of iterations after the checkpoint belong to work that is about to be redone.
+    store.truncate_after(run.start_iteration)
+    return run
+
+
+def save_checkpoint(run: Run, iteration: int) -> Path:
+    state = {
+        "iteration": iteration,
+        "fingerprint": fingerprint(run.cfg),
+        "learner": run.learner.state_dict(),
+        "sampler": run.sampler.state_dict(),
+        "python_rng": random.getstate(),
+        "torch_rng": torch.get_rng_state(),
+        "history": run.state,
+    }
+    return checkpoint.save(run.run_dir / "checkpoints", iteration, run.learner.policy, state, run.learner.critic)

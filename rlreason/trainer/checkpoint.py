@@ -1,0 +1,90 @@
+"""Atomic checkpoints: write everything into a temp dir, fsync, then one rename.
+
+A crash or a full disk during a write leaves the previous checkpoint untouched and loadable; the temp
+dir is cleaned up on the next start. `latest` is a convenience pointer; the iter_* dirs are the truth.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+PREFIX = "iter_"
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def _fsync_tree(path: Path) -> None:
+    for p in sorted(path.rglob("*")):
+        if p.is_file():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save(ckpt_root: Path, iteration: int, policy, state: dict[str, Any], critic=None, keep: int = 2) -> Path:
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    final = ckpt_root / f"{PREFIX}{iteration:06d}"
+    tmp = ckpt_root / f".tmp-{PREFIX}{iteration:06d}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        policy.save_pretrained(tmp / "policy", safe_serialization=True)
+        if critic is not None:
+            critic.save(tmp / "critic.safetensors")
+        torch.save(state, tmp / "trainer_state.pt")
+        _fsync_tree(tmp)
+        if final.exists():  # re-saving the same iteration (e.g. the final one): replace atomically
+            old = ckpt_root / f".old-{final.name}-{os.getpid()}"
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    pointer = ckpt_root / ".latest.tmp"
+    pointer.write_text(final.name)
+    pointer.replace(ckpt_root / "latest")
+    for old in list_checkpoints(ckpt_root)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(ckpt_root: Path) -> list[Path]:
+    if not ckpt_root.exists():
+        return []
+    dirs = [p for p in ckpt_root.iterdir() if p.is_dir() and p.name.startswith(PREFIX)]
+    return sorted(dirs, key=lambda p: int(p.name[len(PREFIX):]))
+
+
+def cleanup_partial(ckpt_root: Path) -> None:
+    """Remove temp dirs left by a write that was killed."""
+    if ckpt_root.exists():
+        for p in ckpt_root.iterdir():
+            if p.name.startswith((".tmp-", ".old-", ".latest.tmp")):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def load_latest(ckpt_root: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint that loads, or None. A corrupt newest one falls back to the previous."""
+    cleanup_partial(ckpt_root)
+    for path in reversed(list_checkpoints(ckpt_root)):
+        try:
+            state = torch.load(path / "trainer_state.pt", weights_only=False)
+        except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is skipped, loudly
+            print(f"rlreason: checkpoint {path} is unreadable ({e}); trying the previous one")
+            continue
+        return path, state
+    return None

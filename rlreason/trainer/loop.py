@@ -1,0 +1,192 @@
+"""The training loop. One iteration, top to bottom:
+
+    sample questions (curriculum) -> roll out N responses each (engine) -> grade (reward)
+    -> advantages (algo) -> PPO update (learner) -> push weights into the engine (sync)
+    -> periodic eval -> stats store commit -> checkpoint
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from tqdm import tqdm
+
+from rlreason.algo import assign_outcome_advantages, assign_vineppo_advantages
+from rlreason.curriculum import Attempt
+from rlreason.trainer.build import Run, build, save_checkpoint
+from rlreason.trainer.evaluate import evaluate
+
+
+class Phases:
+    """Wall-clock seconds per phase; grading time is split out of whichever phase it happened in."""
+
+    def __init__(self, grader, seconds: dict[str, float]):
+        self.grader, self.seconds = grader, defaultdict(float, seconds)
+
+    @contextmanager
+    def __call__(self, name: str):
+        t0, g0 = time.perf_counter(), self.grader.seconds
+        yield
+        graded = self.grader.seconds - g0
+        self.seconds[name] += time.perf_counter() - t0 - graded
+        self.seconds["grading"] += graded
+
+
+def seed_for(base: int, iteration: int, phase: int) -> int:
+    """Distinct, reproducible sampling seeds per (run seed, iteration, phase): resume replays exactly."""
+    return (base * 1_000_003 + iteration * 101 + phase) % (2**31 - 1)
+
+
+def attempts(groups, iteration: int, phase: str, version: int) -> list[Attempt]:
+    return [Attempt(ep.question.id, iteration, phase, ep.reward, len(ep.response_ids), version)
+            for g in groups for ep in g]
+
+
+def run_eval(run: Run, iteration: int, phases: Phases) -> dict[str, float]:
+    t = run.cfg.trainer
+    run.roller.seed = seed_for(run.cfg.seed, iteration, 9)
+    with phases("eval"):
+        metrics, groups = evaluate(run.roller, run.eval_questions, t.eval_samples, t.eval_temperature, t.eval_greedy)
+    run.store.add(attempts(groups, iteration, "eval", run.learner.version))
+    rows = [[ep.question.problem, ep.text, ep.question.answer, ep.reward] for g in groups[: run.cfg.logger.log_samples]
+            for ep in g[:1]]
+    run.logger.table("eval/samples", ["problem", "response", "gold", "reward"], rows, iteration)
+    run.state["evals"].append({"iteration": iteration, **metrics})
+    return metrics
+
+
+def train_iteration(run: Run, it: int, phases: Phases) -> dict[str, float]:
+    cfg, roller, learner = run.cfg, run.roller, run.learner
+    n = cfg.rollout.samples_per_question
+    roller.seed = seed_for(cfg.seed, it, 0)
+
+    with phases("selection"):
+        generated_before = roller.generated
+        sel = run.sampler.next_batch(it, cfg.trainer.questions_per_iteration, n, roller)
+        selection_rollouts = roller.generated - generated_before
+    with phases("rollout"):
+        groups = sel.groups if sel.groups is not None else roller(sel.questions, n)
+    episodes = [ep for g in groups for ep in g]
+    metrics = {**sel.metrics, "curriculum/selection_rollouts": float(selection_rollouts),
+               "curriculum/train_rollouts": float(len(episodes))}
+
+    with phases("mc" if cfg.algo.name == "vineppo" else "advantages"):
+        if cfg.algo.name == "vineppo":
+            metrics |= assign_vineppo_advantages(
+                episodes, run.engine, run.grader, run.tokenizer, task=cfg.data.name, k=cfg.algo.mc_rollouts,
+                temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
+                max_new_tokens=cfg.rollout.max_new_tokens, max_steps=cfg.algo.mc_max_steps,
+                seed=seed_for(cfg.seed, it, 1), version=learner.version)
+        elif cfg.algo.name in ("grpo", "rloo"):
+            metrics |= assign_outcome_advantages(cfg.algo.name, groups, cfg.algo.normalize_std)
+
+    with phases("learner"):
+        metrics |= {f"learner/{k}": v for k, v in learner.update(episodes).items()}
+    with phases("sync"):
+        run.engine.sync_weights(learner.named_weights(), learner.version)
+        roller.version = learner.version
+
+    run.store.add(attempts(groups, it, "train", learner.version))
+    rewards = [ep.reward for ep in episodes]
+    advs = [a for ep in episodes for a in ep.advantages]
+    metrics |= {
+        "train/reward": sum(rewards) / len(rewards),
+        "train/response_tokens": sum(len(ep.response_ids) for ep in episodes) / len(episodes),
+        "train/truncated": sum(ep.finish_reason == "length" for ep in episodes) / len(episodes),
+        "adv/mean": sum(advs) / max(len(advs), 1),
+        "adv/abs_mean": sum(abs(a) for a in advs) / max(len(advs), 1),
+    }
+    return metrics
+
+
+def write_summary(run: Run, final: dict[str, float] | None) -> Path:
+    evals = run.state["evals"]
+    acc = [e["eval/accuracy"] for e in evals]
+    summary = {
+        "start_accuracy": acc[0] if acc else None,
+        "final_accuracy": acc[-1] if acc else None,
+        "best_accuracy": max(acc) if acc else None,
+        "accuracy_metric": "greedy" if run.cfg.trainer.eval_greedy else f"mean@{run.cfg.trainer.eval_samples}",
+        "eval_questions": len(run.eval_questions),
+        "iterations": evals[-1]["iteration"] if evals else 0,
+        "wall_clock_s": round(run.state["wall_clock_s"], 1),
+        "phase_seconds": {k: round(v, 2) for k, v in run.state["phase_seconds"].items()},
+        "skipped_updates": run.learner.skipped_updates,
+        "final_eval": final or (evals[-1] if evals else {}),
+        "evals": evals,
+    }
+    path = run.run_dir / "summary.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2))
+    tmp.replace(path)
+    return path
+
+
+def train(cfg, run_dir: Path | None = None) -> Path:
+    run_dir = Path(run_dir or HydraConfig.get().runtime.output_dir)
+    run = build(cfg, run_dir)
+    t, log = cfg.trainer, run.logger
+    phases = Phases(run.grader, run.state["phase_seconds"])
+    start_clock = time.perf_counter() - run.state["wall_clock_s"]
+    try:
+        if run.start_iteration >= t.iterations:
+            log.print(f"Nothing to train: {run_dir} already finished iteration {run.start_iteration} of "
+                      f"{t.iterations}. Raise trainer.iterations to continue, or use a new run_name.")
+        else:
+            _loop(run, phases, start_clock)
+        path = write_summary(run, None)
+        _report(run, path)
+        return path
+    finally:
+        log.close()
+        run.engine.close()
+        run.grader.close()
+        run.store.close()
+
+
+def _loop(run: Run, phases: Phases, start_clock: float) -> None:
+    cfg, t, log = run.cfg, run.cfg.trainer, run.logger
+    log.print(f"[bold]rlreason[/bold] algo={cfg.algo.name} data={cfg.data.name} model={cfg.model.name} "
+              f"engine={cfg.engine.name} curriculum={cfg.curriculum.name} -> {run.run_dir}")
+    if run.start_iteration == 0:
+        m = run_eval(run, 0, phases)
+        run.store.commit(0)
+        log.log(m, 0)
+        log.print(f"iteration 0 (start): held-out accuracy {m['eval/accuracy']:.1%}")
+    bar = tqdm(range(run.start_iteration + 1, t.iterations + 1), initial=run.start_iteration, total=t.iterations,
+               desc="train", disable=not t.progress, dynamic_ncols=True)
+    for it in bar:
+        metrics = train_iteration(run, it, phases)
+        if it % t.eval_every == 0 or it == t.iterations:
+            metrics |= run_eval(run, it, phases)
+            bar.write(f"iteration {it}: held-out accuracy {metrics['eval/accuracy']:.1%} "
+                      f"(train reward {metrics['train/reward']:.2f})")
+        run.store.commit(it)
+        run.state["wall_clock_s"] = time.perf_counter() - start_clock
+        run.state["phase_seconds"] = dict(phases.seconds)
+        metrics |= {f"time/{k}": v for k, v in phases.seconds.items()}
+        if it % t.checkpoint_every == 0 or it == t.iterations:
+            with phases("checkpoint"):
+                save_checkpoint(run, it)
+        log.log(metrics, it)
+        bar.set_postfix(reward=f"{metrics['train/reward']:.2f}", refresh=False)
+
+
+def _report(run: Run, path: Path) -> None:
+    s = json.loads(path.read_text())
+    log = run.logger
+    if s["start_accuracy"] is not None:
+        delta = 100 * (s["final_accuracy"] - s["start_accuracy"])
+        log.print(f"Held-out accuracy ({s['accuracy_metric']}, {s['eval_questions']} {run.cfg.data.name} test "
+                  f"questions): {s['start_accuracy']:.1%} at the start -> {s['final_accuracy']:.1%} after "
+                  f"{s['iterations']} iterations ({delta:+.1f} points; best {s['best_accuracy']:.1%}) "
+                  f"in {s['wall_clock_s'] / 60:.1f} min.")
+        total = sum(s["phase_seconds"].values()) or 1.0
+        parts = ", ".join(f"{k} {v / total:.0%}" for k, v in sorted(s["phase_seconds"].items(), key=lambda kv: -kv[1]))
+        log.print(f"Time by phase: {parts}")
+    print(path)
