@@ -255,6 +255,10 @@ def validate(cfg: Any) -> None:
         problems.append(f"algo={cfg.algo.name} needs rollout.samples_per_question >= 2 for a group baseline")
     if cfg.curriculum.name == "learnability" and cfg.curriculum.n_select < 2:
         problems.append("curriculum.n_select must be >= 2 to estimate p(1-p)")
+    if cfg.curriculum.window < 1:
+        problems.append(f"curriculum.window={cfg.curriculum.window} must be >= 1")
+    if cfg.curriculum.max_refill_rounds < 0:
+        problems.append(f"curriculum.max_refill_rounds={cfg.curriculum.max_refill_rounds} must be >= 0")
     if not 0 <= cfg.curriculum.explore_frac <= 1:
         problems.append(f"curriculum.explore_frac={cfg.curriculum.explore_frac} must be in [0, 1]")
     if not 0 <= cfg.curriculum.skip_prob <= 1:

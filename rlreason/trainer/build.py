@@ -154,6 +154,8 @@ def build(cfg, run_dir: Path) -> Run:
         learner.load_state_dict(state["learner"])
         if learner.critic is not None:
             learner.critic.load(path / "critic.safetensors")
+        # The store must match the checkpoint before the sampler reads its history.
+        store.truncate_after(run.start_iteration)
         sampler.load_state_dict(state["sampler"])
         random.setstate(state["python_rng"])
         torch.set_rng_state(state["torch_rng"])
@@ -161,10 +163,9 @@ def build(cfg, run_dir: Path) -> Run:
         roller.version = engine.version = learner.version
         logger.print(f"Resuming {run_dir} from {path.name} (iteration {run.start_iteration})")
     else:
+        store.truncate_after(-1)  # a run killed before its first checkpoint starts its store afresh
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
-    # Rows of iterations after the checkpoint belong to work that is about to be redone.
-    store.truncate_after(run.start_iteration)
     return run
 
 

@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from tqdm import tqdm
 
 from rlreason.algo import assign_outcome_advantages, assign_vineppo_advantages
-from rlreason.curriculum import Attempt
+from rlreason.curriculum import attempts_from_groups as attempts
 from rlreason.trainer.build import Run, build, save_checkpoint
 from rlreason.trainer.evaluate import evaluate
 
@@ -40,11 +40,6 @@ class Phases:
 def seed_for(base: int, iteration: int, phase: int) -> int:
     """Distinct, reproducible sampling seeds per (run seed, iteration, phase): resume replays exactly."""
     return (base * 1_000_003 + iteration * 101 + phase) % (2**31 - 1)
-
-
-def attempts(groups, iteration: int, phase: str, version: int) -> list[Attempt]:
-    return [Attempt(ep.question.id, iteration, phase, ep.reward, len(ep.response_ids), version)
-            for g in groups for ep in g]
 
 
 def run_eval(run: Run, iteration: int, phases: Phases) -> dict[str, float]:
