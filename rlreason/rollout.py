@@ -38,6 +38,7 @@ class Roller:
 
         self.engine, self.tokenizer, self.grader, self.task = engine, tokenizer, grader, task
         self._format = lambda q: format_prompt(q, template, tokenizer, use_chat_template)
+        self._special = not use_chat_template  # a chat template already writes BOS
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
         self.version = 0  # policy version the engine must hold; the loop bumps it after each sync
         self.seed = 0  # base seed for this call; the loop sets it per iteration and phase
@@ -46,7 +47,7 @@ class Roller:
 
     def prompt_ids(self, q: Question) -> list[int]:
         if q.id not in self._prompt_ids:
-            self._prompt_ids[q.id] = self.tokenizer(self._format(q))["input_ids"]
+            self._prompt_ids[q.id] = self.tokenizer(self._format(q), add_special_tokens=self._special)["input_ids"]
         return self._prompt_ids[q.id]
 
     def __call__(self, questions: list[Question], n: int, temperature: float | None = None) -> list[Group]:

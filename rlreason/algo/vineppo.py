@@ -13,11 +13,14 @@ iteration goes to the engine in one batched call, so the engine's prefix cache s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rlreason.engine.base import Engine, SamplingParams
-from rlreason.reward import Grader
 from rlreason.rollout import Episode
 from rlreason.segment import step_token_ends, token_char_offsets
+
+if TYPE_CHECKING:
+    from rlreason.reward import Grader
 
 
 @dataclass
@@ -40,6 +43,30 @@ def plan_steps(ep: Episode, tokenizer, task: str, max_steps: int | None) -> Step
     return StepPlan(starts, ends, char_starts)
 
 
+def dedup_states(episodes: list[Episode], plans: list[StepPlan]
+                 ) -> tuple[list[list[int]], list[tuple[int, int]], list[list[int]]]:
+    """Unique states by exact token prefix (same prefix, same value).
+
+    Returns the unique prefixes, the (episode, step) that first produced each, and for every episode
+    the state index of each of its steps.
+    """
+    index: dict[tuple[int, ...], int] = {}
+    states: list[list[int]] = []
+    first: list[tuple[int, int]] = []
+    per_episode: list[list[int]] = []
+    for e, (ep, plan) in enumerate(zip(episodes, plans)):
+        ids = []
+        for t, start in enumerate(plan.starts):
+            key = tuple(ep.prompt_ids) + tuple(ep.response_ids[:start])
+            if key not in index:
+                index[key] = len(states)
+                states.append(list(key))
+                first.append((e, t))
+            ids.append(index[key])
+        per_episode.append(ids)
+    return states, first, per_episode
+
+
 def step_advantages(values: list[float], reward: float) -> list[float]:
     """A_t = r_t + V(s_{t+1}) - V(s_t) with V(s_T) = 0 and the reward on the last step."""
     n = len(values)
@@ -54,21 +81,7 @@ def assign_vineppo_advantages(
     """Fill `ep.advantages` for every episode with MC step advantages; return MC metrics."""
     plans = [plan_steps(ep, tokenizer, task, max_steps) for ep in episodes]
 
-    # Deduplicate states by their exact token prefix: same prefix, same value.
-    state_index: dict[tuple[int, ...], int] = {}
-    states: list[list[int]] = []
-    state_meta: list[tuple[int, int]] = []  # (episode, step) that first produced each state
-    episode_states: list[list[int]] = []
-    for e, (ep, plan) in enumerate(zip(episodes, plans)):
-        ids = []
-        for t, start in enumerate(plan.starts):
-            key = tuple(ep.prompt_ids) + tuple(ep.response_ids[:start])
-            if key not in state_index:
-                state_index[key] = len(states)
-                states.append(list(key))
-                state_meta.append((e, t))
-            ids.append(state_index[key])
-        episode_states.append(ids)
+    states, state_meta, episode_states = dedup_states(episodes, plans)
 
     params = SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed)
     outs = engine.continue_from(states, params, version=version)

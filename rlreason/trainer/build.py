@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,23 @@ class Run:
     logger: Any
     start_iteration: int = 0
     state: dict[str, Any] = field(default_factory=dict)  # history that survives resume (evals, wall clock)
+
+
+class TimedGrader:
+    """The grader, counting the seconds spent in it (the loop reports grading as its own phase)."""
+
+    def __init__(self, grader):
+        self.grader, self.seconds = grader, 0.0
+
+    def grade(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return self.grader.grade(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    def close(self) -> None:
+        self.grader.close()
 
 
 def fingerprint(cfg) -> dict[str, Any]:
@@ -133,7 +151,7 @@ def build(cfg, run_dir: Path) -> Run:
 
     engine = make_engine(cfg.engine, policy_path, tokenizer, dtype=str(dtype).removeprefix("torch."),
                          seed=cfg.seed, max_model_len=cfg.model.max_model_len)
-    grader = Grader(cfg.data.name, timeout_s=cfg.reward.timeout_s, workers=cfg.reward.workers)
+    grader = TimedGrader(Grader(cfg.data.name, timeout_s=cfg.reward.timeout_s, workers=cfg.reward.workers))
     roller = Roller(engine, tokenizer, grader, task=cfg.data.name, template=cfg.data.prompt_template,
                     use_chat_template=cfg.data.use_chat_template, temperature=cfg.rollout.temperature,
                     top_p=cfg.rollout.top_p, max_new_tokens=cfg.rollout.max_new_tokens)

@@ -1,0 +1,180 @@
+"""Question sets: GSM8K and MATH from local files or the HF hub, arith from its generator.
+
+Every row is checked as it is read, so a malformed file fails here, naming the file and line, before any
+model is loaded. Ids are content hashes, so the same question has the same id whether it came from a
+local copy or the hub, on any machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from rlreason.data.arith import ArithSpec, generate_splits
+from rlreason.data.record import DataError, Question
+from rlreason.reward.extract import last_boxed
+
+Row = dict[str, Any]
+_CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's `<<48/2=24>>` annotations
+_LEVEL = re.compile(r"(?:Level\s*)?(\d+)")
+
+
+def load_questions(data_cfg: Any) -> tuple[list[Question], list[Question]]:
+    """(train, test) for `data_cfg` (a DataConfig node or dataclass), cut to max_train / max_test."""
+    if data_cfg.name == "arith":
+        a = data_cfg.arith
+        spec = ArithSpec(a.min_steps, a.max_steps, a.modulus, a.ops)
+        train, test = generate_splits(a.n_train, a.n_test, spec, a.seed)
+    elif data_cfg.name in PARSERS:
+        train, test = _load_split(data_cfg, "train"), _load_split(data_cfg, "test")
+    else:
+        raise ValueError(f"data.name={data_cfg.name!r}: no loader (expected arith, {', '.join(PARSERS)})")
+    return _prefix(train, data_cfg.max_train), _prefix(test, data_cfg.max_test)
+
+
+def _prefix(questions: list[Question], n: int | None) -> list[Question]:
+    return questions if n is None else questions[:n]
+
+
+def _load_split(cfg: Any, split: str) -> list[Question]:
+    origin = getattr(cfg, f"{split}_path")
+    if origin and cfg.source != "hub":
+        rows = read_rows(origin)
+    else:
+        # The test split comes from hub_test_id/hub_test_config when a separate test set is named,
+        # else from the train dataset (and its config).
+        own_test = split == "test" and cfg.hub_test_id
+        origin = cfg.hub_test_id if own_test else cfg.hub_id
+        config = cfg.hub_test_config if own_test else cfg.hub_config
+        if not origin:
+            raise DataError(f"data.{split}_path is unset and there is no hub id for the {split} split")
+        rows = hub_rows(origin, config, getattr(cfg, f"{split}_split"))
+    parse = PARSERS[cfg.name]
+    questions, seen = [], set()
+    for where, row in rows:
+        q = parse(row, where)
+        if q.id in seen:  # a repeated problem still gets its own id (the stats store keys on it)
+            q = replace(q, id=f"{q.id}-{len(questions)}")
+        seen.add(q.id)
+        questions.append(q)
+    if not questions:
+        raise DataError(f"{origin}: no rows in the {split} split")
+    return questions
+
+
+# --- row sources: each yields (where, row), `where` being what an error message points at ---
+
+
+def read_rows(path: str | Path) -> Iterator[tuple[str, Row]]:
+    """Rows of a JSONL file (or parquet, by extension) with their `file:line` locations."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if path.suffix == ".parquet":
+        yield from _parquet_rows(path)
+        return
+    empty = True
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{n}: bad JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
+            empty = False
+            yield f"{path}:{n}", row
+    if empty:
+        raise DataError(f"{path}: empty file, no rows")
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[str, Row]]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises several types for a corrupt file
+        raise DataError(f"{path}: unreadable parquet ({e})") from None
+    for n, row in enumerate(table.to_pylist(), 1):
+        yield f"{path}: row {n}", row
+
+
+def hub_rows(hub_id: str, config: str | None, split: str) -> Iterator[tuple[str, Row]]:
+    """Rows of a hub dataset. No config on a dataset that has several (hendrycks_math has one per
+    subject, and no default) means all of them, in the hub's order."""
+    import datasets
+
+    configs: list[str | None] = [config]
+    if config is None:
+        names = datasets.get_dataset_config_names(hub_id)
+        if len(names) > 1 and "default" not in names:
+            configs = list(names)
+    for c in configs:
+        ds = datasets.load_dataset(hub_id, c, split=split)
+        name = f"{hub_id}{'/' + c if c else ''} [{split}]"
+        for n, row in enumerate(ds, 1):
+            yield f"{name} row {n}", row
+
+
+# --- per-dataset row parsers ---
+
+
+def _field(row: Row, key: str, where: str, required: bool = True) -> str | None:
+    value = row.get(key)
+    if value is None:
+        if required:
+            raise DataError(f"{where}: missing field {key!r} (has {', '.join(sorted(row)) or 'no fields'})")
+        return None
+    if not isinstance(value, str):
+        raise DataError(f"{where}: field {key!r} should be a string, got {type(value).__name__}")
+    if required and not value.strip():
+        raise DataError(f"{where}: field {key!r} is empty")
+    return value
+
+
+def _hash_id(prefix: str, text: str) -> str:
+    return f"{prefix}-{hashlib.sha1(text.encode()).hexdigest()[:12]}"
+
+
+def parse_gsm8k(row: Row, where: str) -> Question:
+    problem, answer = _field(row, "question", where), _field(row, "answer", where)
+    assert problem is not None and answer is not None
+    if "####" not in answer:
+        raise DataError(f"{where}: field 'answer' has no '#### N' final-answer line")
+    gold = answer.rsplit("####", 1)[1].strip().replace(",", "")
+    if not gold:
+        raise DataError(f"{where}: nothing after '####' in field 'answer'")
+    return Question(id=_hash_id("gsm8k", problem), problem=problem, answer=gold,
+                    solution=_CALCULATOR.sub("", answer), source="gsm8k")
+
+
+def parse_math(row: Row, where: str) -> Question:
+    problem, solution = _field(row, "problem", where), _field(row, "solution", where)
+    assert problem is not None and solution is not None
+    gold = _field(row, "answer", where, required=False) or last_boxed(solution)
+    if not gold:
+        raise DataError(f"{where}: no 'answer' field and no \\boxed{{...}} in 'solution'")
+    subject = _field(row, "subject", where, required=False) or _field(row, "type", where, required=False)
+    uid = _field(row, "unique_id", where, required=False)
+    return Question(id=f"math-{uid}" if uid else _hash_id("math", problem), problem=problem, answer=gold,
+                    solution=solution, level=_level(row.get("level"), where), source="math",
+                    meta={"subject": subject} if subject else {})
+
+
+def _level(value: Any, where: str) -> int | None:
+    if value is None or isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        m = _LEVEL.fullmatch(value.strip())
+        return int(m.group(1)) if m else None  # MATH train has a few "Level ?"
+    raise DataError(f"{where}: field 'level' should be an int or 'Level N', got {type(value).__name__}")
+
+
+PARSERS: dict[str, Callable[[Row, str], Question]] = {"gsm8k": parse_gsm8k, "math": parse_math}
