@@ -122,9 +122,12 @@ def write_summary(run: Run, final: dict[str, float] | None) -> Path:
     return path
 
 
-def train(cfg, run_dir: Path | None = None) -> Path:
+def train(cfg, run_dir: Path | None = None, engine=None) -> Path:
+    """Train to `cfg.trainer.iterations` (resuming from the run dir's checkpoint); returns summary.json.
+
+    `engine`: an already running engine to use instead of starting one (it is left open)."""
     run_dir = Path(run_dir or HydraConfig.get().runtime.output_dir)
-    run = build(cfg, run_dir)
+    run = build(cfg, run_dir, engine)
     t, log = cfg.trainer, run.logger
     phases = Phases(run.grader, run.state["phase_seconds"])
     start_clock = time.perf_counter() - run.state["wall_clock_s"]
@@ -139,7 +142,8 @@ def train(cfg, run_dir: Path | None = None) -> Path:
         return path
     finally:
         log.close()
-        run.engine.close()
+        if engine is None:
+            run.engine.close()
         run.grader.close()
         run.store.close()
 
