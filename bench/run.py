@@ -22,6 +22,8 @@ import torch
 
 SECTIONS: dict[str, str] = {  # name -> module with run()
     "engine": "bench.engine",
+    "iteration": "bench.iteration",
+    "store": "bench.store",
 }
 RESULTS = Path(__file__).parent / "results"
 

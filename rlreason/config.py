@@ -8,7 +8,9 @@ Cross-field checks that a type cannot express live in `validate()`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import difflib
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -202,9 +204,50 @@ CHOICES = {
 }
 
 
+def _schema_keys(cls: type, prefix: str = "") -> dict[str, type]:
+    """Every dotted key of the schema rooted at dataclass `cls`, with its declared type."""
+    out: dict[str, type] = {}
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        t = hints[f.name]
+        out[prefix + f.name] = t
+        if is_dataclass(t):
+            out |= _schema_keys(t, f"{prefix}{f.name}.")
+    return out
+
+
+def unknown_keys(cfg: Any, cls: type | None = None, prefix: str = "") -> list[str]:
+    """Keys of `cfg` the schema does not have. Hydra's `+key=value` appends to a structured config
+    without complaint; an unused key is a typo that would silently change nothing."""
+    cls = cls or Config
+    names = {f.name for f in fields(cls)}
+    hints = typing.get_type_hints(cls)
+    out: list[str] = []
+    for key in cfg.keys() if hasattr(cfg, "keys") else []:
+        if not prefix and key == "hydra":
+            continue
+        if key not in names:
+            out.append(f"{prefix}{key}")
+        elif is_dataclass(hints[key]):
+            out += unknown_keys(cfg[key], hints[key], f"{prefix}{key}.")
+    return out
+
+
+def suggest(key: str) -> str:
+    """' (did you mean X?)' for a mistyped dotted key, or ''."""
+    close = difflib.get_close_matches(key, list(_schema_keys(Config)), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def validate(cfg: Any) -> None:
     """Cross-field checks that types cannot express. Raises ConfigError listing every problem."""
     problems: list[str] = []
+    if hasattr(cfg, "keys"):  # a DictConfig (a Config dataclass has no stray keys by construction)
+        for key in unknown_keys(cfg):
+            problems.append(f"unknown config key {key}{suggest(key)}: it is not in the schema "
+                            "(rlreason/config.py), so it would change nothing")
+        if problems:  # the checks below read known keys only; report the typos first
+            raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
 
     def get(path: str) -> Any:
         node = cfg
@@ -214,7 +257,9 @@ def validate(cfg: Any) -> None:
 
     for path, allowed in CHOICES.items():
         if get(path) not in allowed:
-            problems.append(f"{path}={get(path)!r} is not one of {', '.join(allowed)}")
+            close = difflib.get_close_matches(str(get(path)), allowed, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            problems.append(f"{path}={get(path)!r} is not one of {', '.join(allowed)}{hint}")
 
     def positive(path: str, minimum: float = 1) -> None:
         if get(path) is None or get(path) < minimum:
@@ -230,6 +275,23 @@ def validate(cfg: Any) -> None:
         problems.append(f"rollout.temperature={cfg.rollout.temperature} must be > 0 (PPO ratios need a sampling distribution)")
     if not 0 < cfg.rollout.top_p <= 1:
         problems.append(f"rollout.top_p={cfg.rollout.top_p} must be in (0, 1]")
+    for path in ("trainer.eval_max_questions", "data.max_train", "data.max_test"):
+        if get(path) is not None and get(path) < 1:
+            problems.append(f"{path}={get(path)} must be >= 1, or null for all")
+    if not cfg.reward.timeout_s > 0:
+        problems.append(f"reward.timeout_s={cfg.reward.timeout_s} must be > 0 (the hard deadline per graded response)")
+    if cfg.reward.workers < 1:
+        problems.append(f"reward.workers={cfg.reward.workers} must be >= 1")
+    if cfg.engine.hf_batch_size < 1 or cfg.engine.max_num_seqs < 1:
+        problems.append(f"engine.hf_batch_size={cfg.engine.hf_batch_size} and engine.max_num_seqs="
+                        f"{cfg.engine.max_num_seqs} must be >= 1")
+    if not 0 < cfg.engine.gpu_memory_utilization <= 1:
+        problems.append(f"engine.gpu_memory_utilization={cfg.engine.gpu_memory_utilization} must be in (0, 1]")
+    if not cfg.learner.grad_clip > 0:
+        problems.append(f"learner.grad_clip={cfg.learner.grad_clip} must be > 0")
+    if cfg.rollout.max_new_tokens >= cfg.model.max_model_len:
+        problems.append(f"rollout.max_new_tokens={cfg.rollout.max_new_tokens} leaves no room for the prompt in "
+                        f"model.max_model_len={cfg.model.max_model_len}; lower it or raise model.max_model_len")
     if cfg.learner.lr <= 0:
         problems.append(f"learner.lr={cfg.learner.lr} must be > 0")
     if not 0 <= cfg.learner.warmup_ratio < 1:

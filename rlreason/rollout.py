@@ -42,7 +42,6 @@ class Roller:
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
         self.version = 0  # policy version the engine must hold; the loop bumps it after each sync
         self.seed = 0  # base seed for this call; the loop sets it per iteration and phase
-        self.generated = 0  # responses generated so far (the compute the curriculum spends shows here)
         self._prompt_ids: dict[str, list[int]] = {}
 
     def prompt_ids(self, q: Question) -> list[int]:
@@ -59,7 +58,6 @@ class Roller:
         self.seed += 1  # a second call in the same phase must not replay the same samples
         prompts = [self.prompt_ids(q) for q in questions]
         outs = self.engine.generate(prompts, params, version=self.version)
-        self.generated += n * len(questions)
         flat = [(q, p, c) for q, p, cs in zip(questions, prompts, outs) for c in cs]
         verdicts = self.grader.grade([c.text for _, _, c in flat], [q.answer for q, _, _ in flat],
                                      [c.finish_reason == "length" for _, _, c in flat])

@@ -8,18 +8,86 @@ The loop itself lives in rlreason.trainer.loop; this file only composes, validat
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from rlreason.config import ConfigError, register_configs, validate
+from rlreason.config import ConfigError, register_configs, suggest, validate
 
 register_configs()
+CONF = str(Path(__file__).resolve().parents[1] / "conf")
+
+# Exit status: 0 done, 2 bad input (config, data, run dir; the message says what to change),
+# 3 training diverged, 1 anything else (a bug: Hydra prints the traceback).
 
 
 def fail(message: str, code: int = 2) -> None:
     print(f"rlreason: {message}", file=sys.stderr)
     sys.exit(code)
+
+
+def preflight(args: list[str]) -> None:
+    """Compose and check the config the way Hydra's main will, before Hydra runs.
+
+    Hydra reports a mistyped key, value or group option itself, with exit status 1 (the status of a
+    crash), and fails with a traceback on an unwritable run dir. Here they become one message and
+    status 2, like every other input error. Flags (--multirun, --cfg, --help ...) are left to Hydra."""
+    if any(a.startswith("-") for a in args):
+        return
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=CONF, version_base=None):
+            cfg = compose("config", overrides=args, return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as e:
+        cause = e.__cause__
+        if isinstance(cause, ConfigAttributeError | ConfigKeyError) and getattr(cause, "full_key", None):
+            key = cause.full_key
+            fail(f"unknown config key {key}{suggest(key)}: see rlreason/config.py for the schema")
+        detail = f"\n{cause}" if isinstance(cause, OmegaConfBaseException) else ""
+        fail(f"{e}{detail}".split("\nConfig search path:")[0].rstrip())
+    try:
+        validate(cfg)
+    except ConfigError as e:
+        fail(str(e))
+    try:
+        run_dir = OmegaConf.select(cfg, "hydra.run.dir", throw_on_resolution_failure=True)
+    except OmegaConfBaseException:
+        return  # an interpolation only Hydra's main can resolve: its own checks apply
+    if run_dir and not cfg.dry_run:
+        _check_writable(Path(run_dir))
+
+
+def _check_writable(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write_probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        fail(f"output dir {run_dir} is not writable ({e.strerror}); set hydra.run.dir=... to a writable location")
+
+
+def scrub_saved_configs() -> None:
+    """Hydra saved the config and the command-line overrides under the run dir: take secrets out."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from rlreason.logger import scrub_text
+
+    hc = HydraConfig.get()
+    if not hc.output_subdir:
+        return
+    for path in (Path(hc.runtime.output_dir) / hc.output_subdir).glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        clean = scrub_text(text)
+        if clean != text:
+            tmp = path.with_suffix(".yaml.tmp")
+            tmp.write_text(clean, encoding="utf-8")
+            tmp.replace(path)
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="config")
@@ -28,6 +96,7 @@ def main(cfg: DictConfig) -> None:
         validate(cfg)
     except ConfigError as e:
         fail(str(e))
+    scrub_saved_configs()
     if cfg.dry_run:
         print(f"dry run: would train algo={cfg.algo.name} on data={cfg.data.name} with model={cfg.model.name} "
               f"(engine={cfg.engine.name}, curriculum={cfg.curriculum.name}) for {cfg.trainer.iterations} iterations")
@@ -47,4 +116,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    preflight(sys.argv[1:])
     main()

@@ -79,8 +79,12 @@ def read_rows(path: str | Path) -> Iterator[tuple[str, Row]]:
         yield from _parquet_rows(path)
         return
     empty = True
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:  # line by line, so a bad byte is reported at its line (utf-8-sig: a leading BOM is fine)
+                line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{n}: not UTF-8 text (byte {e.start} of the line); is this a JSONL file?") from None
             if not line.strip():
                 continue
             try:

@@ -23,7 +23,9 @@ from multiprocessing.connection import Connection, wait
 from rlreason.reward.extract import ORDER, extract_answer
 
 REASONS = ("correct", "wrong", "no_answer", "truncated", "timeout", "error")
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)")
+# ASCII digits only: `\d` would also take look-alikes (fullwidth "８", Arabic-Indic "٨"), which Decimal
+# reads as 8 but math-verify does not; the same response must get the same grade on either path.
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)", re.ASCII)
 _MAX_STARTUP_FAILURES = 3  # workers dying before they are ready: a broken environment, not bad input
 
 

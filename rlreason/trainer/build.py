@@ -21,7 +21,7 @@ from rlreason.config import ConfigError
 from rlreason.trainer import checkpoint
 
 # Changing any of these between a checkpoint and a resume makes the checkpoint incompatible.
-FINGERPRINT_KEYS = ("model.name", "model.path", "algo.name", "data.name")
+FINGERPRINT_KEYS = ("model.name", "model.path", "algo.name", "data.name", "curriculum.name")
 
 
 @dataclass
@@ -84,7 +84,8 @@ def find_checkpoint(cfg, run_dir: Path) -> tuple[Path, dict] | None:
     if found:
         saved = found[1]["fingerprint"]
         now = fingerprint(cfg)
-        diff = {k: (saved.get(k), now[k]) for k in now if saved.get(k) != now[k]}
+        # A key the checkpoint predates is not compared (older checkpoints stay resumable).
+        diff = {k: (saved[k], now[k]) for k in now if k in saved and saved[k] != now[k]}
         if diff:
             lines = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items())
             raise ConfigError(f"checkpoint {found[0]} is incompatible with this config ({lines}); use another "
@@ -142,8 +143,12 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
                           f"{len(test)} questions; both must be non-empty")
     eval_questions = test[: cfg.trainer.eval_max_questions] if cfg.trainer.eval_max_questions else test
     if cfg.curriculum.name == "learnability" and len(train) < cfg.curriculum.pool_factor * cfg.trainer.questions_per_iteration:
-        raise ConfigError(f"curriculum pool ({cfg.curriculum.pool_factor} x {cfg.trainer.questions_per_iteration}) "
-                          f"is larger than the train split ({len(train)} questions)")
+        raise ConfigError(f"curriculum pool (curriculum.pool_factor={cfg.curriculum.pool_factor} x "
+                          f"trainer.questions_per_iteration={cfg.trainer.questions_per_iteration}) is larger than "
+                          f"the train split ({len(train)} questions); lower one of them or use more training data")
+    if cfg.trainer.questions_per_iteration > len(train):
+        raise ConfigError(f"trainer.questions_per_iteration={cfg.trainer.questions_per_iteration} is larger than "
+                          f"the train split ({len(train)} questions)")
 
     try:
         model_path = resolve_model_path(cfg.model, os.path.expanduser(cfg.cache_dir))
@@ -179,13 +184,19 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
             learner.critic.load(path / "critic.safetensors")
         # The store must match the checkpoint before the sampler reads its history.
         store.truncate_after(run.start_iteration)
-        sampler.load_state_dict(state["sampler"])
+        logger.truncate_after(run.start_iteration)
+        try:
+            sampler.load_state_dict(state["sampler"])
+        except (ValueError, KeyError) as e:  # another curriculum, or another train split, than the checkpoint's
+            raise ConfigError(f"checkpoint {path} cannot resume with this config: {e}; use the checkpoint's "
+                              "curriculum and data, or another run_name=... for a new run") from e
         random.setstate(state["python_rng"])
         torch.set_rng_state(state["torch_rng"])
         run.state = state["history"]
         logger.print(f"Resuming {run_dir} from {path.name} (iteration {run.start_iteration})")
     else:
         store.truncate_after(-1)  # a run killed before its first checkpoint starts its store afresh
+        logger.truncate_after(-1)  # ... and its metrics
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
     # The engine starts from exactly the learner's weights, whatever it held before (0.02 s on CPU).

@@ -61,14 +61,11 @@ def train_iteration(run: Run, it: int, phases: Phases) -> dict[str, float]:
     roller.seed = seed_for(cfg.seed, it, 0)
 
     with phases("selection"):
-        generated_before = roller.generated
         sel = run.sampler.next_batch(it, cfg.trainer.questions_per_iteration, n, roller)
-        selection_rollouts = roller.generated - generated_before
     with phases("rollout"):
         groups = sel.groups if sel.groups is not None else roller(sel.questions, n)
     episodes = [ep for g in groups for ep in g]
-    metrics = {**sel.metrics, "curriculum/selection_rollouts": float(selection_rollouts),
-               "curriculum/train_rollouts": float(len(episodes))}
+    metrics = dict(sel.metrics)  # curriculum/*: hit histograms, learnability, rollouts spent on selection
 
     with phases("mc" if cfg.algo.name == "vineppo" else "advantages"):
         if cfg.algo.name == "vineppo":
@@ -169,10 +166,12 @@ def _loop(run: Run, phases: Phases, start_clock: float) -> None:
         run.state["wall_clock_s"] = time.perf_counter() - start_clock
         run.state["phase_seconds"] = dict(phases.seconds)
         metrics |= {f"time/{k}": v for k, v in phases.seconds.items()}
+        # Log before checkpointing: a kill in between redoes (and re-logs) the iteration, and resume
+        # drops the rows after the checkpoint, so metrics.jsonl holds every iteration exactly once.
+        log.log(metrics, it)
         if it % t.checkpoint_every == 0 or it == t.iterations:
             with phases("checkpoint"):
                 save_checkpoint(run, it)
-        log.log(metrics, it)
         bar.set_postfix(reward=f"{metrics['train/reward']:.2f}", refresh=False)
 
 

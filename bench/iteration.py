@@ -1,0 +1,241 @@
+"""Iteration benchmark: seconds per training iteration and per phase, VinePPO vs PPO vs GRPO, in one process.
+
+    python -m bench.run iteration        (or via `make bench`, which calls run())
+
+Each algorithm gets the default config (conf/config.yaml: embedded tiny model, data=arith, engine=vllm,
+16 questions x 8 samples, VinePPO with its configured algo.mc_rollouts, and again as vineppo_k9 at the
+paper's K = 9 when that is not the configured K) with the same seed, so the uniform curriculum hands
+every algorithm the same questions and the same sampling seeds each iteration. One vLLM
+engine serves every Run (only one in-process vLLM engine may live in a process); before each Run's
+iteration its own learner's weights are pushed in (untimed), so the Runs interleave iteration by iteration
+and any drift in machine load hits every algorithm alike. WARMUP iterations, then TIMED iterations, each
+`train_iteration` + the store commit the loop does after it; no eval, no checkpoints.
+
+Figures are means per timed iteration (`_best` ratios: of the fastest iterations). Phases are the loop's own (rlreason.trainer.loop.Phases): grading
+is split out of the phase it happened in (rollout for all, mc for VinePPO); `other` is the rest of the
+iteration (store writes, metrics). After the first iteration the policies differ, so the responses (and
+VinePPO's states) differ a little between algorithms; the questions do not.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+
+from rlreason.config import register_configs, validate
+
+CONF = str(Path(__file__).resolve().parents[1] / "conf")
+ALGOS = ("vineppo", "ppo", "grpo")
+PAPER_K = 9  # VinePPO paper's K (Kazemnejad et al., 2024); ~5x PPO's iteration time at 1.1B
+WARMUP, TIMED = 1, 3
+PHASES = ("selection", "rollout", "mc", "advantages", "learner", "sync", "grading")
+# Only what a benchmark must change: no eval, no checkpoints, no progress bar. The rest is the default.
+COMMON = ["trainer.eval_every=1000000", "trainer.checkpoint_every=1000000", "trainer.progress=false",
+          "resume=never"]
+
+
+def compose_cfg(*overrides: str):
+    register_configs()
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        cfg = compose("config", overrides=[*COMMON, *overrides])
+    validate(cfg)
+    return cfg
+
+
+def variants(extra: tuple[str, ...]) -> dict[str, list[str]]:
+    """name -> overrides: the three algorithms, plus VinePPO at the paper's K when that is not the default."""
+    out = {algo: [f"algo={algo}", *extra] for algo in ALGOS}
+    if compose_cfg("algo=vineppo", *extra).algo.mc_rollouts != PAPER_K:
+        out[f"vineppo_k{PAPER_K}"] = ["algo=vineppo", *extra, f"algo.mc_rollouts={PAPER_K}"]
+    return out
+
+
+def start_engine(cfg):
+    from rlreason.engine import make_engine
+    from rlreason.model.load import resolve_model_path
+    from rlreason.trainer.build import load_tokenizer, resolve_device
+
+    model_path = resolve_model_path(cfg.model, Path(cfg.cache_dir).expanduser())
+    _, dtype = resolve_device(cfg)
+    t = time.perf_counter()
+    engine = make_engine(cfg.engine, model_path, load_tokenizer(cfg, model_path),
+                         dtype=str(dtype).removeprefix("torch."), seed=cfg.seed, max_model_len=cfg.model.max_model_len)
+    return engine, time.perf_counter() - t
+
+
+class TimedEngine:
+    """The shared engine, counting the seconds inside generate (rollouts) and continue_from (VinePPO's MC),
+    so the mc phase splits into engine time and the Python around it (step planning, dedup, texts)."""
+
+    def __init__(self, engine):
+        self.engine, self.seconds = engine, defaultdict(float)
+
+    def __getattr__(self, name: str):
+        return getattr(self.engine, name)
+
+    def _timed(self, key: str, fn, *args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.seconds[key] += time.perf_counter() - t
+
+    def generate(self, *args, **kwargs):
+        return self._timed("generate", self.engine.generate, *args, **kwargs)
+
+    def continue_from(self, *args, **kwargs):
+        return self._timed("continue_from", self.engine.continue_from, *args, **kwargs)
+
+
+def close(run) -> None:
+    """What `train()` closes, less the engine (shared, closed by the caller)."""
+    for part in (run.logger, run.grader, run.store):
+        try:
+            part.close()
+        except Exception as e:  # a benchmark reports; a failed close must not hide the other closes
+            print(f"[bench] closing {type(part).__name__}: {e}")
+
+
+def one_iteration(run, it: int, phases) -> tuple[float, dict[str, float], dict[str, float], list[str]]:
+    from rlreason.trainer.loop import train_iteration
+
+    # The engine is shared: give it this Run's weights first (a sync resets the prefix cache too, as the
+    # previous iteration's own sync would have). Untimed: the iteration's own sync is the timed one.
+    run.engine.sync_weights(run.learner.named_weights(), run.learner.version)
+    run.roller.version = run.learner.version
+    before, engine_before, stats_before = dict(phases.seconds), dict(run.engine.seconds), run.engine.stats()
+    t = time.perf_counter()
+    metrics = train_iteration(run, it, phases)
+    run.store.commit(it)
+    secs = time.perf_counter() - t
+    spent = {k: v - before.get(k, 0.0) for k, v in phases.seconds.items()}
+    spent |= {f"engine_{k}": v - engine_before.get(k, 0.0) for k, v in run.engine.seconds.items()}
+    stats = run.engine.stats()
+    queries = stats.get("prefix_cache_queries", 0.0) - stats_before.get("prefix_cache_queries", 0.0)
+    if queries:
+        metrics["engine/prefix_cache_hit_rate"] = (
+            stats.get("prefix_cache_hits", 0.0) - stats_before.get("prefix_cache_hits", 0.0)) / queries
+    questions = run.store.con.execute(  # which questions it trained on (committed just above)
+        "SELECT DISTINCT question FROM attempts WHERE iteration = ? AND phase = 'train' ORDER BY question",
+        (it,)).fetchall()
+    return secs, spent, metrics, [q for (q,) in questions]
+
+
+def summarise(name: str, cfg, secs: list[float], spent: list[dict[str, float]],
+              metrics: list[dict[str, float]]) -> dict[str, Any]:
+    mean = statistics.fmean
+    iter_s = mean(secs)
+    keys = sorted({p for s in spent for p in s if not p.startswith("engine_")})
+    phase_s = {p: mean(s.get(p, 0.0) for s in spent) for p in keys}
+    engine_s = {p: mean(s.get(f"engine_{p}", 0.0) for s in spent) for p in ("generate", "continue_from")}
+    out: dict[str, Any] = {f"{name}/iteration_s": iter_s, f"{name}/iteration_min_s": min(secs),
+                           f"{name}/iteration_s_each": " ".join(f"{s:.2f}" for s in secs)}
+    for p in [*PHASES, *(p for p in phase_s if p not in PHASES)]:
+        if p in phase_s:
+            out[f"{name}/{p}_s"] = phase_s[p]
+    out[f"{name}/other_s"] = iter_s - sum(phase_s.values())
+    out[f"{name}/sync_seconds"] = phase_s.get("sync", 0.0)
+    out[f"{name}/sync_fraction_of_iteration"] = phase_s.get("sync", 0.0) / iter_s
+    episodes = cfg.trainer.questions_per_iteration * cfg.rollout.samples_per_question
+    rollout_tokens = mean(m["train/response_tokens"] for m in metrics) * episodes
+    out[f"{name}/rollout_tokens"] = rollout_tokens
+    out[f"{name}/rollout_tokens_per_s"] = rollout_tokens / phase_s["rollout"] if phase_s.get("rollout") else 0.0
+    out[f"{name}/train_reward"] = mean(m["train/reward"] for m in metrics)
+    hits = [m["engine/prefix_cache_hit_rate"] for m in metrics if "engine/prefix_cache_hit_rate" in m]
+    out[f"{name}/prefix_cache_hit_rate"] = mean(hits) if hits else "not exposed"
+    if cfg.algo.name == "vineppo":
+        out[f"{name}/mc_rollouts"] = int(cfg.algo.mc_rollouts)
+        for key in ("states", "unique_states", "dedup_ratio", "continuations", "tokens", "steps_per_episode"):
+            out[f"{name}/mc_{key}"] = mean(m[f"mc/{key}"] for m in metrics)
+        # The mc phase (grading of the continuations excluded: that is the grading phase) = the engine's
+        # continue_from + the Python around it.
+        mc_s = phase_s.get("mc", 0.0)
+        out[f"{name}/mc_engine_s"] = engine_s["continue_from"]
+        out[f"{name}/mc_python_s"] = mc_s - engine_s["continue_from"]
+        out[f"{name}/mc_tokens_per_s"] = out[f"{name}/mc_tokens"] / mc_s if mc_s else 0.0
+        out[f"{name}/mc_engine_tokens_per_s"] = (out[f"{name}/mc_tokens"] / engine_s["continue_from"]
+                                                 if engine_s["continue_from"] else 0.0)
+        out[f"{name}/mc_fraction_of_iteration"] = mc_s / iter_s
+    return out
+
+
+def run(extra: tuple[str, ...] = (), warmup: int = WARMUP, timed: int = TIMED) -> dict[str, Any]:
+    """`extra`: Hydra overrides for every Run (tiny sizes while developing); the benchmark uses none."""
+    from rlreason.trainer.build import build
+    from rlreason.trainer.loop import Phases
+
+    plan = variants(extra)
+    cfgs = {name: compose_cfg(*ov) for name, ov in plan.items()}
+    base = next(iter(cfgs.values()))
+    shared, engine_start = start_engine(base)
+    engine = TimedEngine(shared)
+    runs: dict[str, Any] = {}
+    secs: dict[str, list[float]] = {n: [] for n in cfgs}
+    spent: dict[str, list[dict[str, float]]] = {n: [] for n in cfgs}
+    metrics: dict[str, list[dict[str, float]]] = {n: [] for n in cfgs}
+    questions: dict[str, list[list[str]]] = {n: [] for n in cfgs}
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-iteration-") as tmp:
+            try:
+                for name, cfg in cfgs.items():
+                    runs[name] = build(cfg, Path(tmp) / name, engine)
+                phases = {name: Phases(r.grader, {}) for name, r in runs.items()}
+                for it in range(1, warmup + timed + 1):
+                    for name, r in runs.items():
+                        s, p, m, q = one_iteration(r, it, phases[name])
+                        print(f"[bench] iteration {it} {name}: {s:.2f} s", flush=True)
+                        questions[name].append(q)
+                        if it > warmup:
+                            secs[name].append(s)
+                            spent[name].append(p)
+                            metrics[name].append(m)
+            finally:
+                for r in runs.values():
+                    close(r)
+    finally:
+        shared.close()
+
+    out: dict[str, Any] = {}
+    for name, cfg in cfgs.items():
+        out |= summarise(name, cfg, secs[name], spent[name], metrics[name])
+    for name in cfgs:
+        if name.startswith("vineppo"):
+            for other in ("ppo", "grpo"):
+                out[f"{name}_over_{other}"] = out[f"{name}/iteration_s"] / out[f"{other}/iteration_s"]
+                # On the fastest iterations: other work on a shared machine only ever slows one down.
+                out[f"{name}_over_{other}_best"] = out[f"{name}/iteration_min_s"] / out[f"{other}/iteration_min_s"]
+    first = questions[next(iter(cfgs))]
+    out["same_questions"] = str(all(q == first for q in questions.values()) and all(first))
+    c = base
+    out |= {
+        "config/model": f"{c.model.name} ({c.model.path})",
+        "config/data": c.data.name,
+        "config/engine": c.engine.name,
+        "config/seed": int(c.seed),
+        "config/questions_per_iteration": int(c.trainer.questions_per_iteration),
+        "config/samples_per_question": int(c.rollout.samples_per_question),
+        "config/max_new_tokens": int(c.rollout.max_new_tokens),
+        "config/minibatch_size": int(c.learner.minibatch_size),
+        "config/micro_batch_size": int(c.learner.micro_batch_size),
+        "config/epochs": int(c.learner.epochs),
+        "config/mc_rollouts": int(cfgs["vineppo"].algo.mc_rollouts),
+        "config/warmup_iterations": warmup,
+        "config/timed_iterations": timed,
+        "config/overrides": " ".join([*COMMON, *extra]),
+        "engine_start_s": engine_start,
+        "load_avg_1m_end": os.getloadavg()[0],  # the machine record has it at the start
+    }
+    return out
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(), indent=2))

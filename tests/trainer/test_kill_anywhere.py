@@ -1,0 +1,35 @@
+"""kill -9 at 13 moments of a real CPU run, resume each time, and get the uninterrupted run.
+
+Runs experiments/kill_anywhere.py (see its docstring for the kill targets and the checks): ~2-3 min.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_kill_anywhere_and_resume(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", RLREASON_CACHE=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "kill_anywhere.py"), "--kills", "13",
+                           "--iterations", "8", "--seed", "0", "--workdir", str(tmp_path / "work")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    print(proc.stdout[-6000:])
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["ok"] and summary["kills"] >= 10
+    landed = summary["landed"]
+    # the pause targets put a kill inside the store transaction and inside a checkpoint write, every time
+    assert landed.get("inside commit", 0) >= 1 and landed.get("inside checkpoint", 0) >= 1
+    assert len(landed) >= 5, landed  # and the others spread over the iteration's phases
+    for check in ("store_attempts_equal: True", "store_selections_equal: True", "weights_equal: True",
+                  "metrics_equal: True", "selected_questions_same: 8/8 iterations"):
+        assert f"check {check}" in proc.stdout
