@@ -24,7 +24,7 @@ run: setup
 	$(BIN)/python -m rlreason.run $(ARGS)
 
 test: setup
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	$(BIN)/python -m pytest $(or $(PYTEST_ARGS),-q -ra); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 lint: setup
