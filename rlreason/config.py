@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -187,6 +188,18 @@ def register_configs() -> None:
 
 class ConfigError(ValueError):
     """A config that composes but cannot run; the message says what to change."""
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """The output dir must be writable before anything is loaded or computed."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write_probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"output dir {run_dir} is not writable ({e.strerror}); set hydra.run.dir=... "
+                          "to a writable location") from e
 
 
 CHOICES = {

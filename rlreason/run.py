@@ -13,7 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from rlreason.config import ConfigError, register_configs, suggest, validate
+from rlreason.config import ConfigError, check_run_dir, register_configs, suggest, validate
 
 register_configs()
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
@@ -59,17 +59,10 @@ def preflight(args: list[str]) -> None:
     except OmegaConfBaseException:
         return  # an interpolation only Hydra's main can resolve: its own checks apply
     if run_dir and not cfg.dry_run:
-        _check_writable(Path(run_dir))
-
-
-def _check_writable(run_dir: Path) -> None:
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write_probe"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        fail(f"output dir {run_dir} is not writable ({e.strerror}); set hydra.run.dir=... to a writable location")
+        try:
+            check_run_dir(Path(run_dir))
+        except ConfigError as e:
+            fail(str(e))
 
 
 def scrub_saved_configs() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
-from rlreason.config import ConfigError
+from rlreason.config import ConfigError, check_run_dir
 from rlreason.trainer import checkpoint
 
 # Changing any of these between a checkpoint and a resume makes the checkpoint incompatible.
@@ -61,17 +61,6 @@ class TimedGrader:
 
 def fingerprint(cfg) -> dict[str, Any]:
     return {k: OmegaConf.select(cfg, k) for k in FINGERPRINT_KEYS}
-
-
-def check_run_dir(run_dir: Path) -> None:
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write_probe"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise ConfigError(f"output dir {run_dir} is not writable ({e.strerror}); set hydra.run.dir=... "
-                          "to a writable location") from e
 
 
 def find_checkpoint(cfg, run_dir: Path) -> tuple[Path, dict] | None:
