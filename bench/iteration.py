@@ -94,15 +94,6 @@ class TimedEngine:
         return self._timed("continue_from", self.engine.continue_from, *args, **kwargs)
 
 
-def close(run) -> None:
-    """What `train()` closes, less the engine (shared, closed by the caller)."""
-    for part in (run.logger, run.grader, run.store):
-        try:
-            part.close()
-        except Exception as e:  # a benchmark reports; a failed close must not hide the other closes
-            print(f"[bench] closing {type(part).__name__}: {e}")
-
-
 def one_iteration(run, it: int, phases) -> tuple[float, dict[str, float], dict[str, float], list[str]]:
     from rlreason.trainer.loop import train_iteration
 
@@ -198,7 +189,7 @@ def run(extra: tuple[str, ...] = (), warmup: int = WARMUP, timed: int = TIMED) -
                             metrics[name].append(m)
             finally:
                 for r in runs.values():
-                    close(r)
+                    r.close(close_engine=False)
     finally:
         shared.close()
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rlreason.data.prompts import format_prompt
 from rlreason.data.record import Question
+from rlreason.engine.base import SamplingParams
 
 
 @dataclass
@@ -34,8 +36,6 @@ class Roller:
 
     def __init__(self, engine, tokenizer, grader, *, task: str, template: str, use_chat_template: bool,
                  temperature: float, top_p: float, max_new_tokens: int):
-        from rlreason.data.prompts import format_prompt
-
         self.engine, self.tokenizer, self.grader, self.task = engine, tokenizer, grader, task
         self._format = lambda q: format_prompt(q, template, tokenizer, use_chat_template)
         self._special = not use_chat_template  # a chat template already writes BOS
@@ -50,8 +50,6 @@ class Roller:
         return self._prompt_ids[q.id]
 
     def __call__(self, questions: list[Question], n: int, temperature: float | None = None) -> list[Group]:
-        from rlreason.engine.base import SamplingParams
-
         temperature = self.temperature if temperature is None else temperature
         params = SamplingParams(n=n, temperature=temperature, top_p=self.top_p if temperature > 0 else 1.0,
                                 max_tokens=self.max_new_tokens, seed=self.seed)

@@ -41,6 +41,14 @@ class Run:
     start_iteration: int = 0
     state: dict[str, Any] = field(default_factory=dict)  # history that survives resume (evals, wall clock)
 
+    def close(self, close_engine: bool = True) -> None:
+        """Release what the run opened; an engine passed in by the caller stays the caller's."""
+        self.logger.close()
+        if close_engine:
+            self.engine.close()
+        self.grader.close()
+        self.store.close()
+
 
 class TimedGrader:
     """The grader, counting the seconds spent in it (the loop reports grading as its own phase)."""

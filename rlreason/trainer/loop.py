@@ -96,7 +96,7 @@ def train_iteration(run: Run, it: int, phases: Phases) -> dict[str, float]:
     return metrics
 
 
-def write_summary(run: Run, final: dict[str, float] | None) -> Path:
+def write_summary(run: Run) -> Path:
     evals = run.state["evals"]
     acc = [e["eval/accuracy"] for e in evals]
     summary = {
@@ -109,7 +109,7 @@ def write_summary(run: Run, final: dict[str, float] | None) -> Path:
         "wall_clock_s": round(run.state["wall_clock_s"], 1),
         "phase_seconds": {k: round(v, 2) for k, v in run.state["phase_seconds"].items()},
         "skipped_updates": run.learner.skipped_updates,
-        "final_eval": final or (evals[-1] if evals else {}),
+        "final_eval": evals[-1] if evals else {},
         "evals": evals,
     }
     path = run.run_dir / "summary.json"
@@ -134,15 +134,11 @@ def train(cfg, run_dir: Path | None = None, engine=None) -> Path:
                       f"{t.iterations}. Raise trainer.iterations to continue, or use a new run_name.")
         else:
             _loop(run, phases, start_clock)
-        path = write_summary(run, None)
+        path = write_summary(run)
         _report(run, path)
         return path
     finally:
-        log.close()
-        if engine is None:
-            run.engine.close()
-        run.grader.close()
-        run.store.close()
+        run.close(close_engine=engine is None)
 
 
 def _loop(run: Run, phases: Phases, start_clock: float) -> None:
