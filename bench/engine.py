@@ -1,7 +1,9 @@
 """Engine benchmark: the same work through engine=hf and engine=vllm, in one process.
 
 throughput  64 arith prompts x 8 samples x 64 new tokens at T = 1, eos ignored so both engines generate
-            exactly 64 tokens per sample.
+            exactly 64 tokens per sample. Unseeded on both engines (the same work); vLLM is also timed
+            with a seed per request, as the training loop sends them: per-request generators cost it
+            ~5% on CPU.
 mc          the VinePPO pattern: 16 trajectories x 4 cut points x K = 8 continuations of prompt + partial
             response, with vLLM's prefix cache on and off (a second engine, started after the first).
 sync        one weight push into the running vLLM engine, prefix-cache reset included (median of 5).
@@ -53,8 +55,8 @@ def warm_up(engine: Engine, prompts: list[list[int]]) -> None:
     engine.generate(prompts[:4], SamplingParams(n=2, max_tokens=8, seed=0))  # first-call allocations
 
 
-def tokens_per_s(engine: Engine, prompts: list[list[int]]) -> float:
-    params = SamplingParams(n=SAMPLES, temperature=1.0, max_tokens=NEW_TOKENS, ignore_eos=True, seed=0)
+def tokens_per_s(engine: Engine, prompts: list[list[int]], seed: int | None = None) -> float:
+    params = SamplingParams(n=SAMPLES, temperature=1.0, max_tokens=NEW_TOKENS, ignore_eos=True, seed=seed)
     warm_up(engine, prompts)
     best = float("inf")
     for _ in range(REPEATS):
@@ -118,6 +120,7 @@ def run() -> dict[str, Any]:
 
     vllm, vllm_start = start("vllm", path, tokenizer)
     vllm_tps = tokens_per_s(vllm, prompts)
+    vllm_seeded_tps = tokens_per_s(vllm, prompts, seed=0)
     states = mc_states(vllm, prompts)
     mc_on, hit_rate = mc(vllm, states)
     sync = sync_seconds(vllm, path)
@@ -134,6 +137,7 @@ def run() -> dict[str, Any]:
         "hf_tokens_per_s": hf_tps,
         "vllm_tokens_per_s": vllm_tps,
         "vllm_over_hf": vllm_tps / hf_tps,
+        "vllm_tokens_per_s_seeded": vllm_seeded_tps,
         "mc_tokens_per_s_prefix_cache_on": mc_on,
         "mc_tokens_per_s_prefix_cache_off": mc_off,
         "mc_prefix_cache_speedup": mc_on / mc_off,

@@ -24,6 +24,7 @@ class ArithConfig:
     max_steps: int = 8
     modulus: int = 10
     ops: str = "+-*"
+    invertible: bool = True  # multipliers coprime to the modulus: a wrong step cannot end right by luck
     n_train: int = 20000
     n_test: int = 500
     seed: int = 0
@@ -73,7 +74,7 @@ class EngineConfig:
     gpu_memory_utilization: float = 0.5
     enforce_eager: bool = True
     sleep_mode: bool = False  # GPU: free engine memory during the learner phase
-    max_num_seqs: int = 256
+    max_num_seqs: int = 512  # one wave for 64 prompts x 8 samples; measured ~4% faster than 256 on the tiny model
     tensor_parallel_size: int = 1
     hf_batch_size: int = 64  # engine=hf: sequences generated per forward batch
 

@@ -3,11 +3,16 @@
 Chains of 1-8 single-digit `+ - *` operations mod 10. Each operand in the prompt carries the letter of
 its step, so a tiny model can find the operand of step t by copying what follows that letter:
 
-    prompt   Q:3a+5b*2c-7
+    prompt   Q:3a+5b*3c-7
     solution 3a+5=8
-             8b*2=6
-             6c-7=9
-             #### 9
+             8b*3=4
+             4c-7=7
+             #### 7
+
+Multipliers are units mod 10 (1, 3, 7, 9) by default, so every step is a bijection of the running
+value: one wrong step always gives a wrong final answer (two can still cancel). With any multiplier a
+wrong chain often ends right by luck (x0, x5, x even collapse values): measured on the first tiny model,
+half the responses graded correct had a wrong step, and outcome-reward RL learned from that noise.
 
 The number of steps is the difficulty knob: a partly trained model solves short chains always, long
 ones rarely, and the middle sometimes -- the spread RL and the learnability curriculum need. Steps are
@@ -17,6 +22,7 @@ lines, so VinePPO's credit assignment has real multi-step structure to work on.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from dataclasses import dataclass
 
@@ -32,6 +38,7 @@ class ArithSpec:
     max_steps: int = 8
     modulus: int = 10
     ops: str = OPS
+    invertible: bool = True  # multiply only by numbers coprime to the modulus (see the module doc)
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_steps <= self.max_steps <= len(LETTERS) - 1:
@@ -40,6 +47,10 @@ class ArithSpec:
             raise ValueError(f"arith: modulus must be in 2..10 (single-digit operands), got {self.modulus}")
         if not self.ops or set(self.ops) - set(OPS):
             raise ValueError(f"arith: ops must be a non-empty subset of {OPS!r}, got {self.ops!r}")
+
+
+def units(modulus: int) -> list[int]:
+    return [u for u in range(1, modulus) if math.gcd(u, modulus) == 1] or [1]
 
 
 def apply(op: str, a: int, b: int, modulus: int) -> int:
@@ -75,8 +86,10 @@ def make_question(operands: list[int], ops: list[str], modulus: int = 10) -> Que
 
 def _draw(rng: random.Random, spec: ArithSpec) -> Question:
     n = rng.randint(spec.min_steps, spec.max_steps)
-    operands = [rng.randrange(spec.modulus) for _ in range(n + 1)]
     ops = [rng.choice(spec.ops) for _ in range(n)]
+    mult = units(spec.modulus) if spec.invertible else list(range(spec.modulus))
+    operands = [rng.randrange(spec.modulus)] + [rng.choice(mult) if op == "*" else rng.randrange(spec.modulus)
+                                                for op in ops]
     return make_question(operands, ops, spec.modulus)
 
 

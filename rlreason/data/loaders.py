@@ -28,7 +28,7 @@ def load_questions(data_cfg: Any) -> tuple[list[Question], list[Question]]:
     """(train, test) for `data_cfg` (a DataConfig node or dataclass), cut to max_train / max_test."""
     if data_cfg.name == "arith":
         a = data_cfg.arith
-        spec = ArithSpec(a.min_steps, a.max_steps, a.modulus, a.ops)
+        spec = ArithSpec(a.min_steps, a.max_steps, a.modulus, a.ops, a.invertible)
         train, test = generate_splits(a.n_train, a.n_test, spec, a.seed)
     elif data_cfg.name in PARSERS:
         train, test = _load_split(data_cfg, "train"), _load_split(data_cfg, "test")

@@ -176,3 +176,27 @@ def test_dataclass_config_works_too(tmp_path):
     path = write_jsonl(tmp_path / "g.jsonl", [GOOD_GSM8K])
     train, test = load_questions(DataConfig(name="gsm8k", train_path=str(path), test_path=str(path)))
     assert train == test and train[0].answer == "2" and train[0].solution == "1+1=2\n#### 2"
+
+
+def test_arith_invertible_steps_make_one_wrong_step_change_the_answer():
+    """Why invertible=True: with x0/x5/x-even a wrong intermediate value is often erased, so a wrong
+    chain ends right by luck and outcome reward praises it. With unit multipliers it cannot."""
+    from rlreason.data.arith import ArithSpec, apply, generate_splits, units
+
+    assert units(10) == [1, 3, 7, 9]
+    train, _ = generate_splits(2000, 0, ArithSpec(), seed=0)
+    lucky = 0
+    for q in train:
+        ops = list(q.problem[4::3])  # Q:3a+5b*3c-7 -> operands at 2, 5, 8, ...; operators at 4, 7, ...
+        operands = [int(c) for c in q.problem[2::3]]
+        assert all(b in (1, 3, 7, 9) for op, b in zip(ops, operands[1:]) if op == "*")
+        for wrong_step in range(len(ops)):  # replay the chain with one step's result off by one
+            acc = operands[0]
+            for i, (op, b) in enumerate(zip(ops, operands[1:])):
+                acc = apply(op, acc, b, 10)
+                if i == wrong_step:
+                    acc = (acc + 1) % 10
+            lucky += str(acc) == q.answer
+    assert lucky == 0
+    old, _ = generate_splits(2000, 0, ArithSpec(invertible=False), seed=0)
+    assert any("*0" in q.problem or "*5" in q.problem for q in old)
