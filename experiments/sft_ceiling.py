@@ -19,7 +19,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rlreason.data.arith import generate_splits
-from rlreason.model.build import encode, evaluate
+from rlreason.model.build import collate, encode, evaluate
 from rlreason.model.tiny import ASSETS, default_build
 
 
@@ -48,14 +48,8 @@ def main() -> None:
     report(0)
     for step in range(1, args.steps + 1):
         batch = [encode(tokenizer, q) for q in rng.sample(train, args.batch)]
-        width = max(len(p) + len(r) for p, r in batch)
-        ids = torch.full((len(batch), width), tokenizer.pad_token_id)
-        labels = torch.full((len(batch), width), -100)
-        for row, (p, r) in enumerate(batch):
-            ids[row, : len(p) + len(r)] = torch.tensor(p + r)
-            labels[row, len(p) : len(p) + len(r)] = torch.tensor(r)
         model.train()
-        loss = model(input_ids=ids, labels=labels).loss
+        loss = model(**collate(batch, tokenizer.pad_token_id)).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

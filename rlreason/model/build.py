@@ -43,6 +43,18 @@ def encode(tokenizer, q: Question) -> tuple[list[int], list[int]]:
     return prompt, response
 
 
+def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded input ids, labels on the response tokens only. Under a causal mask real tokens
+    never see the pads, so no attention mask is needed."""
+    width = max(len(p) + len(r) for p, r in batch)
+    ids = torch.full((len(batch), width), pad_id)
+    labels = torch.full((len(batch), width), -100)
+    for row, (p, r) in enumerate(batch):
+        ids[row, : len(p) + len(r)] = torch.tensor(p + r)
+        labels[row, len(p) : len(p) + len(r)] = torch.tensor(r)
+    return {"input_ids": ids, "labels": labels}
+
+
 def lr_factor(step: int, warmup: int, total: int) -> float:
     """Linear warmup, then cosine decay to 10% of the peak at `total`."""
     if step < warmup:
@@ -71,14 +83,7 @@ def sft(model, tokenizer, train: list[Question], build: dict[str, Any], progress
         if len(order) < batch_size:  # epochs: a fresh permutation each time the data runs out
             order += rng.sample(range(len(examples)), len(examples))
         batch, order = [examples[i] for i in order[:batch_size]], order[batch_size:]
-        width = max(len(p) + len(r) for p, r in batch)
-        ids = torch.full((len(batch), width), tokenizer.pad_token_id)
-        labels = torch.full((len(batch), width), -100)
-        for row, (p, r) in enumerate(batch):
-            ids[row, : len(p) + len(r)] = torch.tensor(p + r)
-            labels[row, len(p) : len(p) + len(r)] = torch.tensor(r)
-        # Right padding under a causal mask: real tokens never see the pads, so no attention mask.
-        loss = model(input_ids=ids, labels=labels).loss
+        loss = model(**collate(batch, tokenizer.pad_token_id)).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
