@@ -31,13 +31,14 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=25)
     parser.add_argument("--eval-questions", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default=str(ASSETS), help="HF model dir (default: the committed tiny model)")
     args = parser.parse_args()
 
     build = default_build()
     train, test = generate_splits(build["n_train"], build["n_test"], seed=build["data_seed"])
     test = test[: args.eval_questions]
-    tokenizer = AutoTokenizer.from_pretrained(ASSETS)
-    model = AutoModelForCausalLM.from_pretrained(ASSETS, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)  # the learner's defaults
     rng = random.Random(args.seed)
 

@@ -55,10 +55,12 @@ def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, 
     return {"input_ids": ids, "labels": labels}
 
 
-def lr_factor(step: int, warmup: int, total: int) -> float:
-    """Linear warmup, then cosine decay to 10% of the peak at `total`."""
+def lr_factor(step: int, warmup: int, total: int, schedule: str = "cosine") -> float:
+    """Linear warmup, then constant, or cosine decay to 10% of the peak at `total`."""
     if step < warmup:
         return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return 0.1 + 0.45 * (1 + math.cos(math.pi * progress))
 
@@ -73,7 +75,8 @@ def sft(model, tokenizer, train: list[Question], build: dict[str, Any], progress
     warmup = max(1, int(build["sft_warmup_ratio"] * steps))
     examples = [encode(tokenizer, q) for q in train]
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=WEIGHT_DECAY)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup, steps))
+    schedule = build.get("sft_schedule", "cosine")
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup, steps, schedule))
     rng = random.Random(build["seed"])
     order: list[int] = []
     losses: list[float] = []
