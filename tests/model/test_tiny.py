@@ -92,3 +92,12 @@ def test_random_tiny_model(tmp_path, tokenizer) -> None:
     assert AutoTokenizer.from_pretrained(path).get_vocab() == tokenizer.get_vocab()
     committed = AutoModelForCausalLM.from_pretrained(ASSETS)
     assert model.config.to_diff_dict() == committed.config.to_diff_dict()
+
+
+def test_sft_schedules():
+    from rlreason.model.build import lr_factor
+
+    assert lr_factor(0, 10, 100, "constant") == 0.1 and lr_factor(9, 10, 100, "constant") == 1.0
+    assert all(lr_factor(s, 10, 100, "constant") == 1.0 for s in range(10, 200))  # never annealed
+    assert lr_factor(100, 10, 100, "cosine") == pytest.approx(0.1)  # cosine ends at 10% of the peak
+    assert default_build()["sft_schedule"] == "constant"
