@@ -57,6 +57,8 @@ def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, 
 
 def lr_factor(step: int, warmup: int, total: int, schedule: str = "cosine") -> float:
     """Linear warmup, then constant, or cosine decay to 10% of the peak at `total`."""
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"sft_schedule must be constant or cosine, got {schedule!r}")
     if step < warmup:
         return (step + 1) / warmup
     if schedule == "constant":
