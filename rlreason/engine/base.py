@@ -13,12 +13,17 @@ plain log_softmax(logits / T), so the first PPO ratio is not exactly 1 there.
 
 Token ids of a completion include the token that ended it (eos or a stop token), with its log-prob;
 `text` is the decoded `token_ids` (special tokens skipped), stop strings included.
+
+`params` is one SamplingParams for every prompt, or a list with one per prompt (each request its own
+seed and token budget: VinePPO gives every state its own remaining budget). Seeds follow vLLM's rule:
+sample j of a request seeded s is drawn with seed s + j. One SamplingParams for all prompts seeds prompt
+i with `seed + i * n`, so the samples of one call never share a seed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import torch
@@ -52,18 +57,18 @@ class Engine(Protocol):
     version: int  # policy version of the weights the engine holds
 
     def generate(
-        self, prompts: list[list[int]], params: SamplingParams, version: int | None = None
+        self, prompts: list[list[int]], params: SamplingParams | Sequence[SamplingParams], version: int | None = None
     ) -> list[list[Completion]]:
-        """`params.n` completions for each prompt, in prompt order. All prompts go in one batch.
+        """`n` completions for each prompt, in prompt order. All prompts go in one batch.
 
         `version`, when given, must equal the engine's synced version, else StaleWeightsError.
         """
         ...
 
     def continue_from(
-        self, prefixes: list[list[int]], params: SamplingParams, version: int | None = None
+        self, prefixes: list[list[int]], params: SamplingParams | Sequence[SamplingParams], version: int | None = None
     ) -> list[list[Completion]]:
-        """`params.n` continuations of each prefix (prompt + partial response, token ids)."""
+        """`n` continuations of each prefix (prompt + partial response, token ids)."""
         ...
 
     def sync_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]], version: int) -> None:
@@ -83,6 +88,18 @@ class Engine(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def per_prompt(params: SamplingParams | Sequence[SamplingParams], n_prompts: int) -> list[SamplingParams]:
+    """One SamplingParams per prompt. A single one is spread with seeds `seed + i * n` (see the module doc)."""
+    if isinstance(params, SamplingParams):
+        if params.seed is None:
+            return [params] * n_prompts
+        return [replace(params, seed=params.seed + i * params.n) for i in range(n_prompts)]
+    params = list(params)
+    if len(params) != n_prompts:
+        raise ValueError(f"{len(params)} SamplingParams for {n_prompts} prompts: give one, or one per prompt")
+    return params
 
 
 def check_version(engine: Engine, version: int | None) -> None:

@@ -8,13 +8,15 @@ so their log_softmax at the sampled token is the same quantity vLLM's processed 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, GenerationConfig
 
-from rlreason.engine.base import Completion, SamplingParams, check_version
+from rlreason.engine.base import Completion, SamplingParams, check_version, per_prompt
 
 
 class HFEngine:
@@ -39,11 +41,39 @@ class HFEngine:
 
     @torch.no_grad()
     def generate(
-        self, prompts: list[list[int]], params: SamplingParams, version: int | None = None
+        self, prompts: list[list[int]], params: SamplingParams | Sequence[SamplingParams], version: int | None = None
     ) -> list[list[Completion]]:
         check_version(self, version)
-        flat = [p for p in prompts for _ in range(params.n)]
-        order = sorted(range(len(flat)), key=lambda i: len(flat[i]))
+        each = per_prompt(params, len(prompts))
+        # Requests that differ only in seed and token budget share batches: each is generated to the
+        # group's largest budget and cut to its own, which samples the same distribution (sampling is
+        # token by token). HF seeds a batch, not a row, so a group draws from one stream seeded by its
+        # first request's seed (a fresh stream when unseeded).
+        groups: dict[SamplingParams, list[int]] = defaultdict(list)
+        for i, p in enumerate(each):
+            groups[replace(p, seed=None, max_tokens=0)].append(i)
+        done: dict[int, list[Completion]] = {}
+        for key, members in groups.items():
+            first = each[members[0]]
+            budget = max(each[i].max_tokens for i in members)
+            flat = [(i, each[i].max_tokens) for i in members for _ in range(each[i].n)]
+            outs = self._sample([prompts[i] for i, _ in flat], [m for _, m in flat],
+                                replace(key, max_tokens=budget, seed=first.seed))
+            for (i, _), c in zip(flat, outs):
+                done.setdefault(i, []).append(c)
+        result = [done.get(i, []) for i in range(len(prompts))]
+        self.requests += sum(p.n for p in each)
+        self.generated_tokens += sum(len(c.token_ids) for g in result for c in g)
+        return result
+
+    def continue_from(
+        self, prefixes: list[list[int]], params: SamplingParams | Sequence[SamplingParams], version: int | None = None
+    ) -> list[list[Completion]]:
+        return self.generate(prefixes, params, version)
+
+    def _sample(self, flat: list[list[int]], budgets: list[int], params: SamplingParams) -> list[Completion]:
+        """One completion per sequence of `flat`, each cut at its own token budget."""
+        order = sorted(range(len(flat)), key=lambda i: len(flat[i]))  # less padding
         done: list[Completion | None] = [None] * len(flat)
         seed = params.seed if params.seed is not None else self.seed + 1_000_003 * self.calls  # a fresh stream
         self.calls += 1
@@ -52,18 +82,11 @@ class HFEngine:
             torch.manual_seed(seed)
             for start in range(0, len(order), self.batch_size):
                 idx = order[start:start + self.batch_size]
-                for i, c in zip(idx, self._batch([flat[i] for i in idx], params)):
+                for i, c in zip(idx, self._batch([flat[i] for i in idx], [budgets[i] for i in idx], params)):
                     done[i] = c
-        self.requests += len(flat)
-        self.generated_tokens += sum(len(c.token_ids) for c in done if c)
-        return [done[i * params.n:(i + 1) * params.n] for i in range(len(prompts))]  # type: ignore[misc]
+        return done  # type: ignore[return-value]
 
-    def continue_from(
-        self, prefixes: list[list[int]], params: SamplingParams, version: int | None = None
-    ) -> list[list[Completion]]:
-        return self.generate(prefixes, params, version)
-
-    def _batch(self, prompts: list[list[int]], p: SamplingParams) -> list[Completion]:
+    def _batch(self, prompts: list[list[int]], budgets: list[int], p: SamplingParams) -> list[Completion]:
         width = max(len(x) for x in prompts)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
@@ -73,7 +96,7 @@ class HFEngine:
         stops = tuple(p.stop_token_ids) + (() if p.ignore_eos else self.eos_ids)
         sample = p.temperature > 0
         gen = GenerationConfig(
-            max_new_tokens=p.max_tokens, do_sample=sample, temperature=p.temperature if sample else None,
+            max_new_tokens=max(budgets), do_sample=sample, temperature=p.temperature if sample else None,
             top_p=p.top_p if sample else None, top_k=0,  # 0: no top-k (HF's default is 50, vLLM's none)
             eos_token_id=list(stops),  # [] = ignore eos
             pad_token_id=self.pad_id, stop_strings=list(p.stop) or None,
@@ -82,7 +105,8 @@ class HFEngine:
                                   generation_config=gen, tokenizer=self.tokenizer if p.stop else None)
         new = out.sequences[:, width:]
         logps = torch.stack(out.scores, 1).float().log_softmax(-1).gather(-1, new[..., None])[..., 0]
-        return [self._completion(row, lp, stops, p.stop) for row, lp in zip(new.tolist(), logps.tolist())]
+        return [self._completion(row[:b], lp[:b], stops, p.stop)
+                for row, lp, b in zip(new.tolist(), logps.tolist(), budgets)]
 
     def _completion(self, row: list[int], logps: list[float], stops: tuple[int, ...],
                     stop_strings: tuple[str, ...]) -> Completion:

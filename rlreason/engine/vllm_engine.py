@@ -11,14 +11,14 @@ import gc
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
 import torch
 
 from rlreason.engine import _vllm_compat as compat
-from rlreason.engine.base import Completion, SamplingParams, check_version, finish_reason
+from rlreason.engine.base import Completion, SamplingParams, check_version, finish_reason, per_prompt
 
 
 class VLLMEngine:
@@ -34,28 +34,28 @@ class VLLMEngine:
         self._scratch: str | None = None  # weights handed to an engine in another process go through here
 
     def generate(
-        self, prompts: list[list[int]], params: SamplingParams, version: int | None = None
+        self, prompts: list[list[int]], params: SamplingParams | Sequence[SamplingParams], version: int | None = None
     ) -> list[list[Completion]]:
         check_version(self, version)
         if not prompts:
             return []
         compat.check_alive(self.llm)
-        if params.temperature == 0 and params.n > 1:  # vLLM rejects n > 1 for greedy: all n are equal
-            groups = self.generate(prompts, replace(params, n=1))
-            self.requests += len(prompts) * (params.n - 1)
-            self.generated_tokens += (params.n - 1) * sum(len(g[0].token_ids) for g in groups)
-            return [[replace(g[0]) for _ in range(params.n)] for g in groups]
-        # One seed per request: the same base seed on every prompt would correlate their samples.
-        seeds = [None if params.seed is None else params.seed + i * params.n for i in range(len(prompts))]
+        each = per_prompt(params, len(prompts))
+        # vLLM rejects n > 1 for greedy: ask for one and repeat it (all n would be equal).
+        repeat = [p.n if p.temperature == 0 else 1 for p in each]
+        sent = [replace(p, n=1) if r > 1 else p for p, r in zip(each, repeat)]
         outs = self.llm.generate([compat.tokens_prompt(p) for p in prompts],
-                                 [compat.sampling_params(params, s) for s in seeds], use_tqdm=False)
-        result = [[self._completion(o) for o in sorted(out.outputs, key=lambda o: o.index)] for out in outs]
-        self.requests += len(prompts) * params.n
+                                 [compat.sampling_params(p, p.seed) for p in sent], use_tqdm=False)
+        result = []
+        for out, r in zip(outs, repeat):
+            group = [self._completion(o) for o in sorted(out.outputs, key=lambda o: o.index)]
+            result.append([replace(group[0]) for _ in range(r)] if r > 1 else group)
+        self.requests += sum(p.n for p in each)
         self.generated_tokens += sum(len(c.token_ids) for group in result for c in group)
         return result
 
     def continue_from(
-        self, prefixes: list[list[int]], params: SamplingParams, version: int | None = None
+        self, prefixes: list[list[int]], params: SamplingParams | Sequence[SamplingParams], version: int | None = None
     ) -> list[list[Completion]]:
         # A prefix is just a longer prompt; the prefix cache makes its K continuations cheap.
         return self.generate(prefixes, params, version)

@@ -110,3 +110,31 @@ def test_hf_sync_rejects_unknown_weights(hf_engine, initial_weights):
     with pytest.raises(KeyError, match="unexpected"):
         hf_engine.sync_weights([*initial_weights.items(), ("not.a.weight", torch.zeros(1))], version=1)
     assert hf_engine.version == 0
+
+
+def test_per_prompt_params(engine, initial_weights, prompts):
+    """One SamplingParams per prompt: each request keeps its own budget and seed, in prompt order."""
+    engine.sync_weights(initial_weights.items(), version=0)
+    budgets = [3, 9, 5, 1]
+    each = [SamplingParams(n=2, max_tokens=b, seed=100 + 10 * i, ignore_eos=True) for i, b in enumerate(budgets)]
+    outs = engine.generate(prompts[:4], each)
+    assert [[len(c.token_ids) for c in g] for g in outs] == [[b, b] for b in budgets]
+    assert all(c.finish_reason == "length" and len(c.logprobs) == len(c.token_ids) for g in outs for c in g)
+    # Same seeds, same samples; one list entry per prompt or it is an error.
+    again = engine.generate(prompts[:4], each)
+    assert [[c.token_ids for c in g] for g in outs] == [[c.token_ids for c in g] for g in again]
+    with pytest.raises(ValueError, match="one per prompt"):
+        engine.generate(prompts[:4], each[:3])
+
+
+def test_per_prompt_seeds_follow_the_single_params_rule(vllm_engine, initial_weights, prompts):
+    """A single SamplingParams seeds prompt i with seed + i * n: the same as spelling it out per prompt
+    (vLLM draws sample j of a request seeded s with s + j)."""
+    vllm_engine.sync_weights(initial_weights.items(), version=0)
+    single = vllm_engine.generate(prompts[:3], SamplingParams(n=2, max_tokens=8, seed=7))
+    spelled = vllm_engine.generate(prompts[:3], [SamplingParams(n=2, max_tokens=8, seed=7 + 2 * i) for i in range(3)])
+    assert [[c.token_ids for c in g] for g in single] == [[c.token_ids for c in g] for g in spelled]
+    # Sample 1 of a request seeded s is sample 0 of one seeded s + 1.
+    (pair,), (shifted,) = (vllm_engine.generate(prompts[:1], SamplingParams(n=2, max_tokens=8, seed=s, ignore_eos=True))
+                           for s in (20, 21))
+    assert pair[1].token_ids == shifted[0].token_ids
