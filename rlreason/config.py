@@ -31,6 +31,19 @@ class ArithConfig:
 
 
 @dataclass
+class StepsConfig:
+    """How a response is cut into VinePPO's steps (rlreason/segment.py); conf/data/*.yaml set it per task."""
+
+    rule: str = "auto"  # auto (math: vineppo; gsm8k, arith: lines) | vineppo | lines | sentences
+    min_chars: int = 20  # vineppo: a shorter piece not ending a sentence joins the next (reference: 20)
+    max_chars: int = 100  # vineppo: a longer piece is halved at , and : to, or in maths at = + (reference: 100)
+    answer_prefix: str | None = "\n#### "  # lines: the answer line stays in the last step (reference GSM8K)
+    # Values are estimated for the start state and the ends of the first `max_value_steps` steps; later
+    # states take the trajectory's own return (reference `max_step_for_value_estimation`: 25 on GSM8K).
+    max_value_steps: int | None = None
+
+
+@dataclass
 class DataConfig:
     name: str = MISSING  # arith | gsm8k | math
     # Each split is read from its local path when set (JSONL, or parquet for math), else from the hub
@@ -49,6 +62,7 @@ class DataConfig:
     max_test: int | None = None
     prompt_template: str = "[MATH_TASK] Problem:\n{problem}\n\nSolution:"
     use_chat_template: bool = False
+    steps: StepsConfig = field(default_factory=StepsConfig)
     arith: ArithConfig = field(default_factory=ArithConfig)
 
 
@@ -85,6 +99,9 @@ class RolloutConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 96
+    # Generation also ends at these strings (kept in the text), for rollouts, MC continuations and eval.
+    # The reference stops at "\n\n\nProblem:" (a model that starts the next few-shot problem).
+    stop: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -96,7 +113,6 @@ class AlgoConfig:
     entropy_coef: float = 0.0
     # vineppo
     mc_rollouts: int = 9  # K continuations per intermediate state
-    mc_max_steps: int | None = None  # cap on estimated steps per trajectory (None = all)
     # ppo (critic + GAE)
     gamma: float = 1.0
     lam: float = 1.0
@@ -151,6 +167,10 @@ class TrainerConfig:
     eval_samples: int = 16  # n samples per test question at eval_temperature (mean acc, maj@n, pass@n)
     eval_temperature: float = 0.35
     eval_greedy: bool = True
+    eval_top_p: float | None = None  # nucleus of the eval samples; None = rollout.top_p
+    # eval/accuracy (the summary's headline): greedy | mean (mean@eval_samples, the VinePPO paper's metric);
+    # greedy falls back to mean when eval_greedy is off
+    eval_headline: str = "greedy"
     eval_max_questions: int | None = None  # subset of the test split per eval (None = all)
     checkpoint_every: int = 1
     progress: bool = True
@@ -207,6 +227,8 @@ CHOICES = {
     "algo.name": ("vineppo", "ppo", "grpo", "rloo"),
     "data.name": ("arith", "gsm8k", "math"),
     "data.source": ("local", "hub", "generated"),
+    "data.steps.rule": ("auto", "vineppo", "lines", "sentences"),
+    "trainer.eval_headline": ("greedy", "mean"),
     "engine.name": ("vllm", "hf"),
     "curriculum.name": ("uniform", "learnability", "learnability_history", "skip_zero_variance", "filter_groups"),
     "logger.name": ("console", "wandb"),
@@ -314,8 +336,16 @@ def validate(cfg: Any) -> None:
         problems.append(f"algo.kl_coef={cfg.algo.kl_coef} must be >= 0 (0 disables the KL term)")
     if not 0 < cfg.algo.clip_eps < 1:
         problems.append(f"algo.clip_eps={cfg.algo.clip_eps} must be in (0, 1)")
-    if cfg.algo.mc_max_steps is not None and cfg.algo.mc_max_steps < 1:
-        problems.append(f"algo.mc_max_steps={cfg.algo.mc_max_steps} must be >= 1 or null (no cap)")
+    steps = cfg.data.steps
+    if steps.max_value_steps is not None and steps.max_value_steps < 0:
+        problems.append(f"data.steps.max_value_steps={steps.max_value_steps} must be >= 0 or null (no cap)")
+    if steps.min_chars < 0 or steps.max_chars < 1:
+        problems.append(f"data.steps.min_chars={steps.min_chars} must be >= 0 and data.steps.max_chars="
+                        f"{steps.max_chars} >= 1")
+    if any(not s for s in cfg.rollout.stop):
+        problems.append("rollout.stop has an empty string: it would end every generation at once")
+    if cfg.trainer.eval_top_p is not None and not 0 < cfg.trainer.eval_top_p <= 1:
+        problems.append(f"trainer.eval_top_p={cfg.trainer.eval_top_p} must be in (0, 1], or null for rollout.top_p")
 
     episodes = cfg.trainer.questions_per_iteration * cfg.rollout.samples_per_question
     mb, micro = cfg.learner.minibatch_size, cfg.learner.micro_batch_size

@@ -3,6 +3,7 @@
 Source: McGill-NLP/VinePPO @ efe7228469f21bad8cc8d4e44a3f688ed8cc6aac,
 src/treetune/tasks/math_extract_steps_inplace.py (`split_solution_inplace`, used by tasks/math.py
 `_split_solution_into_intermediate_steps_minerva` with configs/tasks/math_inplace_no_answer_prefix.jsonnet).
+and at the end the GSM8K splitter of src/treetune/tasks/gsm8k.py (`split_solution_into_intermediate_steps`).
 MIT License, Copyright (c) 2024 McGill NLP. Only the tests import it; rlreason/segment_vineppo.py is
 rlreason's own implementation of the same rule, checked against this copy.
 """
@@ -405,5 +406,66 @@ def split_solution_inplace(reasoning_latex: str) -> List[int]:
     indices = try_to_break_very_long_parts(text, indices)
     assert text == reasoning_latex
     assert indices[-1] == len(text)
+
+    return indices
+
+
+def gsm8k_split_solution_into_intermediate_steps(solution: str, intermediate_step_delimiter="\n",
+                                                 answer_prefix="\n#### ") -> List[int]:
+    """tasks/gsm8k.py GSM8K.split_solution_into_intermediate_steps (same commit), self.* as arguments."""
+
+    delimiter = intermediate_step_delimiter
+    answer_prefix = answer_prefix
+
+    if answer_prefix is None:
+        sol_without_answer, answer = solution, None
+    else:
+        solution_parts = solution.split(answer_prefix)
+        if len(solution_parts) < 2:
+            sol_without_answer, answer = solution, None
+        else:
+            sol_without_answer, answer = solution_parts
+
+    steps = sol_without_answer.split(delimiter)
+
+    first_non_empty_step_idx = None
+    for i, step in enumerate(steps):
+        if step.strip() != "":
+            first_non_empty_step_idx = i
+            break
+
+    if first_non_empty_step_idx is not None and first_non_empty_step_idx > 0:
+        new_first_step = delimiter.join(steps[: first_non_empty_step_idx + 1])
+
+        steps = [new_first_step] + steps[first_non_empty_step_idx + 1 :]
+
+    if answer is not None:
+
+        last_non_empty_step_idx = None
+        for i in range(len(steps) - 1, -1, -1):
+            if steps[i].strip() != "":
+                last_non_empty_step_idx = i
+                break
+
+        if last_non_empty_step_idx is None:
+            last_non_empty_step_idx = 0
+
+        new_last_step = delimiter.join(steps[last_non_empty_step_idx:])
+        new_last_step = f"{new_last_step}{answer_prefix}{answer}"
+        steps = steps[:last_non_empty_step_idx] + [new_last_step]
+
+    reconstructed_solution = delimiter.join(steps)
+    assert (
+        reconstructed_solution == solution
+    ), f"{reconstructed_solution} != {solution}"
+
+    indices = [0]
+    for i, step in enumerate(steps):
+        if i == 0:
+            indices.append(indices[-1] + len(step))
+        else:
+            indices.append(indices[-1] + len(step) + len(delimiter))
+
+    assert indices[-1] == len(solution), f"{indices[-1]} != {len(solution)}"
 
     return indices
