@@ -15,7 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
+
+
+def _per_task(table: Any, *, _root_: Any) -> Any:
+    """`${per_task:{math: 1000, gsm8k: 650}}`: the value for the run's data.name (presets that follow the
+    reference's per-task settings, e.g. experiment=paper's iterations)."""
+    name = _root_.data.name
+    if name not in table:
+        raise ConfigError(f"this preset has no value for data={name} (it has {', '.join(table)}): set it explicitly")
+    return table[name]
+
+
+OmegaConf.register_new_resolver("per_task", _per_task, replace=True)
 
 
 @dataclass
