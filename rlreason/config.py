@@ -151,15 +151,23 @@ class LearnerConfig:
 
 @dataclass
 class CurriculumConfig:
-    name: str = MISSING  # uniform | learnability | learnability_history | skip_zero_variance | filter_groups
+    name: str = MISSING  # uniform | learnability | sfl | learnability_history | skip_zero_variance | filter_groups
     pool_factor: int = 4  # learnability: candidate pool = pool_factor x batch
-    n_select: int = 8  # learnability: attempts per candidate to estimate p
+    n_select: int = 8  # learnability, sfl (L): attempts per candidate to estimate p
     bessel: bool = False  # p(1-p) * n/(n-1)
     decay: float = 0.5  # history variants: weight of an attempt = decay ** (age in iterations)
     window: int = 20  # history variants: only the last `window` iterations count
     explore_frac: float = 0.25  # learnability_history: share of the batch for unseen/stale questions
     skip_prob: float = 0.9  # skip_zero_variance: chance to skip an all-equal question
     max_refill_rounds: int = 4  # filter_groups: extra sampling rounds to refill the batch
+    # sfl, LILO's buffered variant (thomfoster/VinePPO math_episode_generator_with_sfl.py; defaults: its
+    # configs/true_sfl/true_sfl_rec_config_math.jsonnet): every refresh_every (T) iterations roll out
+    # n_candidates (N) random questions n_select (L) times and keep the buffer_size (K) best by p(1-p);
+    # each batch takes buffer_frac (p) of its questions from the buffer, the rest uniformly.
+    refresh_every: int = 50
+    n_candidates: int = 1280
+    buffer_size: int = 256
+    buffer_frac: float = 0.5
 
 
 @dataclass
@@ -242,7 +250,8 @@ CHOICES = {
     "data.steps.rule": ("auto", "vineppo", "lines", "sentences"),
     "trainer.eval_headline": ("greedy", "mean"),
     "engine.name": ("vllm", "hf"),
-    "curriculum.name": ("uniform", "learnability", "learnability_history", "skip_zero_variance", "filter_groups"),
+    "curriculum.name": ("uniform", "learnability", "sfl", "learnability_history", "skip_zero_variance",
+                        "filter_groups"),
     "logger.name": ("console", "wandb"),
     "logger.mode": ("auto", "online", "offline", "disabled"),
     "learner.schedule": ("linear", "constant", "cosine"),
@@ -371,8 +380,16 @@ def validate(cfg: Any) -> None:
             problems.append(f"learner.micro_batch_size={micro} does not divide learner.minibatch_size={mb}")
     if cfg.algo.name in ("grpo", "rloo") and cfg.rollout.samples_per_question < 2:
         problems.append(f"algo={cfg.algo.name} needs rollout.samples_per_question >= 2 for a group baseline")
-    if cfg.curriculum.name == "learnability" and cfg.curriculum.n_select < 2:
+    if cfg.curriculum.name in ("learnability", "sfl") and cfg.curriculum.n_select < 2:
         problems.append("curriculum.n_select must be >= 2 to estimate p(1-p)")
+    if cfg.curriculum.name == "sfl":
+        for path in ("curriculum.refresh_every", "curriculum.n_candidates", "curriculum.buffer_size"):
+            positive(path)
+        if not 0 <= cfg.curriculum.buffer_frac <= 1:
+            problems.append(f"curriculum.buffer_frac={cfg.curriculum.buffer_frac} must be in [0, 1]")
+        if cfg.curriculum.buffer_size > cfg.curriculum.n_candidates:
+            problems.append(f"curriculum.buffer_size={cfg.curriculum.buffer_size} must be <= curriculum.n_candidates="
+                            f"{cfg.curriculum.n_candidates} (the buffer is the best of the candidates)")
     if cfg.curriculum.window < 1:
         problems.append(f"curriculum.window={cfg.curriculum.window} must be >= 1")
     if cfg.curriculum.max_refill_rounds < 0:
