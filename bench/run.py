@@ -23,6 +23,7 @@ import torch
 SECTIONS: dict[str, str] = {  # name -> module with run()
     "engine": "bench.engine",
     "iteration": "bench.iteration",
+    "mc_budget": "bench.mc_budget",
     "store": "bench.store",
 }
 RESULTS = Path(__file__).parent / "results"

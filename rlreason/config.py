@@ -15,7 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
+
+
+def _per_task(table: Any, *, _root_: Any) -> Any:
+    """`${per_task:{math: 1000, gsm8k: 650}}`: the value for the run's data.name (presets that follow the
+    reference's per-task settings, e.g. experiment=paper's iterations)."""
+    name = _root_.data.name
+    if name not in table:
+        raise ConfigError(f"this preset has no value for data={name} (it has {', '.join(table)}): set it explicitly")
+    return table[name]
+
+
+OmegaConf.register_new_resolver("per_task", _per_task, replace=True)
 
 
 @dataclass
@@ -28,6 +40,19 @@ class ArithConfig:
     n_train: int = 20000
     n_test: int = 500
     seed: int = 0
+
+
+@dataclass
+class StepsConfig:
+    """How a response is cut into VinePPO's steps (rlreason/segment.py); conf/data/*.yaml set it per task."""
+
+    rule: str = "auto"  # auto (math: vineppo; gsm8k, arith: lines) | vineppo | lines | sentences
+    min_chars: int = 20  # vineppo: a shorter piece not ending a sentence joins the next (reference: 20)
+    max_chars: int = 100  # vineppo: a longer piece is halved at , and : to, or in maths at = + (reference: 100)
+    answer_prefix: str | None = "\n#### "  # lines: the answer line stays in the last step (reference GSM8K)
+    # Values are estimated for the start state and the ends of the first `max_value_steps` steps; later
+    # states take the trajectory's own return (reference `max_step_for_value_estimation`: 25 on GSM8K).
+    max_value_steps: int | None = None
 
 
 @dataclass
@@ -49,6 +74,7 @@ class DataConfig:
     max_test: int | None = None
     prompt_template: str = "[MATH_TASK] Problem:\n{problem}\n\nSolution:"
     use_chat_template: bool = False
+    steps: StepsConfig = field(default_factory=StepsConfig)
     arith: ArithConfig = field(default_factory=ArithConfig)
 
 
@@ -85,6 +111,9 @@ class RolloutConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 96
+    # Generation also ends at these strings (kept in the text), for rollouts, MC continuations and eval.
+    # The reference stops at "\n\n\nProblem:" (a model that starts the next few-shot problem).
+    stop: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -96,7 +125,6 @@ class AlgoConfig:
     entropy_coef: float = 0.0
     # vineppo
     mc_rollouts: int = 9  # K continuations per intermediate state
-    mc_max_steps: int | None = None  # cap on estimated steps per trajectory (None = all)
     # ppo (critic + GAE)
     gamma: float = 1.0
     lam: float = 1.0
@@ -123,15 +151,23 @@ class LearnerConfig:
 
 @dataclass
 class CurriculumConfig:
-    name: str = MISSING  # uniform | learnability | learnability_history | skip_zero_variance | filter_groups
+    name: str = MISSING  # uniform | learnability | sfl | learnability_history | skip_zero_variance | filter_groups
     pool_factor: int = 4  # learnability: candidate pool = pool_factor x batch
-    n_select: int = 8  # learnability: attempts per candidate to estimate p
+    n_select: int = 8  # learnability, sfl (L): attempts per candidate to estimate p
     bessel: bool = False  # p(1-p) * n/(n-1)
     decay: float = 0.5  # history variants: weight of an attempt = decay ** (age in iterations)
     window: int = 20  # history variants: only the last `window` iterations count
     explore_frac: float = 0.25  # learnability_history: share of the batch for unseen/stale questions
     skip_prob: float = 0.9  # skip_zero_variance: chance to skip an all-equal question
     max_refill_rounds: int = 4  # filter_groups: extra sampling rounds to refill the batch
+    # sfl, LILO's buffered variant (thomfoster/VinePPO math_episode_generator_with_sfl.py; defaults: its
+    # configs/true_sfl/true_sfl_rec_config_math.jsonnet): every refresh_every (T) iterations roll out
+    # n_candidates (N) random questions n_select (L) times and keep the buffer_size (K) best by p(1-p);
+    # each batch takes buffer_frac (p) of its questions from the buffer, the rest uniformly.
+    refresh_every: int = 50
+    n_candidates: int = 1280
+    buffer_size: int = 256
+    buffer_frac: float = 0.5
 
 
 @dataclass
@@ -151,6 +187,10 @@ class TrainerConfig:
     eval_samples: int = 16  # n samples per test question at eval_temperature (mean acc, maj@n, pass@n)
     eval_temperature: float = 0.35
     eval_greedy: bool = True
+    eval_top_p: float | None = None  # nucleus of the eval samples; None = rollout.top_p
+    # eval/accuracy (the summary's headline): greedy | mean (mean@eval_samples, the VinePPO paper's metric);
+    # greedy falls back to mean when eval_greedy is off
+    eval_headline: str = "greedy"
     eval_max_questions: int | None = None  # subset of the test split per eval (None = all)
     checkpoint_every: int = 1
     progress: bool = True
@@ -207,8 +247,11 @@ CHOICES = {
     "algo.name": ("vineppo", "ppo", "grpo", "rloo"),
     "data.name": ("arith", "gsm8k", "math"),
     "data.source": ("local", "hub", "generated"),
+    "data.steps.rule": ("auto", "vineppo", "lines", "sentences"),
+    "trainer.eval_headline": ("greedy", "mean"),
     "engine.name": ("vllm", "hf"),
-    "curriculum.name": ("uniform", "learnability", "learnability_history", "skip_zero_variance", "filter_groups"),
+    "curriculum.name": ("uniform", "learnability", "sfl", "learnability_history", "skip_zero_variance",
+                        "filter_groups"),
     "logger.name": ("console", "wandb"),
     "logger.mode": ("auto", "online", "offline", "disabled"),
     "learner.schedule": ("linear", "constant", "cosine"),
@@ -314,8 +357,16 @@ def validate(cfg: Any) -> None:
         problems.append(f"algo.kl_coef={cfg.algo.kl_coef} must be >= 0 (0 disables the KL term)")
     if not 0 < cfg.algo.clip_eps < 1:
         problems.append(f"algo.clip_eps={cfg.algo.clip_eps} must be in (0, 1)")
-    if cfg.algo.mc_max_steps is not None and cfg.algo.mc_max_steps < 1:
-        problems.append(f"algo.mc_max_steps={cfg.algo.mc_max_steps} must be >= 1 or null (no cap)")
+    steps = cfg.data.steps
+    if steps.max_value_steps is not None and steps.max_value_steps < 0:
+        problems.append(f"data.steps.max_value_steps={steps.max_value_steps} must be >= 0 or null (no cap)")
+    if steps.min_chars < 0 or steps.max_chars < 1:
+        problems.append(f"data.steps.min_chars={steps.min_chars} must be >= 0 and data.steps.max_chars="
+                        f"{steps.max_chars} >= 1")
+    if any(not s for s in cfg.rollout.stop):
+        problems.append("rollout.stop has an empty string: it would end every generation at once")
+    if cfg.trainer.eval_top_p is not None and not 0 < cfg.trainer.eval_top_p <= 1:
+        problems.append(f"trainer.eval_top_p={cfg.trainer.eval_top_p} must be in (0, 1], or null for rollout.top_p")
 
     episodes = cfg.trainer.questions_per_iteration * cfg.rollout.samples_per_question
     mb, micro = cfg.learner.minibatch_size, cfg.learner.micro_batch_size
@@ -329,8 +380,16 @@ def validate(cfg: Any) -> None:
             problems.append(f"learner.micro_batch_size={micro} does not divide learner.minibatch_size={mb}")
     if cfg.algo.name in ("grpo", "rloo") and cfg.rollout.samples_per_question < 2:
         problems.append(f"algo={cfg.algo.name} needs rollout.samples_per_question >= 2 for a group baseline")
-    if cfg.curriculum.name == "learnability" and cfg.curriculum.n_select < 2:
+    if cfg.curriculum.name in ("learnability", "sfl") and cfg.curriculum.n_select < 2:
         problems.append("curriculum.n_select must be >= 2 to estimate p(1-p)")
+    if cfg.curriculum.name == "sfl":
+        for path in ("curriculum.refresh_every", "curriculum.n_candidates", "curriculum.buffer_size"):
+            positive(path)
+        if not 0 <= cfg.curriculum.buffer_frac <= 1:
+            problems.append(f"curriculum.buffer_frac={cfg.curriculum.buffer_frac} must be in [0, 1]")
+        if cfg.curriculum.buffer_size > cfg.curriculum.n_candidates:
+            problems.append(f"curriculum.buffer_size={cfg.curriculum.buffer_size} must be <= curriculum.n_candidates="
+                            f"{cfg.curriculum.n_candidates} (the buffer is the best of the candidates)")
     if cfg.curriculum.window < 1:
         problems.append(f"curriculum.window={cfg.curriculum.window} must be >= 1")
     if cfg.curriculum.max_refill_rounds < 0:

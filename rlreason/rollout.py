@@ -35,11 +35,12 @@ class Roller:
     """Questions -> graded groups through the engine. Also the `rollout_fn` the curriculum calls."""
 
     def __init__(self, engine, tokenizer, grader, *, task: str, template: str, use_chat_template: bool,
-                 temperature: float, top_p: float, max_new_tokens: int):
+                 temperature: float, top_p: float, max_new_tokens: int, stop: tuple[str, ...] = ()):
         self.engine, self.tokenizer, self.grader, self.task = engine, tokenizer, grader, task
         self._format = lambda q: format_prompt(q, template, tokenizer, use_chat_template)
         self._special = not use_chat_template  # a chat template already writes BOS
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
+        self.stop = tuple(stop)  # stop strings (rollout.stop)
         self.version = 0  # policy version the engine must hold; the loop bumps it after each sync
         self.seed = 0  # base seed for this call; the loop sets it per iteration and phase
         self._prompt_ids: dict[str, list[int]] = {}
@@ -49,10 +50,12 @@ class Roller:
             self._prompt_ids[q.id] = self.tokenizer(self._format(q), add_special_tokens=self._special)["input_ids"]
         return self._prompt_ids[q.id]
 
-    def __call__(self, questions: list[Question], n: int, temperature: float | None = None) -> list[Group]:
+    def __call__(self, questions: list[Question], n: int, temperature: float | None = None,
+                 top_p: float | None = None) -> list[Group]:
         temperature = self.temperature if temperature is None else temperature
-        params = SamplingParams(n=n, temperature=temperature, top_p=self.top_p if temperature > 0 else 1.0,
-                                max_tokens=self.max_new_tokens, seed=self.seed)
+        top_p = self.top_p if top_p is None else top_p
+        params = SamplingParams(n=n, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
+                                max_tokens=self.max_new_tokens, stop=self.stop, seed=self.seed)
         self.seed += 1  # a second call in the same phase must not replay the same samples
         prompts = [self.prompt_ids(q) for q in questions]
         outs = self.engine.generate(prompts, params, version=self.version)

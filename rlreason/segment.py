@@ -1,11 +1,19 @@
 """Reasoning steps: the unit of VinePPO's credit assignment.
 
 A response is cut into steps (exact char spans that cover it); every step boundary is a state whose
-value VinePPO estimates with Monte-Carlo continuations. So boundaries must be meaningful (never inside
-a formula) and few enough to afford: tiny fragments are merged, and over-long steps split.
+value VinePPO estimates with Monte-Carlo continuations. Rules (`data.steps.rule`):
 
-GSM8K and arith write one step per line. MATH solutions are cut at line and sentence ends outside
-maths mode (`$..$`, `$$..$$`, `\\[..\\]`, `\\(..\\)`, `\\begin{..}..\\end{..}`) or an `[asy]` figure.
+- vineppo (MATH's default): the reference's MATH rule, see rlreason/segment_vineppo.py.
+- lines (GSM8K's and arith's default): VinePPO's GSM8K rule (tasks/gsm8k.py
+  `split_solution_into_intermediate_steps`): one step per line, and the answer line (`\n#### N`) stays in
+  the last step, as do the blank lines before it.
+- sentences (rlreason's earlier MATH rule, an option): cut at line and sentence ends outside maths mode
+  (`$..$`, `$$..$$`, `\\[..\\]`, `\\(..\\)`, `\\begin{..}..\\end{..}`, `[asy]`), merge steps under
+  MIN_CHARS, split steps over MAX_CHARS at a space.
+
+Every rule cuts *before* whitespace, so a boundary's whitespace opens the next step, as in the reference:
+SentencePiece (`▁The`) and byte-level BPE (`ĠThe`) glue the space to the next word's token, and a cut
+after the space would land inside that token (and move the state one token late).
 """
 
 from __future__ import annotations
@@ -13,27 +21,57 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 
-MIN_CHARS = 10  # math: a shorter step ("Thus,", "Step 2:") joins the next one
-MAX_CHARS = 500  # math: a longer step is split at a space, outside maths mode where there is one
-LINE_TASKS = ("gsm8k", "arith")
+from rlreason.config import StepsConfig
+from rlreason.segment_vineppo import split_math_steps
+
+MIN_CHARS = 10  # sentences: a shorter step ("Thus,", "Step 2:") joins the next one
+MAX_CHARS = 500  # sentences: a longer step is split at a space, outside maths mode where there is one
+RULES = ("vineppo", "lines", "sentences")
+DEFAULT_RULE = {"math": "vineppo", "gsm8k": "lines", "arith": "lines"}
 
 
-def segment(text: str, task: str) -> list[tuple[int, int]]:
+def resolve_rule(task: str, steps: StepsConfig | None) -> str:
+    rule = steps.rule if steps is not None else "auto"
+    if rule == "auto":
+        if task not in DEFAULT_RULE:
+            raise ValueError(f"unknown task {task!r}: expected math, gsm8k or arith")
+        return DEFAULT_RULE[task]
+    if rule not in RULES:
+        raise ValueError(f"unknown step rule {rule!r}: expected auto, {', '.join(RULES)}")
+    return rule
+
+
+def segment(text: str, task: str, steps: StepsConfig | None = None) -> list[tuple[int, int]]:
     """Steps of `text` as (start, end) char spans: contiguous, non-empty, covering the whole text."""
     if not text:
         return []
-    if task in LINE_TASKS:
-        cuts, outside = [m.end() for m in re.finditer("\n", text)], None
-    elif task == "math":
-        outside = _outside_math(text)
-        cuts = _math_cuts(text, outside)
-    else:
-        raise ValueError(f"unknown task {task!r}: expected math, gsm8k or arith")
-    bounds = [0] + [c for c in cuts if 0 < c < len(text)] + [len(text)]
-    spans = _merge(text, list(zip(bounds, bounds[1:])), MIN_CHARS if outside is not None else 0)
-    if outside is None:
-        return spans
+    steps = steps or StepsConfig()
+    rule = resolve_rule(task, steps)
+    if rule == "vineppo":
+        starts = split_math_steps(text, steps.min_chars, steps.max_chars)
+        return list(zip(starts, starts[1:]))
+    if rule == "lines":
+        return _lines(text, steps.answer_prefix)
+    outside = _outside_math(text)
+    bounds = [0] + [c for c in _math_cuts(text, outside) if 0 < c < len(text)] + [len(text)]
+    spans = _merge(text, list(zip(bounds, bounds[1:])), MIN_CHARS)
     return [piece for span in spans for piece in _split_long(text, span, outside)]
+
+
+def _lines(text: str, answer_prefix: str | None) -> list[tuple[int, int]]:
+    """One step per line, the newline opening the next step. Blank lines join the next step (the
+    reference keeps a lone "\n" as a step of its own: a state that teaches nothing); the answer line and
+    the blank lines before it join the last step."""
+    body = text.find(answer_prefix) if answer_prefix else -1
+    body = len(text) if body < 0 else body
+    cuts = [0]
+    for m in re.finditer("\n", text[:body]):
+        if text[cuts[-1]:m.start()].strip():  # the step before has text: a step ends here
+            cuts.append(m.start())
+    while len(cuts) > 1 and not text[cuts[-1]:body].strip():  # trailing blank lines join the last step
+        cuts.pop()
+    cuts.append(len(text))
+    return list(zip(cuts, cuts[1:]))
 
 
 def _outside_math(text: str) -> bytearray:
@@ -77,12 +115,12 @@ def _outside_math(text: str) -> bytearray:
 
 
 def _math_cuts(text: str, outside: bytearray) -> list[int]:
-    """Cut after every newline, and after every sentence end (`.?!`, maybe inside a closing `$` or `)`) plus
-    its spaces, wherever the cut falls outside maths mode."""
+    """Cut before every newline, and before the spaces after every sentence end (`.?!`, maybe inside a
+    closing `$` or `)`), wherever the cut falls outside maths mode."""
     cuts = []
     for i, c in enumerate(text):
-        if c == "\n" and outside[i + 1]:
-            cuts.append(i + 1)
+        if c == "\n" and outside[i]:
+            cuts.append(i)
         elif c in " \t" and outside[i] and i > 0 and text[i - 1] not in " \t":
             k = i - 1
             while k > 0 and text[k] in "$)" and i - k <= 2:  # `$x=3.$` and `(..3.)` end sentences too
@@ -92,21 +130,18 @@ def _math_cuts(text: str, outside: bytearray) -> list[int]:
                 while j < len(text) and text[j] in " \t":
                     j += 1
                 if j < len(text) and text[j] != "\n" and outside[j]:
-                    cuts.append(j)
+                    cuts.append(i)
     return cuts
 
 
 def _merge(text: str, spans: list[tuple[int, int]], min_chars: int) -> list[tuple[int, int]]:
-    """Whitespace-only spans join the step before (the blank line ends it). Shorter ones than
-    `min_chars` gather with what follows (a header belongs to what it introduces) until the gathered
-    text is long enough; a short tail joins the last step."""
+    """Whitespace-only spans, and ones shorter than `min_chars`, gather with what follows (a header
+    belongs to what it introduces) until the gathered text is long enough; a short tail joins the last
+    step."""
     out: list[tuple[int, int]] = []
     start, has_text = None, False  # the pending short spans
     for a, b in spans:
         blank = text[a:b].isspace()
-        if blank and out and start is None:
-            out[-1] = (out[-1][0], b)
-            continue
         start, has_text = (a if start is None else start), has_text or not blank
         if has_text and b - start >= min_chars:
             out.append((start, b))
@@ -117,13 +152,13 @@ def _merge(text: str, spans: list[tuple[int, int]], min_chars: int) -> list[tupl
 
 
 def _split_long(text: str, span: tuple[int, int], outside: bytearray) -> list[tuple[int, int]]:
-    """Split a step over MAX_CHARS after the last space in reach, preferring one outside maths mode;
+    """Split a step over MAX_CHARS before the last space in reach, preferring one outside maths mode;
     a hard cut only when there is no space at all. Each piece keeps at least MIN_CHARS."""
     a, b = span
     pieces = []
     while b - a > MAX_CHARS:
         lo, hi = a + MIN_CHARS, min(a + MAX_CHARS, b - MIN_CHARS)
-        spaces = [j for j in range(hi, lo, -1) if text[j - 1].isspace()]
+        spaces = [j for j in range(hi, lo - 1, -1) if text[j].isspace()]
         cut = next((j for j in spaces if outside[j]), spaces[0] if spaces else hi)
         pieces.append((a, cut))
         a = cut
@@ -173,7 +208,8 @@ def _prefix_offsets(decode, token_ids: list[int]) -> list[tuple[int, int]]:
     return offsets
 
 
-def step_token_ends(text: str, offsets: list[tuple[int, int]], task: str) -> list[int]:
+def step_token_ends(text: str, offsets: list[tuple[int, int]], task: str, steps: StepsConfig | None = None
+                    ) -> list[int]:
     """For each step of `text`, the exclusive index of the token where it ends.
 
     A step boundary inside a token moves to the end of that token; steps that end up empty of tokens
@@ -182,7 +218,7 @@ def step_token_ends(text: str, offsets: list[tuple[int, int]], task: str) -> lis
     """
     token_ends = [e for _, e in offsets]
     ends: list[int] = []
-    for _, b in segment(text, task)[:-1]:
+    for _, b in segment(text, task, steps)[:-1]:
         k = bisect_left(token_ends, b) + 1  # fewest tokens whose text reaches char b
         if k < len(offsets) and (not ends or k > ends[-1]):
             ends.append(k)

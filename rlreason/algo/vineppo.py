@@ -6,8 +6,15 @@ and step t's advantage A_t = r_t + V(s_{t+1}) - V(s_t) (gamma = 1, r_t = outcome
 is given to every token of step t. No critic is trained.
 
 Cost is where VinePPO lives or dies, so: identical states across the batch (the N samples of a question
-all share s_0, and often their first steps) are estimated once, and every continuation of the
-iteration goes to the engine in one batched call, so the engine's prefix cache sees the shared prefixes.
+all share s_0, and often their first steps) are estimated once, every continuation of the iteration
+goes to the engine in one batched call, so the engine's prefix cache sees the shared prefixes, and each
+state asks for only the tokens the trajectory's budget has left (`max_new_tokens` minus the tokens
+already in the state): a longer continuation would be graded truncated anyway.
+
+As in the reference (McGill-NLP/VinePPO math_episode_generator_with_mc_advantages.py
+`_create_value_estimation_requests` / `_compute_step_advantages`), `data.steps.max_value_steps` = M caps
+the estimated states at s_0..s_M; the later states take the trajectory's own return (the reward), so
+their steps get advantage 0 and step M gets reward - V(s_M).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from rlreason.config import StepsConfig
 from rlreason.engine.base import Engine, SamplingParams
 from rlreason.rollout import Episode
 from rlreason.segment import step_token_ends, token_char_offsets
@@ -30,25 +38,24 @@ class StepPlan:
     starts: list[int]
     ends: list[int]
     char_starts: list[int]  # response text offset where each step starts (for grading continuations)
+    estimated: int  # the states s_0..s_{estimated-1} get MC values; later ones the trajectory's return
 
 
-def plan_steps(ep: Episode, tokenizer, task: str, max_steps: int | None) -> StepPlan:
+def plan_steps(ep: Episode, tokenizer, task: str, steps: StepsConfig | None = None) -> StepPlan:
     offsets = token_char_offsets(tokenizer, ep.response_ids)
-    ends = step_token_ends(ep.text, offsets, task) if ep.response_ids else [0]
-    if max_steps is not None and len(ends) > max_steps:
-        # Merge neighbouring steps evenly so that at most `max_steps` values are estimated.
-        ends = [ends[round((i + 1) * len(ends) / max_steps) - 1] for i in range(max_steps)]
+    ends = step_token_ends(ep.text, offsets, task, steps) if ep.response_ids else [0]
     starts = [0] + ends[:-1]
     char_starts = [offsets[s - 1][1] if s > 0 else 0 for s in starts]
-    return StepPlan(starts, ends, char_starts)
+    cap = steps.max_value_steps if steps is not None else None
+    return StepPlan(starts, ends, char_starts, len(starts) if cap is None else min(len(starts), cap + 1))
 
 
 def dedup_states(episodes: list[Episode], plans: list[StepPlan]
                  ) -> tuple[list[list[int]], list[tuple[int, int]], list[list[int]]]:
-    """Unique states by exact token prefix (same prefix, same value).
+    """Unique states by exact token prefix (same prefix, same value), of the estimated steps only.
 
     Returns the unique prefixes, the (episode, step) that first produced each, and for every episode
-    the state index of each of its steps.
+    the state index of each of its estimated steps.
     """
     index: dict[tuple[int, ...], int] = {}
     states: list[list[int]] = []
@@ -56,7 +63,7 @@ def dedup_states(episodes: list[Episode], plans: list[StepPlan]
     per_episode: list[list[int]] = []
     for e, (ep, plan) in enumerate(zip(episodes, plans)):
         ids = []
-        for t, start in enumerate(plan.starts):
+        for t, start in enumerate(plan.starts[:plan.estimated]):
             key = tuple(ep.prompt_ids) + tuple(ep.response_ids[:start])
             if key not in index:
                 index[key] = len(states)
@@ -75,19 +82,26 @@ def step_advantages(values: list[float], reward: float) -> list[float]:
 
 def assign_vineppo_advantages(
     episodes: list[Episode], engine: Engine, grader: Grader, tokenizer, *, task: str, k: int,
-    temperature: float, top_p: float, max_new_tokens: int, max_steps: int | None, seed: int | None,
-    version: int | None,
+    temperature: float, top_p: float, max_new_tokens: int, steps: StepsConfig | None, seed: int | None,
+    version: int | None, stop: tuple[str, ...] = (), per_state_budget: bool = True,
 ) -> dict[str, float]:
-    """Fill `ep.advantages` for every episode with MC step advantages; return MC metrics."""
-    plans = [plan_steps(ep, tokenizer, task, max_steps) for ep in episodes]
+    """Fill `ep.advantages` for every episode with MC step advantages; return MC metrics.
+
+    `per_state_budget=False` asks every state for the full `max_new_tokens`, as rlreason did before
+    (only `make bench` uses it, to measure what the per-state budget saves).
+    """
+    plans = [plan_steps(ep, tokenizer, task, steps) for ep in episodes]
 
     states, state_meta, episode_states = dedup_states(episodes, plans)
 
-    params = SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed)
+    # One request per state: its own budget, and the seed `per_prompt` gives one shared SamplingParams.
+    budgets = [max_new_tokens - plans[e].starts[t] if per_state_budget else max_new_tokens for e, t in state_meta]
+    params = [SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=b, stop=tuple(stop),
+                             seed=None if seed is None else seed + i * k) for i, b in enumerate(budgets)]
     outs = engine.continue_from(states, params, version=version)
 
     # Grade every continuation as a full response: the trajectory's text up to the state + continuation.
-    # A continuation that runs past the trajectory's own token budget counts as truncated.
+    # A continuation that reaches the trajectory's own token budget counts as truncated.
     texts, golds, truncated = [], [], []
     for s, conts in enumerate(outs):
         e, t = state_meta[s]
@@ -100,13 +114,16 @@ def assign_vineppo_advantages(
     verdicts = grader.grade(texts, golds, truncated)
     values = [sum(v.reward for v in verdicts[s * k:(s + 1) * k]) / k for s in range(len(states))]
 
-    n_steps = 0
+    n_steps = n_capped = 0
     for ep, plan, ids in zip(episodes, plans, episode_states):
-        step_adv = step_advantages([values[i] for i in ids], ep.reward)
+        # States past the cap take the trajectory's return (reference: values filled from the end).
+        capped = len(plan.starts) - len(ids)
+        step_adv = step_advantages([values[i] for i in ids] + [ep.reward] * capped, ep.reward)
         ep.advantages = [0.0] * len(ep.response_ids)
         for a, start, end in zip(step_adv, plan.starts, plan.ends):
             ep.advantages[start:end] = [a] * (end - start)
         n_steps += len(ids)
+        n_capped += capped
 
     mc_tokens = sum(len(c.token_ids) for conts in outs for c in conts)
     return {
@@ -116,5 +133,7 @@ def assign_vineppo_advantages(
         "mc/continuations": float(len(states) * k),
         "mc/tokens": float(mc_tokens),
         "mc/value_mean": sum(values) / max(len(values), 1),
-        "mc/steps_per_episode": n_steps / max(len(episodes), 1),
+        "mc/steps_per_episode": (n_steps + n_capped) / max(len(episodes), 1),
+        "mc/capped_states": float(n_capped),
+        "mc/requested_tokens": float(sum(budgets) * k),
     }

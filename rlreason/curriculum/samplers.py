@@ -146,6 +146,58 @@ class Learnability(Sampler):
                             len(pool) * n, n_train, metrics)
 
 
+class SFL(Sampler):
+    """LILO's buffered variant (thomfoster/VinePPO math_episode_generator_with_sfl.py `generate`): every
+    refresh_every iterations, n_candidates random questions are rolled out n_select times and the
+    buffer_size best by p(1-p) (np.var of the 0/1 rewards) form the buffer; every batch draws
+    int(buffer_frac x batch) questions from the buffer at random and the rest uniformly. The buffer
+    rollouts are not trained on (as in the reference). Differences: the uniform part follows the epoch
+    order and skips questions already drawn from the buffer (the reference samples afresh each iteration
+    and may repeat one); the buffer is refreshed at iterations 1, 1 + T, ... (the loop counts from 1)."""
+
+    name = "sfl"
+
+    def __init__(self, cfg: CurriculumConfig, train: list[Question], store: StatsStore, seed: int):
+        super().__init__(cfg, train, store, seed)
+        self.buffer: list[str] = []  # question ids
+        self.refreshed_at = 0
+
+    def next_batch(self, iteration: int, batch: int, n_train: int, rollout_fn: RolloutFn) -> Selection:
+        self._check(batch)
+        metrics: dict[str, float] = {}
+        candidates: list[Question] = []
+        spent = 0
+        if not self.buffer or (iteration - 1) % self.cfg.refresh_every == 0 and self.refreshed_at != iteration:
+            n = self.cfg.n_select
+            rng = derived_rng(self.seed, iteration, "sfl-candidates")
+            candidates = [self.train[i] for i in rng.sample(range(len(self.train)),
+                                                            min(self.cfg.n_candidates, len(self.train)))]
+            groups = self._rollout(rollout_fn, candidates, n, iteration)
+            scores = [learnability(statistics.fmean(ep.reward for ep in g), n, self.cfg.bessel) for g in groups]
+            top = top_k(scores, self.cfg.buffer_size, derived_rng(self.seed, iteration, "tie-break"))
+            self.buffer, self.refreshed_at, spent = [candidates[i].id for i in top], iteration, len(candidates) * n
+            metrics |= group_metrics(groups, "curriculum/pool") | group_metrics([groups[i] for i in top],
+                                                                                 "curriculum/buffer")
+        n_buffer = min(int(self.cfg.buffer_frac * batch), len(self.buffer))
+        taken = [self.index[q] for q in derived_rng(self.seed, iteration, "sfl-buffer").sample(self.buffer, n_buffer)]
+        taken += self.order.take(batch - len(taken), exclude=taken)
+        chosen = [self.train[i] for i in taken]
+        metrics["curriculum/from_buffer"] = n_buffer / batch
+        metrics["curriculum/buffer_age"] = iteration - self.refreshed_at
+        pool = candidates + [q for q in chosen if q.id not in {c.id for c in candidates}]
+        return self._finish(iteration, pool, chosen, None, spent, n_train, metrics)
+
+    def state_dict(self) -> dict[str, Any]:
+        return super().state_dict() | {"buffer": list(self.buffer), "refreshed_at": self.refreshed_at}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        super().load_state_dict(d)
+        missing = [q for q in d["buffer"] if q not in self.index]
+        if missing:
+            raise ValueError(f"the sfl buffer holds {len(missing)} questions not in this train split")
+        self.buffer, self.refreshed_at = list(d["buffer"]), int(d["refreshed_at"])
+
+
 class LearnabilityHistory(Sampler):
     """Rank by p(1-p) from the decayed history of past training attempts (no extra rollouts), keeping
     explore_frac of the batch for questions unseen or stale (no attempt within the window)."""
@@ -240,7 +292,7 @@ class FilterGroups(Sampler):
 
 
 SAMPLERS: dict[str, type[Sampler]] = {
-    cls.name: cls for cls in (Uniform, Learnability, LearnabilityHistory, SkipZeroVariance, FilterGroups)}
+    cls.name: cls for cls in (Uniform, Learnability, SFL, LearnabilityHistory, SkipZeroVariance, FilterGroups)}
 
 
 def make_sampler(cfg: CurriculumConfig, train: list[Question], store: StatsStore, seed: int) -> Sampler:

@@ -161,7 +161,7 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     grader = TimedGrader(Grader(cfg.data.name, timeout_s=cfg.reward.timeout_s, workers=cfg.reward.workers))
     roller = Roller(engine, tokenizer, grader, task=cfg.data.name, template=cfg.data.prompt_template,
                     use_chat_template=cfg.data.use_chat_template, temperature=cfg.rollout.temperature,
-                    top_p=cfg.rollout.top_p, max_new_tokens=cfg.rollout.max_new_tokens)
+                    top_p=cfg.rollout.top_p, max_new_tokens=cfg.rollout.max_new_tokens, stop=tuple(cfg.rollout.stop))
     learner = Learner(model_path, cfg.learner, cfg.algo, device=device, dtype=dtype,
                       total_updates=iterations_updates(cfg), pad_id=tokenizer.pad_token_id,
                       temperature=cfg.rollout.temperature, seed=cfg.seed,

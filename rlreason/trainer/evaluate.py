@@ -24,17 +24,23 @@ def score_groups(groups: list[Group]) -> dict[str, float]:
     return {"mean": sum(mean) / n, "maj": sum(maj) / n, "pass": sum(passed) / n}
 
 
-def evaluate(roller: Roller, questions: list[Question], n: int, temperature: float, greedy: bool
-             ) -> tuple[dict[str, float], list[Group]]:
+def headline(greedy: bool, choice: str) -> str:
+    """Which eval metric is eval/accuracy: "greedy" or "mean" (mean@n, the VinePPO paper's headline)."""
+    return "greedy" if greedy and choice == "greedy" else "mean"
+
+
+def evaluate(roller: Roller, questions: list[Question], n: int, temperature: float, greedy: bool,
+             top_p: float | None = None, headline_metric: str = "greedy") -> tuple[dict[str, float], list[Group]]:
     """Returns eval/* metrics and the sampled groups (for the stats store and the samples table).
 
-    `eval/accuracy` is greedy accuracy when greedy is on (the headline number), else mean@n.
+    `eval/accuracy` is greedy accuracy when greedy is on and `headline_metric` is "greedy", else mean@n.
+    `top_p` None samples with the roller's (the rollout's) nucleus.
     """
-    groups = roller(questions, n, temperature=temperature)
+    groups = roller(questions, n, temperature=temperature, top_p=top_p)
     s = score_groups(groups)
     metrics = {f"eval/mean@{n}": s["mean"], f"eval/maj@{n}": s["maj"], f"eval/pass@{n}": s["pass"]}
     if greedy:
         greedy_groups = roller(questions, 1, temperature=0.0)
         metrics["eval/greedy"] = score_groups(greedy_groups)["mean"]
-    metrics["eval/accuracy"] = metrics["eval/greedy"] if greedy else s["mean"]
+    metrics["eval/accuracy"] = metrics["eval/greedy"] if headline(greedy, headline_metric) == "greedy" else s["mean"]
     return metrics, groups

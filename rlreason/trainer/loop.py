@@ -19,7 +19,7 @@ from tqdm import tqdm
 from rlreason.algo import assign_outcome_advantages, assign_vineppo_advantages
 from rlreason.curriculum import attempts_from_groups as attempts
 from rlreason.trainer.build import Run, build, save_checkpoint
-from rlreason.trainer.evaluate import evaluate
+from rlreason.trainer.evaluate import evaluate, headline
 
 
 class Phases:
@@ -46,7 +46,8 @@ def run_eval(run: Run, iteration: int, phases: Phases) -> dict[str, float]:
     t = run.cfg.trainer
     run.roller.seed = seed_for(run.cfg.seed, iteration, 9)
     with phases("eval"):
-        metrics, groups = evaluate(run.roller, run.eval_questions, t.eval_samples, t.eval_temperature, t.eval_greedy)
+        metrics, groups = evaluate(run.roller, run.eval_questions, t.eval_samples, t.eval_temperature, t.eval_greedy,
+                                   t.eval_top_p, t.eval_headline)
     run.store.add(attempts(groups, iteration, "eval", run.learner.version))
     rows = [[ep.question.problem, ep.text, ep.question.answer, ep.reward] for g in groups[: run.cfg.logger.log_samples]
             for ep in g[:1]]
@@ -72,7 +73,7 @@ def train_iteration(run: Run, it: int, phases: Phases) -> dict[str, float]:
             metrics |= assign_vineppo_advantages(
                 episodes, run.engine, run.grader, run.tokenizer, task=cfg.data.name, k=cfg.algo.mc_rollouts,
                 temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                max_new_tokens=cfg.rollout.max_new_tokens, max_steps=cfg.algo.mc_max_steps,
+                max_new_tokens=cfg.rollout.max_new_tokens, steps=cfg.data.steps, stop=tuple(cfg.rollout.stop),
                 seed=seed_for(cfg.seed, it, 1), version=learner.version)
         elif cfg.algo.name in ("grpo", "rloo"):
             metrics |= assign_outcome_advantages(cfg.algo.name, groups, cfg.algo.normalize_std)
@@ -103,7 +104,8 @@ def write_summary(run: Run) -> Path:
         "start_accuracy": acc[0] if acc else None,
         "final_accuracy": acc[-1] if acc else None,
         "best_accuracy": max(acc) if acc else None,
-        "accuracy_metric": "greedy" if run.cfg.trainer.eval_greedy else f"mean@{run.cfg.trainer.eval_samples}",
+        "accuracy_metric": ("greedy" if headline(run.cfg.trainer.eval_greedy, run.cfg.trainer.eval_headline) == "greedy"
+                            else f"mean@{run.cfg.trainer.eval_samples}"),
         "eval_questions": len(run.eval_questions),
         "iterations": evals[-1]["iteration"] if evals else 0,
         "wall_clock_s": round(run.state["wall_clock_s"], 1),

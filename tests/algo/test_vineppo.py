@@ -31,9 +31,99 @@ def test_dedup_shares_identical_prefixes_across_episodes():
     a = ep([1, 2], [5, 6, 7, 8])
     b = ep([1, 2], [5, 6, 9])
     c = ep([3], [5, 6])
-    plans = [StepPlan([0, 2], [2, 4], [0, 0]), StepPlan([0, 2], [2, 3], [0, 0]), StepPlan([0], [2], [0])]
+    plans = [StepPlan([0, 2], [2, 4], [0, 0], 2), StepPlan([0, 2], [2, 3], [0, 0], 2), StepPlan([0], [2], [0], 1)]
     states, first, per_episode = dedup_states([a, b, c], plans)
     # a and b share the prompt state and the state after their identical first step; c has its own prompt.
     assert states == [[1, 2], [1, 2, 5, 6], [3]]
     assert per_episode == [[0, 1], [0, 1], [2]]
     assert first == [(0, 0), (0, 1), (2, 0)]
+
+
+# --- the MC phase: per-state budgets, seeds, stop strings, the reference's state cap ---
+
+class Recorder:
+    """Wraps an engine (or answers itself) and keeps the per-state SamplingParams of each call."""
+
+    def __init__(self, engine=None, text="x"):
+        self.engine, self.text, self.calls = engine, text, []
+        self.version = 0
+
+    def continue_from(self, prefixes, params, version=None):
+        self.calls.append((prefixes, list(params)))
+        if self.engine is not None:
+            return self.engine.continue_from(prefixes, params, version=version)
+        from rlreason.engine.base import Completion
+        return [[Completion([1], self.text, [0.0], "stop") for _ in range(p.n)] for p in params]
+
+
+class ConstGrader:
+    """Every continuation earns `value`."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def grade(self, texts, golds, truncated):
+        from rlreason.reward.grader import Verdict
+        return [Verdict(self.value, "correct" if self.value else "wrong") for _ in texts]
+
+
+def line_episode(tokenizer, lines: int, reward: float, prompt=(1, 2)):
+    text = "\n".join(f"{i}a+1={i + 1}" for i in range(lines)) + f"\n#### {lines}"
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    return Episode(Q, list(prompt), ids, [0.0] * len(ids), text, "stop", reward)
+
+
+def test_cap_gives_later_states_the_trajectorys_return(tiny_tokenizer):
+    from rlreason.algo.vineppo import assign_vineppo_advantages, plan_steps
+    from rlreason.config import StepsConfig
+
+    e = line_episode(tiny_tokenizer, 6, reward=1.0)  # 6 steps: 5 lines, then the last line with `#### 6`
+    engine = Recorder()
+    m = assign_vineppo_advantages([e], engine, ConstGrader(0.25), tiny_tokenizer, task="arith", k=3,
+                                  temperature=1.0, top_p=1.0, max_new_tokens=200,
+                                  steps=StepsConfig(max_value_steps=2), seed=7, version=None)
+    prefixes, params = engine.calls[0]
+    assert len(prefixes) == 3 and m["mc/capped_states"] == 3  # s_0, s_1, s_2 estimated; s_3..s_5 not
+    plan = plan_steps(e, tiny_tokenizer, "arith", StepsConfig(max_value_steps=2))
+    assert len(plan.starts) == 6 and plan.estimated == 3
+    # V = 0.25 at s_0..s_2, then the return 1.0 (reference: values filled from the end): A_2 = 1 - 0.25
+    per_step = [e.advantages[a] for a in plan.starts]
+    assert per_step == pytest.approx([0.0, 0.0, 0.75, 0.0, 0.0, 0.0])
+    assert [p.seed for p in params] == [7, 10, 13]  # state i: base + i * k, as one shared SamplingParams gave
+
+
+def test_each_state_asks_for_the_budget_it_has_left_and_the_stop_strings(tiny_tokenizer):
+    from rlreason.algo.vineppo import assign_vineppo_advantages, plan_steps
+
+    eps = [line_episode(tiny_tokenizer, 4, 1.0), line_episode(tiny_tokenizer, 3, 0.0, prompt=(3,))]
+    engine = Recorder()
+    m = assign_vineppo_advantages(eps, engine, ConstGrader(0.5), tiny_tokenizer, task="arith", k=2,
+                                  temperature=1.0, top_p=1.0, max_new_tokens=64, steps=None, seed=None,
+                                  version=None, stop=("\n\n\nProblem:",))
+    prefixes, params = engine.calls[0]
+    starts = {tuple(ep.prompt_ids) + tuple(ep.response_ids[:s]): s for ep in eps
+              for s in plan_steps(ep, tiny_tokenizer, "arith").starts}
+    assert [p.max_tokens for p in params] == [64 - starts[tuple(x)] for x in prefixes]
+    assert len({p.max_tokens for p in params}) > 2  # the budgets really differ per state
+    assert all(p.stop == ("\n\n\nProblem:",) and p.seed is None for p in params)
+    assert m["mc/requested_tokens"] == 2 * sum(p.max_tokens for p in params)
+
+
+def test_per_state_budget_generates_fewer_tokens_on_the_real_engine(vllm_engine, tiny_tokenizer):
+    """Same episodes, same seed: the full budget generates continuations past the trajectory's budget
+    (graded truncated, thrown away); the per-state budget stops them there."""
+    from rlreason.algo.vineppo import assign_vineppo_advantages
+
+    eps = [line_episode(tiny_tokenizer, n, 1.0, prompt=tiny_tokenizer.encode("2a+3=", add_special_tokens=False))
+           for n in (3, 5)]
+    max_new = max(len(ep.response_ids) for ep in eps) + 4
+    out = {}
+    for per_state in (False, True):
+        engine = Recorder(vllm_engine)
+        m = assign_vineppo_advantages(eps, engine, ConstGrader(1.0), tiny_tokenizer, task="arith", k=2,
+                                      temperature=1.0, top_p=1.0, max_new_tokens=max_new, steps=None, seed=3,
+                                      version=vllm_engine.version, per_state_budget=per_state)
+        out[per_state] = m
+    assert out[True]["mc/requested_tokens"] < out[False]["mc/requested_tokens"]
+    assert out[True]["mc/tokens"] <= out[False]["mc/tokens"]
+    assert out[True]["mc/unique_states"] == out[False]["mc/unique_states"]

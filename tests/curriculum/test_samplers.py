@@ -190,13 +190,35 @@ def test_filter_groups_tops_up_with_dropped_groups_when_short(store):
     assert len(sel.groups) == 8 and sel.metrics["curriculum/shortfall"] == 8 - informative
 
 
-@pytest.mark.parametrize("name", ["uniform", "learnability", "learnability_history", "skip_zero_variance",
+def test_sfl_buffer_refresh_and_mix(store):
+    qs = questions(40)
+    # q0..q9 are the only learnable ones (p = 0.5); the rest are always or never solved
+    policy = FakePolicy({q.id: 0.5 if i < 10 else float(i % 2) for i, q in enumerate(qs)})
+    sampler = make_sampler(cfg("sfl", refresh_every=3, n_candidates=40, buffer_size=6, n_select=4,
+                               buffer_frac=0.5), qs, store, 0)
+    learnable = {q.id for q in qs[:10]}
+    spent = []
+    for it in range(1, 8):
+        before = policy.rollouts
+        sel = sampler.next_batch(it, 8, 4, policy)
+        spent.append(policy.rollouts - before)
+        ids = [q.id for q in sel.questions]
+        assert len(ids) == len(set(ids)) == 8 and sel.groups is None  # buffer rollouts are not trained on
+        assert set(ids[:4]) <= set(sampler.buffer) and set(sampler.buffer) <= learnable  # int(0.5 x 8) from it
+        assert sel.metrics["curriculum/from_buffer"] == 0.5
+        store.commit(it)
+    assert spent == [160, 0, 0, 160, 0, 0, 160]  # N x L rollouts at iterations 1, 4, 7 (every T = 3)
+    assert len(sampler.buffer) == 6
+
+
+@pytest.mark.parametrize("name", ["uniform", "learnability", "sfl", "learnability_history", "skip_zero_variance",
                                   "filter_groups"])
 def test_resume_continues_exactly(tmp_path, name):
     qs = questions(23)
     rng = random.Random(0)
     policy = FakePolicy({q.id: rng.choice([0.0, 0.25, 0.5, 0.75, 1.0]) for q in qs})
-    c = cfg(name, pool_factor=2, n_select=4, window=3, skip_prob=0.8, explore_frac=0.3)
+    c = cfg(name, pool_factor=2, n_select=4, window=3, skip_prob=0.8, explore_frac=0.3, refresh_every=4,
+            n_candidates=12, buffer_size=5, buffer_frac=0.4)
     kw = dict(batch=5, n_train=4, policy=policy)
 
     with StatsStore(tmp_path / "a.sqlite", "run") as store:

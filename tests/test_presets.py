@@ -1,0 +1,68 @@
+"""The presets this issue set from the reference configs, and their config checks."""
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf.errors import InterpolationResolutionError
+
+from rlreason.config import ConfigError, register_configs, validate
+from rlreason.trainer.evaluate import evaluate
+from tests.trainer.conftest import CONF
+
+
+def compose_cfg(*overrides: str):
+    register_configs()
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        return compose("config", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("data, iterations", [("math", 1000), ("gsm8k", 650)])
+def test_paper_preset_follows_the_reference_per_task(data, iterations):
+    cfg = compose_cfg("experiment=paper", f"data={data}", "model=deepseekmath7b_sft_math")
+    validate(cfg)
+    assert cfg.trainer.iterations == iterations
+    assert list(cfg.rollout.stop) == ["\n\n\nProblem:"]
+    t = cfg.trainer
+    assert (t.eval_samples, t.eval_temperature, t.eval_top_p, t.eval_headline) == (16, 0.35, 0.9, "mean")
+    assert cfg.model.max_model_len == 4096
+    assert cfg.data.steps.rule == ("vineppo" if data == "math" else "lines")
+    assert cfg.data.steps.max_value_steps == (None if data == "math" else 25)
+
+
+def test_paper_preset_has_no_iterations_for_arith():
+    cfg = compose_cfg("experiment=paper")
+    with pytest.raises(InterpolationResolutionError, match="no value for data=arith"):
+        _ = cfg.trainer.iterations
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.steps.rule=words", "data.steps.rule"),
+    ("data.steps.max_value_steps=-1", "max_value_steps"),
+    ("+rollout.stop=['']", "empty string"),
+    ("trainer.eval_top_p=0", "eval_top_p"),
+    ("trainer.eval_headline=best", "eval_headline"),
+    ("curriculum=sfl curriculum.buffer_size=2000", "buffer_size"),
+    ("curriculum=sfl curriculum.buffer_frac=1.5", "buffer_frac"),
+])
+def test_bad_values_are_config_errors(override, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(compose_cfg(*override.split()))
+
+
+class FakeRoller:
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, questions, n, temperature=None, top_p=None):
+        from tests.curriculum.fakes import episode
+        self.calls.append((n, temperature, top_p))
+        # sampled: 1 of n right; greedy: right
+        return [[episode(q, float(j == 0 or temperature == 0)) for j in range(n)] for q in questions]
+
+
+@pytest.mark.parametrize("headline, expected", [("greedy", 1.0), ("mean", 0.25)])
+def test_eval_headline_and_top_p(headline, expected):
+    from tests.curriculum.fakes import questions
+    roller = FakeRoller()
+    m, _ = evaluate(roller, questions(3), 4, 0.35, True, top_p=0.9, headline_metric=headline)
+    assert m["eval/accuracy"] == expected and m["eval/greedy"] == 1.0 and m["eval/mean@4"] == 0.25
+    assert roller.calls[0] == (4, 0.35, 0.9)
