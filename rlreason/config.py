@@ -17,6 +17,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from rlreason.seeds import MAX_ITERATION, MAX_RUN_SEED  # the sampling-seed layout's limits
+
 
 @dataclass
 class ArithConfig:
@@ -285,6 +287,11 @@ def validate(cfg: Any) -> None:
                  "trainer.eval_every", "curriculum.pool_factor", "curriculum.n_select", "learner.max_bad_updates"):
         positive(path)
     positive("trainer.iterations", 0)
+    if not 0 <= cfg.seed <= MAX_RUN_SEED:
+        problems.append(f"seed={cfg.seed} must be in [0, {MAX_RUN_SEED}] (rlreason/seeds.py packs it into each sampling seed)")
+    if cfg.trainer.iterations > MAX_ITERATION:
+        problems.append(f"trainer.iterations={cfg.trainer.iterations} is past the {MAX_ITERATION} iterations the "
+                        "sampling-seed layout holds (rlreason/seeds.py)")
     if not 0 < cfg.rollout.temperature:
         problems.append(f"rollout.temperature={cfg.rollout.temperature} must be > 0 (PPO ratios need a sampling distribution)")
     if not 0 < cfg.rollout.top_p <= 1:

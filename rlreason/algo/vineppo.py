@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from rlreason.engine.base import Engine, SamplingParams
 from rlreason.rollout import Episode
+from rlreason.seeds import SeedStream
 from rlreason.segment import step_token_ends, token_char_offsets
 
 if TYPE_CHECKING:
@@ -75,14 +76,19 @@ def step_advantages(values: list[float], reward: float) -> list[float]:
 
 def assign_vineppo_advantages(
     episodes: list[Episode], engine: Engine, grader: Grader, tokenizer, *, task: str, k: int,
-    temperature: float, top_p: float, max_new_tokens: int, max_steps: int | None, seed: int | None,
+    temperature: float, top_p: float, max_new_tokens: int, max_steps: int | None, seeds: SeedStream | None,
     version: int | None,
 ) -> dict[str, float]:
-    """Fill `ep.advantages` for every episode with MC step advantages; return MC metrics."""
+    """Fill `ep.advantages` for every episode with MC step advantages; return MC metrics.
+
+    `seeds`: the iteration's stream; the continuations take their own block of it (phase "mc"), so
+    none shares a seed with a training sample (whose continuation from s_0 would otherwise be that
+    very sample, biasing V(s_0) towards its own return). None: the engine's unseeded stream."""
     plans = [plan_steps(ep, tokenizer, task, max_steps) for ep in episodes]
 
     states, state_meta, episode_states = dedup_states(episodes, plans)
 
+    seed = seeds.take("mc", len(states) * k) if seeds is not None else None  # state i: seed + i * k + j
     params = SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed)
     outs = engine.continue_from(states, params, version=version)
 

@@ -30,11 +30,11 @@ def evaluate(roller: Roller, questions: list[Question], n: int, temperature: flo
 
     `eval/accuracy` is greedy accuracy when greedy is on (the headline number), else mean@n.
     """
-    groups = roller(questions, n, temperature=temperature)
+    groups = roller(questions, n, temperature=temperature, phase="eval_sampled")
     s = score_groups(groups)
     metrics = {f"eval/mean@{n}": s["mean"], f"eval/maj@{n}": s["maj"], f"eval/pass@{n}": s["pass"]}
     if greedy:
-        greedy_groups = roller(questions, 1, temperature=0.0)
+        greedy_groups = roller(questions, 1, temperature=0.0, phase="eval_greedy")
         metrics["eval/greedy"] = score_groups(greedy_groups)["mean"]
     metrics["eval/accuracy"] = metrics["eval/greedy"] if greedy else s["mean"]
     return metrics, groups
