@@ -94,8 +94,19 @@ class AlgoConfig:
     name: str = MISSING  # vineppo | ppo | grpo | rloo
     clip_eps: float = 0.2
     kl_coef: float = 1e-4  # k3 KL to the frozen reference; 0 disables (no reference model loaded)
+    # sequence_sum: beta x (sum over a response's tokens of k3, each clamped to [0, 10]), mean over
+    # sequences, as the reference (algo/vineppo.yaml, algo/ppo.yaml); token_mean: mean over tokens,
+    # ~1/length as strong at the same beta (grpo/rloo here).
+    kl_reduction: str = "token_mean"
+    # Whiten advantages over each minibatch's tokens before the loss (reference: on for vineppo and ppo).
     whiten_advantages: bool = False
     entropy_coef: float = 0.0
+    # Skip the policy step of a minibatch whose mean ratio pi/pi_old exceeds this (reference: 10); null: never.
+    ratio_threshold: float | None = 10.0
+    # Truncated importance sampling: weight each token's policy loss by min(pi_learner_old / pi_engine,
+    # tis_cap), correcting for the engine sampling from another distribution (top_p < 1, bf16 kernels).
+    # null: off (the reference has no such correction).
+    tis_cap: float | None = None
     # vineppo
     mc_rollouts: int = 9  # K continuations per intermediate state
     mc_max_steps: int | None = None  # cap on estimated steps per trajectory (None = all)
@@ -103,8 +114,10 @@ class AlgoConfig:
     gamma: float = 1.0
     lam: float = 1.0
     value_clip: float = 0.2
-    vf_coef: float = 0.5
-    critic_lr: float | None = None  # None -> learner.lr
+    # Scales the critic's loss, 0.5 x mean clipped squared error. The critic has its own optimizer and
+    # gradient clip (as the reference), so this only matters against learner.grad_clip; 1.0 = the reference.
+    vf_coef: float = 1.0
+    critic_lr: float | None = None  # None -> learner.lr (the reference uses one learning rate for both)
     # grpo
     normalize_std: bool = True  # False = Dr.GRPO (no division by the group std)
 
@@ -214,6 +227,7 @@ CHOICES = {
     "logger.name": ("console", "wandb"),
     "logger.mode": ("auto", "online", "offline", "disabled"),
     "learner.schedule": ("linear", "constant", "cosine"),
+    "algo.kl_reduction": ("sequence_sum", "token_mean"),
     "resume": ("auto", "never", "must"),
     "device": ("auto", "cpu", "cuda"),
     "model.dtype": ("auto", "float32", "bfloat16", "float16"),
@@ -319,6 +333,11 @@ def validate(cfg: Any) -> None:
         problems.append(f"learner.warmup_ratio={cfg.learner.warmup_ratio} must be in [0, 1)")
     if cfg.algo.kl_coef < 0:
         problems.append(f"algo.kl_coef={cfg.algo.kl_coef} must be >= 0 (0 disables the KL term)")
+    for path in ("algo.ratio_threshold", "algo.tis_cap"):
+        if get(path) is not None and not get(path) > 0:
+            problems.append(f"{path}={get(path)} must be > 0, or null for off")
+    if not cfg.algo.vf_coef > 0:
+        problems.append(f"algo.vf_coef={cfg.algo.vf_coef} must be > 0")
     if not 0 < cfg.algo.clip_eps < 1:
         problems.append(f"algo.clip_eps={cfg.algo.clip_eps} must be in (0, 1)")
     if cfg.algo.mc_max_steps is not None and cfg.algo.mc_max_steps < 1:
