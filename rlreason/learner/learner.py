@@ -182,7 +182,9 @@ class Learner:
                     old = logp.detach()
                 else:
                     old = _aligned([old_logp[i] for i in sub], chunk, batch).to(self.device)
-                # Training-inference mismatch: the learner's old log-probs against the engine's.
+                # Training-inference mismatch: the learner's old log-probs against the engine's. Truncated
+                # importance sampling (Yao et al. 2025, fengyao.notion.site/off-policy-rl; verl
+                # docs/advance/rollout_is.md) weights each token by min(pi_old / pi_engine, cap).
                 sampled = _aligned([ep.logprobs for ep in chunk], chunk, batch).to(self.device)
                 gap = (old - sampled) * mask
                 weights = None
