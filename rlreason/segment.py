@@ -15,7 +15,7 @@ from bisect import bisect_left
 
 MIN_CHARS = 10  # math: a shorter step ("Thus,", "Step 2:") joins the next one
 MAX_CHARS = 500  # math: a longer step is split at a space, outside maths mode where there is one
-LINE_TASKS = ("gsm8k", "arith")
+LINE_TASKS = ("gsm8k", "arith", "hash", "exact")  # hash/exact: data=jsonl checkers, one step a line
 
 
 def segment(text: str, task: str) -> list[tuple[int, int]]:
@@ -28,7 +28,7 @@ def segment(text: str, task: str) -> list[tuple[int, int]]:
         outside = _outside_math(text)
         cuts = _math_cuts(text, outside)
     else:
-        raise ValueError(f"unknown task {task!r}: expected math, gsm8k or arith")
+        raise ValueError(f"unknown task {task!r}: expected math, {', '.join(LINE_TASKS)}")
     bounds = [0] + [c for c in cuts if 0 < c < len(text)] + [len(text)]
     spans = _merge(text, list(zip(bounds, bounds[1:])), MIN_CHARS if outside is not None else 0)
     if outside is None:

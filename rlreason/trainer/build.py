@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
-from rlreason.config import ConfigError, check_run_dir
+from rlreason.config import ConfigError, check_run_dir, grader_task
 from rlreason.trainer import checkpoint
 
 # Changing any of these between a checkpoint and a resume makes the checkpoint incompatible.
@@ -107,11 +107,16 @@ def load_tokenizer(cfg, model_path: str):
         model_config = AutoConfig.from_pretrained(model_path)
     except (OSError, ValueError) as e:
         raise ConfigError(f"cannot load model/tokenizer from {model_path!r}: {e}") from e
-    if len(tokenizer) > model_config.vocab_size:
+    vocab = getattr(model_config.get_text_config(), "vocab_size", None)
+    if vocab is not None and len(tokenizer) > vocab:
         raise ConfigError(f"tokenizer {tok_path} has {len(tokenizer)} tokens but model {model_path} has a "
-                          f"vocabulary of {model_config.vocab_size}: they do not belong together "
+                          f"vocabulary of {vocab}: they do not belong together "
                           "(set model.tokenizer to the model's own tokenizer)")
-    if tokenizer.pad_token_id is None:
+    if tokenizer.eos_token_id is None:
+        raise ConfigError(f"tokenizer {tok_path} has no eos token, so no response could ever end: set "
+                          "model.tokenizer to a tokenizer that defines eos_token (tokenizer_config.json), e.g. "
+                          "the model's own")
+    if tokenizer.pad_token_id is None:  # batches are padded with eos, masked out (the common convention)
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
@@ -124,7 +129,7 @@ def iterations_updates(cfg) -> int:
 def build(cfg, run_dir: Path, engine=None) -> Run:
     """`engine`: an already running engine to use (tests share one); it is synced to the policy here."""
     from rlreason.curriculum import StatsStore, make_sampler
-    from rlreason.data import load_questions
+    from rlreason.data import load_questions, prompt_template
     from rlreason.engine import make_engine
     from rlreason.learner.learner import Learner
     from rlreason.logger import Logger
@@ -158,8 +163,8 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     if engine is None:
         engine = make_engine(cfg.engine, policy_path, tokenizer, dtype=str(dtype).removeprefix("torch."),
                              seed=cfg.seed, max_model_len=cfg.model.max_model_len)
-    grader = TimedGrader(Grader(cfg.data.name, timeout_s=cfg.reward.timeout_s, workers=cfg.reward.workers))
-    roller = Roller(engine, tokenizer, grader, task=cfg.data.name, template=cfg.data.prompt_template,
+    grader = TimedGrader(Grader(grader_task(cfg), timeout_s=cfg.reward.timeout_s, workers=cfg.reward.workers))
+    roller = Roller(engine, tokenizer, grader, task=grader_task(cfg), template=prompt_template(cfg.data),
                     use_chat_template=cfg.data.use_chat_template, temperature=cfg.rollout.temperature,
                     top_p=cfg.rollout.top_p, max_new_tokens=cfg.rollout.max_new_tokens)
     learner = Learner(model_path, cfg.learner, cfg.algo, device=device, dtype=dtype,
