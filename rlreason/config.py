@@ -76,7 +76,7 @@ class ModelConfig:
     tokenizer: str | None = None  # defaults to `path`
     dtype: str = "auto"  # auto -> bfloat16 on GPU, float32 on CPU
     gradient_checkpointing: bool = False
-    max_model_len: int = 2048
+    max_model_len: int | None = 2048  # None: the model's own (max_position_embeddings in its config.json)
     # Only for the tiny model: how to build it from nothing when the committed one does not match.
     build: dict[str, Any] = field(default_factory=dict)
 
@@ -388,7 +388,7 @@ def validate(cfg: Any) -> None:
         problems.append(f"trainer.eval_max_questions={get('trainer.eval_max_questions')} must be >= 1, or null for all")
     if not cfg.learner.grad_clip > 0:
         problems.append(f"learner.grad_clip={cfg.learner.grad_clip} must be > 0")
-    if cfg.rollout.max_new_tokens >= cfg.model.max_model_len:
+    if cfg.model.max_model_len is not None and cfg.rollout.max_new_tokens >= cfg.model.max_model_len:
         problems.append(f"rollout.max_new_tokens={cfg.rollout.max_new_tokens} leaves no room for the prompt in "
                         f"model.max_model_len={cfg.model.max_model_len}; lower it or raise model.max_model_len")
     if cfg.learner.lr <= 0:
@@ -444,16 +444,15 @@ def validate_eval(cfg: Any) -> None:
                         "greedy one); or set eval.n=0")
     if not 0 < e.top_p <= 1:
         problems.append(f"eval.top_p={e.top_p} must be in (0, 1]")
-    if e.max_new_tokens is not None and not 1 <= e.max_new_tokens < cfg.model.max_model_len:
-        problems.append(f"eval.max_new_tokens={e.max_new_tokens} must be >= 1 and leave room for the prompt in "
-                        f"model.max_model_len={cfg.model.max_model_len}, or null for what the context leaves")
+    if e.max_new_tokens is not None and e.max_new_tokens < 1:
+        problems.append(f"eval.max_new_tokens={e.max_new_tokens} must be >= 1, or null for what the context leaves")
     if e.max_questions is not None and e.max_questions < 1:
         problems.append(f"eval.max_questions={e.max_questions} must be >= 1, or null for all")
     if e.split not in ("train", "test"):
         problems.append(f"eval.split={e.split!r} is not one of train, test")
     if e.batch_questions < 1:
         problems.append(f"eval.batch_questions={e.batch_questions} must be >= 1")
-    _raise(problems + _shared_problems(cfg))
+    _raise(problems + _shared_problems(cfg, splits=(e.split,) if e.split in ("train", "test") else ()))
 
 
 def _choice_problems(get, choices: dict[str, tuple[str, ...]]) -> list[str]:
@@ -466,13 +465,15 @@ def _choice_problems(get, choices: dict[str, tuple[str, ...]]) -> list[str]:
     return problems
 
 
-def _shared_problems(cfg: Any) -> list[str]:
+def _shared_problems(cfg: Any, splits: tuple[str, ...] = ("train", "test")) -> list[str]:
     """Checks of the data, model, reward and engine nodes, which training and eval share."""
     problems: list[str] = []
     if not cfg.reward.timeout_s > 0:
         problems.append(f"reward.timeout_s={cfg.reward.timeout_s} must be > 0 (the hard deadline per graded response)")
     if cfg.reward.workers < 1:
         problems.append(f"reward.workers={cfg.reward.workers} must be >= 1")
+    if cfg.model.max_model_len is not None and cfg.model.max_model_len < 2:
+        problems.append(f"model.max_model_len={cfg.model.max_model_len} must be >= 2, or null for the model's own")
     if cfg.engine.hf_batch_size < 1 or cfg.engine.max_num_seqs < 1:
         problems.append(f"engine.hf_batch_size={cfg.engine.hf_batch_size} and engine.max_num_seqs="
                         f"{cfg.engine.max_num_seqs} must be >= 1")
@@ -490,7 +491,7 @@ def _shared_problems(cfg: Any) -> list[str]:
     if d.name != "arith" and d.source == "generated":
         problems.append(f"data={d.name} has no generator: use data.source=local or hub")
     if d.name != "arith":
-        for split in ("train", "test"):
+        for split in splits:
             hub = d.hub_test_id or d.hub_id if split == "test" else d.hub_id
             if not getattr(d, f"{split}_path") and not hub:
                 problems.append(f"data.{split}_path is unset and there is no hub id to fall back on")

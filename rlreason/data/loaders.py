@@ -38,6 +38,15 @@ def load_questions(data_cfg: Any) -> tuple[list[Question], list[Question]]:
     return _prefix(train, data_cfg.max_train), _prefix(test, data_cfg.max_test)
 
 
+def load_split(data_cfg: Any, split: str) -> list[Question]:
+    """One split (train | test), cut to max_train / max_test: an eval reads only the split it scores."""
+    if data_cfg.name == "arith":
+        return load_questions(data_cfg)[split == "test"]
+    if data_cfg.name not in PARSERS and data_cfg.name != "jsonl":
+        raise ValueError(f"data.name={data_cfg.name!r}: no loader (expected arith, jsonl, {', '.join(PARSERS)})")
+    return _prefix(_load_split(data_cfg, split), getattr(data_cfg, f"max_{split}"))
+
+
 def _prefix(questions: list[Question], n: int | None) -> list[Question]:
     return questions if n is None else questions[:n]
 
