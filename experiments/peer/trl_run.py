@@ -6,10 +6,9 @@ import time
 from typing import Any
 
 import torch
-from transformers import AutoTokenizer, TrainerCallback
-
 from peer import task
 from peer.evaluation import GreedyEval
+from transformers import AutoTokenizer, TrainerCallback
 
 
 def grpo_config(out_dir: str, seed: int, steps: int, s: dict[str, Any]):
