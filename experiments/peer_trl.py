@@ -51,6 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `peer` is experiment
 from peer import stats, task  # noqa: E402
 
 FRAMEWORKS = ("trl", "rlreason")
+# rlreason-spaced: a diagnostic, rlreason with no seed shared between engine calls (peer/rl_run.py)
+CHOICES = (*FRAMEWORKS, "rlreason-spaced")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,13 +61,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (plus --first-seed)")
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--eval-every", type=int, default=25)
-    p.add_argument("--frameworks", default=",".join(FRAMEWORKS), help="comma list of trl, rlreason")
+    p.add_argument("--frameworks", default=",".join(FRAMEWORKS), help="comma list of " + ", ".join(CHOICES))
     p.add_argument("--model", default="peer-model", help="start model dir (built here when missing)")
     p.add_argument("--out", default="peer-out")
     for key in ("lr", "schedule", "max_new_tokens", "eval_questions"):
         p.add_argument(f"--{key.replace('_', '-')}", type=type(task.SETTINGS[key]), default=task.SETTINGS[key])
     p.add_argument("--aggregate-only", action="store_true", help="only summarise OUT/runs/*.json")
-    p.add_argument("--one", choices=FRAMEWORKS, help=argparse.SUPPRESS)  # child process: one run
+    p.add_argument("--one", choices=CHOICES, help=argparse.SUPPRESS)  # child process: one run
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -88,7 +90,8 @@ def run_one(args: argparse.Namespace) -> None:
     else:
         from peer import rl_run
 
-        record = rl_run.run(args.model, str(work), args.seed, args.steps, args.eval_every, settings(args))
+        record = rl_run.run(args.model, str(work), args.seed, args.steps, args.eval_every, settings(args),
+                            spaced=args.one == "rlreason-spaced")
     record |= {"settings": settings(args), **task.settings_record()}
     path = out / "runs" / f"{args.one}-s{args.seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -32,12 +32,22 @@ def overrides(model_dir: str, seed: int, steps: int, eval_every: int, s: dict[st
     ]
 
 
+def spaced_seed_for(base: int, iteration: int, phase: int) -> int:
+    """Diagnostic only (`rlreason-spaced`): loop.seed_for with its blocks 65,536 seeds apart, so no two
+    engine calls of a run share a seed. Not a fix: that is issue 10 point 1, on another branch."""
+    return ((base * 1_000_003 + iteration * 101 + phase) * 65_536) % (2**31 - 1)
+
+
 def run(model_dir: str, out_dir: str, seed: int, steps: int, eval_every: int, s: dict[str, Any],
-        algo: str = "grpo", engine: str = "vllm") -> dict[str, Any]:
+        algo: str = "grpo", engine: str = "vllm", spaced: bool = False) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
 
     from rlreason.config import register_configs, validate
+    from rlreason.trainer import loop
     from rlreason.trainer.loop import train
+
+    if spaced:
+        loop.seed_for = spaced_seed_for
 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
@@ -55,7 +65,8 @@ def run(model_dir: str, out_dir: str, seed: int, steps: int, eval_every: int, s:
         for q, it in db.execute("SELECT DISTINCT question, iteration FROM attempts WHERE phase='train' "
                                 "ORDER BY iteration, rowid"):
             drawn.setdefault(it, []).append(q)
-    return {"framework": f"rlreason-{algo}" + ("" if engine == "vllm" else f"-{engine}"), "seed": seed,
+    name = f"rlreason-{algo}" + ("" if engine == "vllm" else f"-{engine}") + ("-spaced" if spaced else "")
+    return {"framework": name, "seed": seed,
             "steps": steps, "evals": [{"step": e["iteration"], "accuracy": e["eval/accuracy"]} for e in summary["evals"]],
             "s_per_step": train_s / steps, "phase_seconds": phases, "per_step": per_step,
             "questions": [drawn[k] for k in sorted(drawn)]}
