@@ -31,6 +31,8 @@ def curves(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         out[fw] = {"seeds": [r["seed"] for r in mine],
                    "acc": {s: spread([b[s] for b in by_step]) for s in steps},
                    "s_per_step": spread([r["s_per_step"] for r in mine])}
+        if all("cpu_s_per_step" in r for r in mine):
+            out[fw]["cpu_s_per_step"] = spread([r["cpu_s_per_step"] for r in mine])
     return out
 
 
@@ -74,4 +76,7 @@ def table(summary: dict[str, Any], baseline: str = "trl") -> str:
         sp = c["s_per_step"]
         lines.append(f"{fw:<22}{'s/step':>6}  {sp['mean']:.2f} [{sp['min']:.2f}, {sp['max']:.2f}] over seeds "
                      f"{c['seeds']} (eval and checkpoints excluded)")
+        if "cpu_s_per_step" in c:
+            cp = c["cpu_s_per_step"]
+            lines.append(f"{fw:<22}{'cpu/st':>6}  {cp['mean']:.2f} [{cp['min']:.2f}, {cp['max']:.2f}] process CPU s per step")
     return "\n".join(lines)

@@ -40,18 +40,20 @@ class Recorder(TrainerCallback):
         self.evals: list[dict[str, float]] = []
         self.logs: list[dict[str, float]] = []
         self.t_begin = self.t_end = self.eval_s = 0.0  # eval_s: eval seconds inside the clock
+        self.cpu_begin = self.cpu_end = self.eval_cpu = 0.0  # the same in process CPU seconds
 
     def on_train_begin(self, args, state, control, model=None, **kw):
         self.evals.append({"step": 0, "accuracy": self.evaluate(model, 0)})
-        self.t_begin = time.perf_counter()
+        self.t_begin, self.cpu_begin = time.perf_counter(), time.process_time()
 
     def on_step_end(self, args, state, control, model=None, **kw):
         step = state.global_step
         if step % self.eval_every == 0 or step == self.steps:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             self.evals.append({"step": step, "accuracy": self.evaluate(model, step)})
             self.eval_s += time.perf_counter() - t0
-        self.t_end = time.perf_counter()
+            self.eval_cpu += time.process_time() - c0
+        self.t_end, self.cpu_end = time.perf_counter(), time.process_time()
 
     def on_log(self, args, state, control, logs=None, **kw):
         if logs and "reward" in logs:
@@ -89,6 +91,7 @@ def run(model_dir: str, out_dir: str, seed: int, steps: int, eval_every: int, s:
         evaluate.close()
     train_s = recorder.t_end - recorder.t_begin - recorder.eval_s
     return {"framework": "trl", "seed": seed, "steps": steps, "evals": recorder.evals,
-            "s_per_step": train_s / steps, "eval_seconds": evaluate.seconds, "per_step": recorder.logs,
+            "s_per_step": train_s / steps,
+            "cpu_s_per_step": (recorder.cpu_end - recorder.cpu_begin - recorder.eval_cpu) / steps, "eval_seconds": evaluate.seconds, "per_step": recorder.logs,
             "questions": drawn}
 
