@@ -31,8 +31,9 @@ def curves(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         out[fw] = {"seeds": [r["seed"] for r in mine],
                    "acc": {s: spread([b[s] for b in by_step]) for s in steps},
                    "s_per_step": spread([r["s_per_step"] for r in mine])}
-        if all("cpu_s_per_step" in r for r in mine):
-            out[fw]["cpu_s_per_step"] = spread([r["cpu_s_per_step"] for r in mine])
+        cpu = [r["cpu_s_per_step"] for r in mine if r.get("cpu_s_per_step") is not None]
+        if cpu:  # runs recorded before the CPU clock existed have none
+            out[fw]["cpu_s_per_step"] = spread(cpu)
     return out
 
 
@@ -78,5 +79,5 @@ def table(summary: dict[str, Any], baseline: str = "trl") -> str:
                      f"{c['seeds']} (eval and checkpoints excluded)")
         if "cpu_s_per_step" in c:
             cp = c["cpu_s_per_step"]
-            lines.append(f"{fw:<22}{'cpu/st':>6}  {cp['mean']:.2f} [{cp['min']:.2f}, {cp['max']:.2f}] process CPU s per step")
+            lines.append(f"{fw:<22}{'cpu/st':>6}  {cp['mean']:.2f} [{cp['min']:.2f}, {cp['max']:.2f}] process CPU s per step ({cp['n']} runs)")
     return "\n".join(lines)
