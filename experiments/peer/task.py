@@ -21,8 +21,9 @@ from rlreason.data.record import Question
 # data.arith.* for rlreason; the same spec generates TRL's dataset and the SFT data.
 ARITH = {"min_steps": 1, "max_steps": 8, "modulus": 10, "ops": "+-*", "invertible": False,
          "n_train": 20000, "n_test": 500, "seed": 0}
-# Over conf/model/tiny.yaml's build: fewer SFT steps (200 -> 120), another init seed (0 -> 1).
-BUILD = {"sft_steps": 120, "seed": 1}
+# Over conf/model/tiny.yaml's build: fewer SFT steps (200 -> 160), another init seed (0 -> 1): 36.0% greedy
+# on test[:300] (120 steps gave 20%, too weak for RL to find rewards).
+BUILD = {"sft_steps": 160, "seed": 1}
 
 # What one run of either framework is. `--lr` etc. on the command line override these.
 SETTINGS: dict[str, Any] = {
