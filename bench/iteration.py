@@ -29,7 +29,8 @@ from typing import Any
 
 from hydra import compose, initialize_config_dir
 
-from rlreason.config import register_configs, validate
+from rlreason.config import register_configs
+from rlreason.validate import validate
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 ALGOS = ("vineppo", "ppo", "grpo")

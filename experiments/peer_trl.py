@@ -51,8 +51,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `peer` is experiment
 from peer import stats, task  # noqa: E402
 
 FRAMEWORKS = ("trl", "rlreason")
-# rlreason-spaced: a diagnostic, rlreason with no seed shared between engine calls (peer/rl_run.py)
-CHOICES = (*FRAMEWORKS, "rlreason-spaced")
+# rlreason-vineppo: rlreason's VinePPO at the same settings (its K and whitening from conf/), to compare
+# per step with rlreason's GRPO.
+CHOICES = (*FRAMEWORKS, "rlreason-vineppo")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -91,7 +92,7 @@ def run_one(args: argparse.Namespace) -> None:
         from peer import rl_run
 
         record = rl_run.run(args.model, str(work), args.seed, args.steps, args.eval_every, settings(args),
-                            spaced=args.one == "rlreason-spaced")
+                            algo="vineppo" if args.one == "rlreason-vineppo" else "grpo")
     record |= {"settings": settings(args), **task.settings_record()}
     path = out / "runs" / f"{args.one}-s{args.seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

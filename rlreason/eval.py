@@ -25,7 +25,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from rlreason.config import ConfigError, grader_task, register_configs, validate_eval
+from rlreason.config import ConfigError, grader_task, register_configs
+from rlreason.validate import validate_eval
 
 register_configs()
 

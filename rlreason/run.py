@@ -13,7 +13,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from rlreason.config import ConfigError, check_run_dir, register_configs, suggest, validate
+from rlreason.config import ConfigError, check_run_dir, register_configs
+from rlreason.validate import suggest, validate
 
 register_configs()
 CONF = str(Path(__file__).resolve().parents[1] / "conf")

@@ -19,8 +19,9 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from rlreason.config import ConfigError, register_configs, validate
+from rlreason.config import ConfigError, register_configs
 from rlreason.data import DataError
+from rlreason.validate import validate
 from tests.trainer.conftest import CONF, SMALL
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from rlreason.config import ConfigError, register_configs, validate_eval
+from rlreason.config import ConfigError, register_configs
 from rlreason.model.tiny import ASSETS
+from rlreason.validate import validate_eval
 from tests.trainer.conftest import CONF
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,8 +4,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf.errors import InterpolationResolutionError
 
-from rlreason.config import ConfigError, register_configs, validate
+from rlreason.config import ConfigError, register_configs
 from rlreason.trainer.evaluate import evaluate
+from rlreason.validate import validate
 from tests.trainer.conftest import CONF
 
 

@@ -18,7 +18,7 @@ def overrides(model_dir: str, seed: int, steps: int, eval_every: int, s: dict[st
     """The Hydra overrides that set rlreason to the settings TRL runs with (see peer_trl.py's table)."""
     arith = [f"data.arith.{k}={v}" for k, v in task.ARITH.items()]
     return [
-        f"algo={algo}", "data=arith", "model=tiny", f"model.path={model_dir}", f"engine={engine}",
+        f"algo={algo}", "data=arith", "model=hf", f"model.path={model_dir}", f"engine={engine}",
         "curriculum=uniform", "logger=console", f"seed={seed}", "resume=never", *arith,
         "algo.kl_coef=0.0", f"algo.clip_eps={s['clip_eps']}", "algo.normalize_std=true",
         f"rollout.samples_per_question={s['samples_per_question']}", f"rollout.temperature={s['temperature']}",
@@ -31,12 +31,6 @@ def overrides(model_dir: str, seed: int, steps: int, eval_every: int, s: dict[st
         f"trainer.eval_max_questions={s['eval_questions']}", f"trainer.checkpoint_every={steps}",
         "trainer.progress=false",
     ]
-
-
-def spaced_seed_for(base: int, iteration: int, phase: int) -> int:
-    """Diagnostic only (`rlreason-spaced`): loop.seed_for with its blocks 65,536 seeds apart, so no two
-    engine calls of a run share a seed. Not a fix: that is issue 10 point 1, on another branch."""
-    return ((base * 1_000_003 + iteration * 101 + phase) * 65_536) % (2**31 - 1)
 
 
 def cpu_clock(loop) -> dict[str, float]:
@@ -60,15 +54,14 @@ def cpu_clock(loop) -> dict[str, float]:
 
 
 def run(model_dir: str, out_dir: str, seed: int, steps: int, eval_every: int, s: dict[str, Any],
-        algo: str = "grpo", engine: str = "vllm", spaced: bool = False) -> dict[str, Any]:
+        algo: str = "grpo", engine: str = "vllm") -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
 
-    from rlreason.config import register_configs, validate
+    from rlreason.config import register_configs
     from rlreason.trainer import loop
     from rlreason.trainer.loop import train
+    from rlreason.validate import validate
 
-    if spaced:
-        loop.seed_for = spaced_seed_for
     cpu = cpu_clock(loop)
 
     register_configs()
@@ -87,7 +80,7 @@ def run(model_dir: str, out_dir: str, seed: int, steps: int, eval_every: int, s:
         for q, it in db.execute("SELECT DISTINCT question, iteration FROM attempts WHERE phase='train' "
                                 "ORDER BY iteration, rowid"):
             drawn.setdefault(it, []).append(q)
-    name = f"rlreason-{algo}" + ("" if engine == "vllm" else f"-{engine}") + ("-spaced" if spaced else "")
+    name = f"rlreason-{algo}" + ("" if engine == "vllm" else f"-{engine}")
     return {"framework": name, "seed": seed,
             "steps": steps, "evals": [{"step": e["iteration"], "accuracy": e["eval/accuracy"]} for e in summary["evals"]],
             "s_per_step": train_s / steps, "cpu_s_per_step": (cpu["loop"] - cpu["excluded"]) / steps,

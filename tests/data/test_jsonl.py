@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from rlreason.config import ConfigError, register_configs, validate
+from rlreason.config import ConfigError, register_configs
 from rlreason.data import DataError, Question, format_prompt, load_questions, load_split, prompt_template
+from rlreason.validate import validate
 from tests.data.test_loaders import data_cfg, write_jsonl
 from tests.trainer.conftest import CONF, SMALL
 

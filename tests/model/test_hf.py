@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from hydra import compose, initialize_config_dir
 
-from rlreason.config import ConfigError, model_name, register_configs, validate
+from rlreason.config import ConfigError, model_name, register_configs
 from rlreason.model.tiny import ASSETS
+from rlreason.validate import validate
 from tests.trainer.conftest import CONF
 
 

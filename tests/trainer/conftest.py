@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from rlreason.config import register_configs, validate
+from rlreason.config import register_configs
+from rlreason.validate import validate
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 
