@@ -108,6 +108,16 @@ def main(cfg: DictConfig) -> None:
         fail(f"{e}. The run stopped; the last good checkpoint is intact. Lower learner.lr or check the data.", 3)
 
 
+def quiet_other_ranks() -> None:
+    """Under torchrun every rank runs Hydra's main on the same run dir: only rank 0 writes Hydra's files
+    (.hydra/, run.log); the others log to their console only."""
+    import os
+
+    if int(os.environ.get("RANK", "0")) > 0 and not any(a.startswith("-") for a in sys.argv[1:]):
+        sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=stdout"]
+
+
 if __name__ == "__main__":
+    quiet_other_ranks()
     preflight(sys.argv[1:])
     main()
