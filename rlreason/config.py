@@ -203,6 +203,13 @@ class RewardConfig:
 
 
 @dataclass
+class DistConfig:
+    """Data-parallel runs under torchrun (rlreason/dist/); ignored in a single process."""
+    offload_ref: bool = False  # GPUs: keep the reference model's shards in CPU memory between uses
+    timeout_s: float = 1800.0  # a collective waiting longer than this fails the run (a rank died or hung)
+
+
+@dataclass
 class Config:
     algo: AlgoConfig = MISSING
     data: DataConfig = MISSING
@@ -214,6 +221,7 @@ class Config:
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
     seed: int = 0
     run_name: str = MISSING
     resume: str = "auto"  # auto | never | must

@@ -75,6 +75,13 @@ def full_weights(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
         yield name, tensor.detach()
 
 
+def norm_value(norm: torch.Tensor) -> float:
+    """clip_grad_norm_'s result as a float; over sharded parameters it is a replicated DTensor."""
+    from torch.distributed.tensor import DTensor
+
+    return (norm.full_tensor() if isinstance(norm, DTensor) else norm).item()
+
+
 def local_share(items: list, dist: Dist) -> list:
     """This rank's contiguous share of `items` (all of them in one process)."""
     r = contiguous(len(items), dist.rank, dist.world)

@@ -17,6 +17,8 @@ from transformers import AutoModelForCausalLM, get_scheduler
 
 from rlreason.algo.advantages import gae
 from rlreason.algo.losses import clipped_policy_loss, clipped_value_loss, k3_kl
+from rlreason.dist import SINGLE, Dist
+from rlreason.dist.fsdp import full_weights, gather_lists, micro_batches, norm_value
 from rlreason.learner.batch import Batch, pack, unpack
 from rlreason.learner.critic import ValueModel
 from rlreason.rollout import Episode
@@ -38,20 +40,33 @@ def token_logprobs(model, batch: Batch, temperature: float) -> tuple[torch.Tenso
 class Learner:
     def __init__(self, model_path: str, cfg, algo_cfg, *, device: str, dtype: torch.dtype, total_updates: int,
                  pad_id: int, temperature: float, seed: int = 0, gradient_checkpointing: bool = False,
-                 init_path: str | None = None):
+                 init_path: str | None = None, dist: Dist = SINGLE, offload_ref: bool = False):
         """`model_path` is the starting model (reference and critic backbone); `init_path`, when
-        resuming, holds the policy weights to continue from."""
+        resuming, holds the policy weights to continue from. `dist`: under torchrun the models are
+        sharded with FSDP2 and each rank trains on its share of every minibatch (rlreason/dist/fsdp.py)."""
         self.cfg, self.algo, self.device, self.pad_id, self.temperature = cfg, algo_cfg, device, pad_id, temperature
+        self.dist = dist
         self.autocast = dtype != torch.float32 and device != "cpu"
         load_dtype = torch.float32  # master weights in fp32; bf16 only through autocast on GPU
-        self.policy = AutoModelForCausalLM.from_pretrained(init_path or model_path, dtype=load_dtype).to(device)
+        # Sharded runs load on the CPU: fully_shard moves each rank's shard to its device.
+        load_to = "cpu" if dist.active else device
+        self.policy = AutoModelForCausalLM.from_pretrained(init_path or model_path, dtype=load_dtype).to(load_to)
         if gradient_checkpointing:
             self.policy.gradient_checkpointing_enable()
         self.ref = None
         if algo_cfg.kl_coef > 0:
-            self.ref = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device).eval()
+            self.ref = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(load_to).eval()
             self.ref.requires_grad_(False)
-        self.critic = ValueModel(model_path).to(device) if algo_cfg.name == "ppo" else None
+        self.critic = ValueModel(model_path).to(load_to) if algo_cfg.name == "ppo" else None
+        if dist.active:  # before the optimizers: sharding replaces the parameters
+            from rlreason.dist.fsdp import shard_model
+
+            for m in (self.policy, self.critic):
+                if m is not None:
+                    shard_model(m, dist, device=device, mixed_precision=self.autocast)
+            if self.ref is not None:
+                shard_model(self.ref, dist, device=device, mixed_precision=self.autocast,
+                            offload=offload_ref and device != "cpu")
         params = [{"params": self.policy.parameters(), "lr": cfg.lr}]
         if self.critic is not None:
             params.append({"params": self.critic.parameters(), "lr": algo_cfg.critic_lr or cfg.lr})
@@ -68,33 +83,34 @@ class Learner:
     def _ctx(self):
         return torch.autocast(self.device, dtype=torch.bfloat16) if self.autocast else torch.autocast("cpu", enabled=False)
 
-    def _micro_batches(self, episodes: list[Episode]) -> Iterator[tuple[list[Episode], Batch]]:
-        step = self.cfg.micro_batch_size
-        for i in range(0, len(episodes), step):
-            chunk = episodes[i : i + step]
-            yield chunk, pack(chunk, self.pad_id).to(self.device)
+    def _micro_batches(self, episodes: list[Episode]) -> Iterator[tuple[list[Episode], Batch, bool]]:
+        """This rank's micro-batches (all of them in one process) and whether each is real or the
+        padding pass a sharded model needs so that every rank runs as many (rlreason/dist/fsdp.py)."""
+        for chunk, real in micro_batches(episodes, self.cfg.micro_batch_size, self.dist):
+            yield chunk, pack(chunk, self.pad_id).to(self.device), real
 
     @torch.no_grad()
     def logprobs(self, episodes: list[Episode], model=None) -> list[list[float]]:
         model = model or self.policy
         out = []
         with self._ctx():
-            for chunk, batch in self._micro_batches(episodes):
+            for chunk, batch, real in self._micro_batches(episodes):
                 logp, _ = token_logprobs(model, batch, self.temperature)
-                out += unpack(logp, chunk)
-        return out
+                out += unpack(logp, chunk) if real else []
+        return gather_lists(out, self.dist)
 
     @torch.no_grad()
     def values(self, episodes: list[Episode]) -> list[list[float]]:
         out = []
         with self._ctx():
-            for chunk, batch in self._micro_batches(episodes):
-                out += unpack(self.critic(batch.input_ids, batch.attention_mask), chunk)
-        return out
+            for chunk, batch, real in self._micro_batches(episodes):
+                values = self.critic(batch.input_ids, batch.attention_mask)
+                out += unpack(values, chunk) if real else []
+        return gather_lists(out, self.dist)
 
     def named_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
-        for name, tensor in self.policy.state_dict().items():
-            yield name, tensor.detach()
+        """Full policy tensors under their HF names; sharded, each is gathered as it is consumed."""
+        yield from full_weights(self.policy)
 
     # ----------------------------------------------------------------- the update
     def needs_old_logprobs(self, n_episodes: int) -> bool:
@@ -138,9 +154,10 @@ class Learner:
             mean, std = flat.mean().item(), flat.std().item() if flat.numel() > 1 else 1.0
         stats: dict[str, float] = defaultdict(float)
         self.optimizer.zero_grad(set_to_none=True)
-        for lo in range(0, len(idx), self.cfg.micro_batch_size):
-            sub = idx[lo : lo + self.cfg.micro_batch_size]
-            chunk = [episodes[i] for i in sub]
+        # This rank's share of the minibatch; n_tokens above counts the whole minibatch, so the summed
+        # gradient over ranks is the one-process gradient. Padding passes count for nothing.
+        for sub, real in micro_batches(idx, self.cfg.micro_batch_size, self.dist):
+            chunk, before = [episodes[i] for i in sub], dict(stats)
             batch = pack(chunk, self.pad_id).to(self.device)
             adv = batch.advantages
             if self.algo.whiten_advantages:
@@ -172,9 +189,12 @@ class Learner:
             w = mask.sum().item() / n_tokens
             stats["entropy"] += ((entropy.detach() * mask).sum() / mask.sum().clamp(min=1)).item() * w
             stats["clip_frac"] += info["clip_frac"] * w
+            if not real:  # a padding pass: it runs for FSDP's collectives and counts for nothing
+                loss, stats = loss * 0.0, defaultdict(float, before)
             loss.backward()
+        stats = self._reduce(stats)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip).item()
+        grad_norm = norm_value(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip))
         if not (math.isfinite(grad_norm) and math.isfinite(stats["pg_loss"])):
             # Skip, count, and stop the run if it keeps happening: a NaN step would poison the weights.
             self.optimizer.zero_grad(set_to_none=True)
@@ -189,14 +209,25 @@ class Learner:
         self.version += 1
         return {**stats, "grad_norm": grad_norm, "lr": self.scheduler.get_last_lr()[0], "skipped_update": 0.0}
 
+    def _reduce(self, stats: dict[str, float]) -> dict[str, float]:
+        """Sum each statistic over ranks (each is a share of a global mean); `*_max` take the max."""
+        if not self.dist.active:
+            return stats
+        parts = self.dist.all_gather(dict(stats))  # a rank with only padding passes has no keys
+        keys = sorted({k for p in parts for k in p})
+        return defaultdict(float, {k: (max if k.endswith("_max") else sum)(p.get(k, 0.0) for p in parts)
+                                   for k in keys})
+
     # ----------------------------------------------------------------- checkpoint state
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "version": self.version, "skipped_updates": self.skipped_updates,
                 "rng": self.rng.getstate()}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+    def load_state_dict(self, state: dict, optimizers: bool = True) -> None:
+        """`optimizers=False`: a sharded run's optimizer state comes from its DCP files instead."""
+        if optimizers:
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.version, self.skipped_updates = state["version"], state["skipped_updates"]
         self.rng.setstate(state["rng"])

@@ -157,7 +157,7 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     from rlreason.reward import Grader
     from rlreason.rollout import Roller
 
-    dist = distributed.setup()
+    dist = distributed.setup(cfg.dist.timeout_s)
     check_run_dir(run_dir)
     # Rank 0 alone looks (it cleans up a half-written checkpoint) and tells the others what it found.
     found, problem = dist.broadcast(_find_on_main(cfg, run_dir, dist.world) if dist.main else None)
@@ -182,7 +182,8 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
         raise ConfigError(f"{e} (set model.path to a local model dir or a hub id)") from e
     tokenizer = load_tokenizer(cfg, model_path)
     device, dtype = resolve_device(cfg)
-    policy_path = str(found[0] / "policy") if found else model_path
+    # A sharded checkpoint holds no HF policy dir: start from the model, its DCP files load below.
+    policy_path = str(found[0] / "policy") if found and not dist.active else model_path
 
     if engine is None:
         engine = make_engine(cfg.engine, policy_path, tokenizer, dtype=str(dtype).removeprefix("torch."),
@@ -199,7 +200,8 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     learner = Learner(model_path, cfg.learner, cfg.algo, device=device, dtype=dtype,
                       total_updates=iterations_updates(cfg), pad_id=tokenizer.pad_token_id,
                       temperature=cfg.rollout.temperature, seed=cfg.seed,
-                      gradient_checkpointing=cfg.model.gradient_checkpointing, init_path=policy_path)
+                      gradient_checkpointing=cfg.model.gradient_checkpointing, init_path=policy_path,
+                      dist=dist, offload_ref=cfg.dist.offload_ref)
     run_id = hashlib.sha1(f"{cfg.run_name}|{run_dir.resolve()}".encode()).hexdigest()[:16]
     if dist.main:  # rank 0 owns the run's shared files (rlreason/dist/rank.py)
         store = StatsStore(run_dir / "stats.sqlite", run_id)
@@ -215,8 +217,12 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     if found:
         path, state = found
         run.start_iteration = state["iteration"]
-        learner.load_state_dict(state["learner"])
-        if learner.critic is not None:
+        learner.load_state_dict(state["learner"], optimizers=not dist.active)
+        if dist.active:
+            from rlreason.dist.checkpoint import load
+
+            load(path, learner_state(learner))
+        elif learner.critic is not None:
             learner.critic.load(path / "critic.safetensors")
         # The store must match the checkpoint before the sampler reads its history.
         store.truncate_after(run.start_iteration)
@@ -241,19 +247,31 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     return run
 
 
+def learner_state(learner):
+    """The learner's sharded models and optimizers as one DCP state (rlreason/dist/checkpoint.py)."""
+    from rlreason.dist.checkpoint import LearnerState
+
+    models = {"policy": learner.policy} | ({"critic": learner.critic} if learner.critic is not None else {})
+    return LearnerState(models, [learner.optimizer])
+
+
 def save_checkpoint(run: Run, iteration: int) -> Path:
+    learner = run.learner.state_dict()
+    if run.dist.active:  # the optimizer state goes into the sharded DCP files, not rank 0's pickle
+        learner = {k: v for k, v in learner.items() if "optimizer" not in k}
     state = {
         "iteration": iteration,
         "fingerprint": fingerprint(run.cfg),
-        "learner": run.learner.state_dict(),
+        "learner": learner,
         "sampler": run.sampler.state_dict(),
         "python_rng": random.getstate(),
         "torch_rng": torch.get_rng_state(),
         "history": run.state,
         "world_size": run.dist.world,
     }
-    path = run.run_dir / "checkpoints" / f"{checkpoint.PREFIX}{iteration:06d}"
-    if run.dist.main:
-        checkpoint.save(run.run_dir / "checkpoints", iteration, run.learner.policy, state, run.learner.critic)
-    run.dist.barrier()
-    return path
+    if run.dist.active:
+        from rlreason.dist import checkpoint as dist_checkpoint
+
+        return dist_checkpoint.save(run.run_dir / "checkpoints", iteration, learner_state(run.learner), state,
+                                    run.dist)
+    return checkpoint.save(run.run_dir / "checkpoints", iteration, run.learner.policy, state, run.learner.critic)
