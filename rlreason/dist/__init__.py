@@ -109,3 +109,36 @@ def setup(timeout_s: float = 1800.0) -> Dist:
 
 def current() -> Dist:
     return _CURRENT
+
+
+class SyncMeter:
+    """Seconds and added accelerator memory of a weight sync (`sync/seconds`, `sync/peak_added_mib`).
+
+    The sharded sync gathers one full tensor at a time, so it should add about one tensor, not a model;
+    on CPU (no allocator statistics) only the time is measured."""
+
+    def __init__(self, metrics: dict[str, float]):
+        self.metrics = metrics
+
+    def __enter__(self) -> SyncMeter:
+        import time
+
+        import torch
+
+        self.cuda = torch.cuda.is_available()
+        if self.cuda:
+            torch.cuda.synchronize()
+            self.base = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import time
+
+        import torch
+
+        if self.cuda:
+            torch.cuda.synchronize()
+            self.metrics["sync/peak_added_mib"] = (torch.cuda.max_memory_allocated() - self.base) / 2**20
+        self.metrics["sync/seconds"] = time.perf_counter() - self.t0

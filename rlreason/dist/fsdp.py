@@ -45,7 +45,13 @@ def shard_model(model: nn.Module, dist: Dist, *, device: str, mixed_precision: b
                 ) -> nn.Module:
     """fully_shard each decoder layer, then the root; returns the (same, now sharded) module."""
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import CPUOffloadPolicy, FSDPModule, MixedPrecisionPolicy, OffloadPolicy, fully_shard
+    from torch.distributed.fsdp import (
+        CPUOffloadPolicy,
+        FSDPModule,
+        MixedPrecisionPolicy,
+        OffloadPolicy,
+        fully_shard,
+    )
 
     mesh = init_device_mesh("cuda" if device.startswith("cuda") else "cpu", (dist.world,))
     kwargs: dict[str, Any] = {"mesh": mesh}

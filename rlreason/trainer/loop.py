@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from rlreason.algo import assign_outcome_advantages, assign_vineppo_advantages
 from rlreason.curriculum import attempts_from_groups as attempts
-from rlreason.dist import select
+from rlreason.dist import SyncMeter, select
 from rlreason.trainer.build import Run, build, save_checkpoint
 from rlreason.trainer.evaluate import evaluate, headline
 
@@ -81,8 +81,10 @@ def train_iteration(run: Run, it: int, phases: Phases) -> dict[str, float]:
             metrics |= assign_outcome_advantages(cfg.algo.name, groups, cfg.algo.normalize_std)
 
     with phases("learner"):
+        run.engine.sleep()  # engine.sleep_mode on GPUs: the update gets the engine's memory (no-op on CPU)
         metrics |= {f"learner/{k}": v for k, v in learner.update(episodes).items()}
-    with phases("sync"):
+    with phases("sync"), SyncMeter(metrics):
+        run.engine.wake_up()
         run.engine.sync_weights(learner.named_weights(), learner.version)
         roller.version = learner.version
 
