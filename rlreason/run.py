@@ -90,6 +90,13 @@ def main(cfg: DictConfig) -> None:
     except ConfigError as e:
         fail(str(e))
     scrub_saved_configs()
+    from rlreason.dist import slurm
+
+    if slurm.per_node_launch_requested():  # a SLURM task of hydra/launcher=slurm_torchrun: start torchrun
+        from hydra.core.hydra_config import HydraConfig
+
+        hc = HydraConfig.get()
+        sys.exit(slurm.launch_node(list(hc.overrides.task), hc.runtime.output_dir))
     if cfg.dry_run:
         print(f"dry run: would train algo={cfg.algo.name} on data={cfg.data.name} with model={cfg.model.name} "
               f"(engine={cfg.engine.name}, curriculum={cfg.curriculum.name}) for {cfg.trainer.iterations} iterations")

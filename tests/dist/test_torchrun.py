@@ -21,9 +21,11 @@ from rlreason.config import ConfigError
 from rlreason.curriculum.samplers import learnability
 from rlreason.dist.checkpoint import full_state_dict
 from rlreason.trainer.loop import train
+from tests.trainer import conftest as trainer_conftest
 from tests.trainer.conftest import SMALL
 
 ROOT = Path(__file__).resolve().parents[2]
+make_cfg = trainer_conftest.make_cfg  # the fixture composing the real config tree (tests/trainer)
 # LILO's selection (pool 2 x 4 questions, rolled out 4 times, the top 4 kept) so the top-k is global;
 # a KL term so the sharded reference model runs; 16 episodes in minibatches of 8, micro-batches of 2, so
 # each rank accumulates over 2 micro-batches of its half.
