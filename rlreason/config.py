@@ -30,6 +30,19 @@ def _per_task(table: Any, *, _root_: Any) -> Any:
 OmegaConf.register_new_resolver("per_task", _per_task, replace=True)
 
 
+def _world_tag() -> str:
+    """`${world_tag:}` in the default run name: "" in one process, "-w8" under torchrun with 8 ranks, so a
+    sharded run and a single-process run of the same config keep separate run dirs (a checkpoint
+    resumes only at the world size that wrote it)."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return f"-w{world}" if world > 1 else ""
+
+
+OmegaConf.register_new_resolver("world_tag", _world_tag, replace=True)
+
+
 @dataclass
 class ArithConfig:
     min_steps: int = 1

@@ -158,6 +158,10 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     from rlreason.rollout import Roller
 
     dist = distributed.setup(cfg.dist.timeout_s)
+    if dist.active and cfg.engine.name == "vllm" and cfg.engine.tensor_parallel_size > 1:
+        raise ConfigError(f"engine.tensor_parallel_size={cfg.engine.tensor_parallel_size} under torchrun: each rank "
+                          "runs its own engine on its own GPU (tensor-parallel engines across ranks are not "
+                          "supported yet); use engine.tensor_parallel_size=1, or one process")
     check_run_dir(run_dir)
     # Rank 0 alone looks (it cleans up a half-written checkpoint) and tells the others what it found.
     found, problem = dist.broadcast(_find_on_main(cfg, run_dir, dist.world) if dist.main else None)
