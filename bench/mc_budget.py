@@ -38,8 +38,8 @@ def run(extra: tuple[str, ...] = ()) -> dict[str, Any]:
 
 def run_one(extra: tuple[str, ...] = (), iterations: int = ITERATIONS) -> dict[str, Any]:
     from rlreason.algo import assign_vineppo_advantages
+    from rlreason.seeds import SeedStream
     from rlreason.trainer.build import build
-    from rlreason.trainer.loop import seed_for
 
     cfg = compose_cfg("algo=vineppo", *extra)
     shared, _ = start_engine(cfg)
@@ -50,18 +50,19 @@ def run_one(extra: tuple[str, ...] = (), iterations: int = ITERATIONS) -> dict[s
             try:
                 q = cfg.trainer.questions_per_iteration
                 for it in range(1, iterations + 1):
-                    r.roller.seed = seed_for(cfg.seed, it, 0)
+                    r.roller.seeds = SeedStream(cfg.seed, it)
                     groups = r.roller(r.train[(it - 1) * q: it * q], cfg.rollout.samples_per_question)
                     episodes = [ep for g in groups for ep in g]
                     truncated = sum(ep.finish_reason == "length" for ep in episodes) / len(episodes)
                     for name in ("full", "per_state"):
                         eps = copy.deepcopy(episodes)
+                        mc_seeds = SeedStream(cfg.seed, it)  # both budgets draw the same MC seeds
                         t = time.perf_counter()
                         m = assign_vineppo_advantages(
                             eps, r.engine, r.grader, r.tokenizer, task=cfg.data.name, k=cfg.algo.mc_rollouts,
                             temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
                             max_new_tokens=cfg.rollout.max_new_tokens, steps=cfg.data.steps,
-                            stop=tuple(cfg.rollout.stop), seed=seed_for(cfg.seed, it, 1),
+                            stop=tuple(cfg.rollout.stop), seeds=mc_seeds,
                             version=r.learner.version, per_state_budget=name == "per_state")
                         m["seconds"], m["truncated"] = time.perf_counter() - t, truncated
                         rows[name].append(m)

@@ -17,6 +17,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from rlreason.seeds import MAX_ITERATION, MAX_RUN_SEED  # the sampling-seed layout's limits
+
 
 def _per_task(table: Any, *, _root_: Any) -> Any:
     """`${per_task:{math: 1000, gsm8k: 650}}`: the value for the run's data.name (presets that follow the
@@ -134,16 +136,29 @@ class AlgoConfig:
     name: str = MISSING  # vineppo | ppo | grpo | rloo
     clip_eps: float = 0.2
     kl_coef: float = 1e-4  # k3 KL to the frozen reference; 0 disables (no reference model loaded)
+    # sequence_sum: beta x (sum over a response's tokens of k3, each clamped to [0, 10]), mean over
+    # sequences, as the reference (algo/vineppo.yaml, algo/ppo.yaml); token_mean: mean over tokens,
+    # ~1/length as strong at the same beta (grpo/rloo here).
+    kl_reduction: str = "token_mean"
+    # Whiten advantages over each minibatch's tokens before the loss (reference: on for vineppo and ppo).
     whiten_advantages: bool = False
     entropy_coef: float = 0.0
+    # Skip the policy step of a minibatch whose mean ratio pi/pi_old exceeds this (reference: 10); null: never.
+    ratio_threshold: float | None = 10.0
+    # Truncated importance sampling: weight each token's policy loss by min(pi_learner_old / pi_engine,
+    # tis_cap), correcting for the engine sampling from another distribution (top_p < 1, bf16 kernels).
+    # null: off (the reference has no such correction).
+    tis_cap: float | None = None
     # vineppo
     mc_rollouts: int = 9  # K continuations per intermediate state
     # ppo (critic + GAE)
     gamma: float = 1.0
     lam: float = 1.0
     value_clip: float = 0.2
-    vf_coef: float = 0.5
-    critic_lr: float | None = None  # None -> learner.lr
+    # Scales the critic's loss, 0.5 x mean clipped squared error. The critic has its own optimizer and
+    # gradient clip (as the reference), so this only matters against learner.grad_clip; 1.0 = the reference.
+    vf_coef: float = 1.0
+    critic_lr: float | None = None  # None -> learner.lr (the reference uses one learning rate for both)
     # grpo
     normalize_std: bool = True  # False = Dr.GRPO (no division by the group std)
 
@@ -276,6 +291,7 @@ CHOICES = {
     "logger.name": ("console", "wandb"),
     "logger.mode": ("auto", "online", "offline", "disabled"),
     "learner.schedule": ("linear", "constant", "cosine"),
+    "algo.kl_reduction": ("sequence_sum", "token_mean"),
     "resume": ("auto", "never", "must"),
     "device": ("auto", "cpu", "cuda"),
     "model.dtype": ("auto", "float32", "bfloat16", "float16"),
@@ -349,6 +365,11 @@ def validate(cfg: Any) -> None:
                  "trainer.eval_every", "curriculum.pool_factor", "curriculum.n_select", "learner.max_bad_updates"):
         positive(path)
     positive("trainer.iterations", 0)
+    if not 0 <= cfg.seed <= MAX_RUN_SEED:
+        problems.append(f"seed={cfg.seed} must be in [0, {MAX_RUN_SEED}] (rlreason/seeds.py packs it into each sampling seed)")
+    if cfg.trainer.iterations > MAX_ITERATION:
+        problems.append(f"trainer.iterations={cfg.trainer.iterations} is past the {MAX_ITERATION} iterations the "
+                        "sampling-seed layout holds (rlreason/seeds.py)")
     if not 0 < cfg.rollout.temperature:
         problems.append(f"rollout.temperature={cfg.rollout.temperature} must be > 0 (PPO ratios need a sampling distribution)")
     if not 0 < cfg.rollout.top_p <= 1:
@@ -376,6 +397,11 @@ def validate(cfg: Any) -> None:
         problems.append(f"learner.warmup_ratio={cfg.learner.warmup_ratio} must be in [0, 1)")
     if cfg.algo.kl_coef < 0:
         problems.append(f"algo.kl_coef={cfg.algo.kl_coef} must be >= 0 (0 disables the KL term)")
+    for path in ("algo.ratio_threshold", "algo.tis_cap"):
+        if get(path) is not None and not get(path) > 0:
+            problems.append(f"{path}={get(path)} must be > 0, or null for off")
+    if not cfg.algo.vf_coef > 0:
+        problems.append(f"algo.vf_coef={cfg.algo.vf_coef} must be > 0")
     if not 0 < cfg.algo.clip_eps < 1:
         problems.append(f"algo.clip_eps={cfg.algo.clip_eps} must be in (0, 1)")
     steps = cfg.data.steps

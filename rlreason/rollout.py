@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from rlreason.data.prompts import format_prompt
 from rlreason.data.record import Question
 from rlreason.engine.base import SamplingParams
+from rlreason.seeds import SeedStream
 
 
 @dataclass
@@ -42,7 +43,9 @@ class Roller:
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
         self.stop = tuple(stop)  # stop strings (rollout.stop)
         self.version = 0  # policy version the engine must hold; the loop bumps it after each sync
-        self.seed = 0  # base seed for this call; the loop sets it per iteration and phase
+        # The loop sets a fresh stream per iteration; each call reserves len(questions) x n seeds of its
+        # phase (rlreason/seeds.py). None: the engine's own unseeded stream (tests, benchmarks).
+        self.seeds: SeedStream | None = None
         self._prompt_ids: dict[str, list[int]] = {}
 
     def prompt_ids(self, q: Question) -> list[int]:
@@ -51,12 +54,13 @@ class Roller:
         return self._prompt_ids[q.id]
 
     def __call__(self, questions: list[Question], n: int, temperature: float | None = None,
-                 top_p: float | None = None) -> list[Group]:
+                 top_p: float | None = None, phase: str = "rollout") -> list[Group]:
+        """`phase` names the seed block the samples come from (a key of rlreason.seeds.PHASES)."""
         temperature = self.temperature if temperature is None else temperature
         top_p = self.top_p if top_p is None else top_p
+        seed = self.seeds.take(phase, len(questions) * n) if self.seeds is not None else None
         params = SamplingParams(n=n, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
-                                max_tokens=self.max_new_tokens, stop=self.stop, seed=self.seed)
-        self.seed += 1  # a second call in the same phase must not replay the same samples
+                                max_tokens=self.max_new_tokens, stop=self.stop, seed=seed)
         prompts = [self.prompt_ids(q) for q in questions]
         outs = self.engine.generate(prompts, params, version=self.version)
         flat = [(q, p, c) for q, p, cs in zip(questions, prompts, outs) for c in cs]

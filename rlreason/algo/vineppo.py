@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from rlreason.config import StepsConfig
 from rlreason.engine.base import Engine, SamplingParams
 from rlreason.rollout import Episode
+from rlreason.seeds import SeedStream
 from rlreason.segment import step_token_ends, token_char_offsets
 
 if TYPE_CHECKING:
@@ -82,11 +83,14 @@ def step_advantages(values: list[float], reward: float) -> list[float]:
 
 def assign_vineppo_advantages(
     episodes: list[Episode], engine: Engine, grader: Grader, tokenizer, *, task: str, k: int,
-    temperature: float, top_p: float, max_new_tokens: int, steps: StepsConfig | None, seed: int | None,
+    temperature: float, top_p: float, max_new_tokens: int, steps: StepsConfig | None, seeds: SeedStream | None,
     version: int | None, stop: tuple[str, ...] = (), per_state_budget: bool = True,
 ) -> dict[str, float]:
     """Fill `ep.advantages` for every episode with MC step advantages; return MC metrics.
 
+    `seeds`: the iteration's stream; the continuations take their own block of it (phase "mc"), so
+    none shares a seed with a training sample (whose continuation from s_0 would otherwise be that
+    very sample, biasing V(s_0) towards its own return). None: the engine's unseeded stream.
     `per_state_budget=False` asks every state for the full `max_new_tokens`, as rlreason did before
     (only `make bench` uses it, to measure what the per-state budget saves).
     """
@@ -94,7 +98,8 @@ def assign_vineppo_advantages(
 
     states, state_meta, episode_states = dedup_states(episodes, plans)
 
-    # One request per state: its own budget, and the seed `per_prompt` gives one shared SamplingParams.
+    # One request per state: its own budget; state i's samples take seeds seed + i * k + j of the block.
+    seed = seeds.take("mc", len(states) * k) if seeds is not None else None
     budgets = [max_new_tokens - plans[e].starts[t] if per_state_budget else max_new_tokens for e, t in state_meta]
     params = [SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=b, stop=tuple(stop),
                              seed=None if seed is None else seed + i * k) for i, b in enumerate(budgets)]

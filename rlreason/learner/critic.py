@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -11,17 +12,21 @@ from transformers import AutoModel
 
 
 class ValueModel(nn.Module):
-    def __init__(self, model_path: str, dtype: torch.dtype = torch.float32):
+    def __init__(self, model_path: str, dtype: torch.dtype = torch.float32, seed: int = 0):
         super().__init__()
         self.backbone = AutoModel.from_pretrained(model_path, dtype=dtype)
-        self.head = nn.Linear(self.backbone.config.hidden_size, 1, dtype=dtype)
-        # Start near V = 0 so early advantages are the raw returns, not noise from a random head.
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        hidden = self.backbone.config.hidden_size
+        self.head = nn.Linear(hidden, 1, dtype=dtype)
+        # As the reference (treetune/models/pretrained_with_value_head.py,
+        # PreTrainedModelForValueNetwork._init_value_head): weight ~ N(0, 1/(hidden + 1)), bias 0. Its own
+        # generator, so a fresh run's critic does not depend on what drew from the global RNG before.
+        with torch.no_grad():
+            self.head.weight.normal_(0.0, 1 / math.sqrt(hidden + 1), generator=torch.Generator().manual_seed(seed))
+            self.head.bias.zero_()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Values [B, L-1]: position i is V(state after token i), aligned with next-token log-probs."""
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
         return self.head(hidden[:, :-1]).squeeze(-1).float()
 
     def save(self, path: Path) -> None:

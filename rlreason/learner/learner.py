@@ -3,6 +3,12 @@
 One update = recompute old log-probs (and reference log-probs, values) with the current weights, then
 `epochs` passes over shuffled minibatches, each minibatch accumulated over micro-batches. Log-probs are
 computed at the temperature the engine sampled with, so ratios compare like with like.
+
+As the reference (McGill-NLP/VinePPO src/treetune/trainers/ppo_trainer.py, PPOTrainer._training_step):
+the policy and the PPO critic are separate models with their own optimizer, LR schedule and gradient
+clip (one DeepSpeed engine each there); a minibatch whose mean ratio exceeds `algo.ratio_threshold`
+does not update the policy. Modules are in train mode for the update (gradient checkpointing only
+engages in train mode) and in eval mode for the no-grad passes.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import torch
 from transformers import AutoModelForCausalLM, get_scheduler
 
 from rlreason.algo.advantages import gae
-from rlreason.algo.losses import clipped_policy_loss, clipped_value_loss, k3_kl
+from rlreason.algo.losses import clipped_policy_loss, clipped_value_loss, kl_penalty
 from rlreason.dist import SINGLE, Dist
 from rlreason.dist.fsdp import full_weights, gather_lists, micro_batches, norm_value
 from rlreason.learner.batch import Batch, pack, unpack
@@ -30,7 +36,7 @@ class TrainingDiverged(RuntimeError):
 
 def token_logprobs(model, batch: Batch, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
     """log pi(token_{i+1} | prefix) at `temperature` and the per-position entropy, both [B, L-1]."""
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1].float()
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits[:, :-1].float()
     logp_all = torch.log_softmax(logits / temperature, dim=-1)
     logp = logp_all.gather(-1, batch.input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
     entropy = -(logp_all.exp() * logp_all).sum(-1)
@@ -46,18 +52,19 @@ class Learner:
         sharded with FSDP2 and each rank trains on its share of every minibatch (rlreason/dist/fsdp.py)."""
         self.cfg, self.algo, self.device, self.pad_id, self.temperature = cfg, algo_cfg, device, pad_id, temperature
         self.dist = dist
+        load_to = "cpu" if dist.active else device  # sharded runs: fully_shard moves each shard to the device
         self.autocast = dtype != torch.float32 and device != "cpu"
         load_dtype = torch.float32  # master weights in fp32; bf16 only through autocast on GPU
-        # Sharded runs load on the CPU: fully_shard moves each rank's shard to its device.
-        load_to = "cpu" if dist.active else device
         self.policy = AutoModelForCausalLM.from_pretrained(init_path or model_path, dtype=load_dtype).to(load_to)
-        if gradient_checkpointing:
-            self.policy.gradient_checkpointing_enable()
         self.ref = None
         if algo_cfg.kl_coef > 0:
             self.ref = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(load_to).eval()
             self.ref.requires_grad_(False)
-        self.critic = ValueModel(model_path).to(load_to) if algo_cfg.name == "ppo" else None
+        self.critic = ValueModel(model_path, seed=seed).to(load_to) if algo_cfg.name == "ppo" else None
+        if gradient_checkpointing:  # the reference checkpoints the critic too (PPOTrainer._init_critic_model)
+            self.policy.gradient_checkpointing_enable()
+            if self.critic is not None:
+                self.critic.backbone.gradient_checkpointing_enable()
         if dist.active:  # before the optimizers: sharding replaces the parameters
             from rlreason.dist.fsdp import shard_model
 
@@ -67,17 +74,30 @@ class Learner:
             if self.ref is not None:
                 shard_model(self.ref, dist, device=device, mixed_precision=self.autocast,
                             offload=offload_ref and device != "cpu")
-        params = [{"params": self.policy.parameters(), "lr": cfg.lr}]
+        self._train_mode(False)
+        self.optimizer, self.scheduler = self._optimizer(self.policy, cfg.lr, total_updates)
+        self.critic_optimizer = self.critic_scheduler = None
         if self.critic is not None:
-            params.append({"params": self.critic.parameters(), "lr": algo_cfg.critic_lr or cfg.lr})
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
-        schedule = {"linear": "linear", "constant": "constant_with_warmup", "cosine": "cosine"}[cfg.schedule]
-        self.scheduler = get_scheduler(schedule, self.optimizer, num_warmup_steps=int(cfg.warmup_ratio * total_updates),
-                                       num_training_steps=max(total_updates, 1))
+            self.critic_optimizer, self.critic_scheduler = self._optimizer(
+                self.critic, algo_cfg.critic_lr or cfg.lr, total_updates)
         self.rng = random.Random(seed)  # minibatch shuffles; its state is checkpointed
         self.version = 0  # bumped after every applied update; the engine must be synced to it
         self.bad_updates = 0  # consecutive non-finite updates
         self.skipped_updates = 0  # total, for logging
+        self.ratio_skips = 0  # policy steps skipped by the ratio guard, total
+
+    def _optimizer(self, model: torch.nn.Module, lr: float, total_updates: int):
+        cfg = self.cfg
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+        schedule = {"linear": "linear", "constant": "constant_with_warmup", "cosine": "cosine"}[cfg.schedule]
+        return opt, get_scheduler(schedule, opt, num_warmup_steps=int(cfg.warmup_ratio * total_updates),
+                                  num_training_steps=max(total_updates, 1))
+
+    def _train_mode(self, on: bool) -> None:
+        """Train mode for the update, eval mode for no-grad passes (the reference model stays in eval)."""
+        for m in (self.policy, self.critic):
+            if m is not None:
+                m.train(on)
 
     # ----------------------------------------------------------------- inference helpers
     def _ctx(self):
@@ -92,6 +112,7 @@ class Learner:
     @torch.no_grad()
     def logprobs(self, episodes: list[Episode], model=None) -> list[list[float]]:
         model = model or self.policy
+        self._train_mode(False)
         out = []
         with self._ctx():
             for chunk, batch, real in self._micro_batches(episodes):
@@ -101,6 +122,7 @@ class Learner:
 
     @torch.no_grad()
     def values(self, episodes: list[Episode]) -> list[list[float]]:
+        self._train_mode(False)
         out = []
         with self._ctx():
             for chunk, batch, real in self._micro_batches(episodes):
@@ -132,82 +154,128 @@ class Learner:
                     rewards[-1] = ep.reward
                 ep.advantages, ep.returns = gae(rewards, v, self.algo.gamma, self.algo.lam)
         metrics: dict[str, list[float]] = defaultdict(list)
-        if old_logp is not None:
-            metrics["logprob_mismatch"].append(_mismatch(episodes, old_logp))
-
         order = list(range(len(episodes)))
         mb = self.cfg.minibatch_size
-        for _ in range(self.cfg.epochs):
-            self.rng.shuffle(order)
-            for start in range(0, len(order), mb):
-                idx = order[start : start + mb]
-                for k, v in self._step(episodes, idx, old_logp, ref_logp, old_values).items():
-                    metrics[k].append(v)
-        return {k: sum(v) / len(v) for k, v in metrics.items() if v}
+        try:
+            self._train_mode(True)
+            for epoch in range(self.cfg.epochs):
+                self.rng.shuffle(order)
+                for start in range(0, len(order), mb):
+                    idx = order[start : start + mb]
+                    for k, v in self._step(episodes, idx, old_logp, ref_logp, old_values, epoch == 0).items():
+                        metrics[k].append(v)
+        finally:
+            self._train_mode(False)
+            # Gradients are not needed until the next update: free them for generation (FSDP: a full
+            # fp32 gradient shard per parameter shard).
+            for opt in (self.optimizer, self.critic_optimizer):
+                if opt is not None:
+                    opt.zero_grad(set_to_none=True)
+        return {k: (max(v) if k.endswith("_max") else sum(v) / len(v)) for k, v in metrics.items() if v}
 
-    def _step(self, episodes, idx, old_logp, ref_logp, old_values) -> dict[str, float]:
+    def _step(self, episodes, idx, old_logp, ref_logp, old_values, first_epoch: bool) -> dict[str, float]:
         eps = [episodes[i] for i in idx]
         n_tokens = float(sum(len(ep.response_ids) for ep in eps)) or 1.0
-        if self.algo.whiten_advantages:
-            # Whiten over the whole minibatch, not per micro-batch.
+        algo = self.algo
+        if algo.whiten_advantages:
+            # Over the minibatch's tokens, unbiased variance, as the reference (trainers/utils.py
+            # masked_whiten(..., unbiased_variance=True), called per step in PPOTrainer._training_step).
             flat = torch.tensor([a for ep in eps for a in ep.advantages])
-            mean, std = flat.mean().item(), flat.std().item() if flat.numel() > 1 else 1.0
+            mean = flat.mean().item()
+            inv_std = torch.rsqrt(flat.var() + 1e-8).item() if flat.numel() > 1 else 1.0
         stats: dict[str, float] = defaultdict(float)
         self.optimizer.zero_grad(set_to_none=True)
+        if self.critic_optimizer is not None:
+            self.critic_optimizer.zero_grad(set_to_none=True)
+        mismatch_max = 0.0
         # This rank's share of the minibatch; n_tokens above counts the whole minibatch, so the summed
-        # gradient over ranks is the one-process gradient. Padding passes count for nothing.
+        # gradient over ranks is the one-process gradient. A padding pass (`real` False) runs only for
+        # FSDP's collectives: its losses are scaled by 0 and its statistics dropped.
         for sub, real in micro_batches(idx, self.cfg.micro_batch_size, self.dist):
-            chunk, before = [episodes[i] for i in sub], dict(stats)
+            chunk, before, scale = [episodes[i] for i in sub], dict(stats), 1.0 if real else 0.0
             batch = pack(chunk, self.pad_id).to(self.device)
+            mask = batch.response_mask
             adv = batch.advantages
-            if self.algo.whiten_advantages:
-                adv = (adv - mean) / (std + 1e-8) * batch.response_mask
+            if algo.whiten_advantages:
+                adv = (adv - mean) * inv_std * mask
             with self._ctx():
                 logp, entropy = token_logprobs(self.policy, batch, self.temperature)
-                mask = batch.response_mask
-                if old_logp is None:
+                if old_logp is None:  # one step from the sampling weights: its own forward pass is "old"
                     old = logp.detach()
-                    sampled = _aligned([ep.logprobs for ep in chunk], chunk, batch).to(self.device)
-                    stats["logprob_mismatch"] += ((old - sampled).abs() * mask).sum().item() / n_tokens
                 else:
                     old = _aligned([old_logp[i] for i in sub], chunk, batch).to(self.device)
-                loss, info = clipped_policy_loss(logp, old, adv, mask, self.algo.clip_eps, n_tokens)
+                # Training-inference mismatch: the learner's old log-probs against the engine's. Truncated
+                # importance sampling (Yao et al. 2025, fengyao.notion.site/off-policy-rl; verl
+                # docs/advance/rollout_is.md) weights each token by min(pi_old / pi_engine, cap).
+                sampled = _aligned([ep.logprobs for ep in chunk], chunk, batch).to(self.device)
+                gap = (old - sampled) * mask
+                weights = None
+                if algo.tis_cap is not None:
+                    is_ratio = torch.exp(gap)
+                    weights = torch.clamp(is_ratio, max=algo.tis_cap) * mask
+                    stats["tis_capped_frac"] += ((is_ratio > algo.tis_cap).float() * mask).sum().item() / n_tokens
+                    stats["tis_weight_mean"] += weights.sum().item() / n_tokens
+                if first_epoch:  # the same numbers every epoch; once is enough
+                    stats["logprob_mismatch"] += gap.abs().sum().item() / n_tokens
+                    mismatch_max = max(mismatch_max, gap.abs().max().item() * scale)
+                loss, info = clipped_policy_loss(logp, old, adv, mask, algo.clip_eps, n_tokens, weights)
                 stats["pg_loss"] += loss.item()
+                stats["ratio_mean"] += info["ratio_sum"] / n_tokens
                 if ref_logp is not None:
                     ref = _aligned([ref_logp[i] for i in sub], chunk, batch).to(self.device)
-                    kl = (k3_kl(logp, ref) * mask).sum() / n_tokens
-                    loss = loss + self.algo.kl_coef * kl
+                    kl = kl_penalty(logp, ref, mask, algo.kl_reduction, n_tokens, float(len(idx)))
+                    loss = loss + algo.kl_coef * kl
                     stats["kl_ref"] += kl.item()
-                if self.algo.entropy_coef:
-                    loss = loss - self.algo.entropy_coef * (entropy * mask).sum() / n_tokens
-                if self.critic is not None:
-                    values = self.critic(batch.input_ids, batch.attention_mask)
-                    old_v = _aligned([old_values[i] for i in sub], chunk, batch).to(self.device)
-                    vloss = clipped_value_loss(values, old_v, batch.returns, mask, self.algo.value_clip, n_tokens)
-                    loss = loss + self.algo.vf_coef * vloss
-                    stats["value_loss"] += vloss.item()
+                if algo.entropy_coef:
+                    loss = loss - algo.entropy_coef * (entropy * mask).sum() / n_tokens
             w = mask.sum().item() / n_tokens
             stats["entropy"] += ((entropy.detach() * mask).sum() / mask.sum().clamp(min=1)).item() * w
             stats["clip_frac"] += info["clip_frac"] * w
-            if not real:  # a padding pass: it runs for FSDP's collectives and counts for nothing
-                loss, stats = loss * 0.0, defaultdict(float, before)
-            loss.backward()
-        stats = self._reduce(stats)
-        params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        grad_norm = norm_value(torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip))
-        if not (math.isfinite(grad_norm) and math.isfinite(stats["pg_loss"])):
+            (loss * scale).backward()
+            if self.critic is not None:
+                with self._ctx():
+                    values = self.critic(batch.input_ids, batch.attention_mask)
+                    old_v = _aligned([old_values[i] for i in sub], chunk, batch).to(self.device)
+                    vloss = clipped_value_loss(values, old_v, batch.returns, mask, algo.value_clip, n_tokens)
+                stats["value_loss"] += vloss.item()
+                (algo.vf_coef * vloss * scale).backward()
+            if not real:
+                stats = defaultdict(float, before)
+        if first_epoch:
+            stats["logprob_mismatch_max"] = mismatch_max
+        stats = self._reduce(stats)  # global sums (and maxima) before any decision below
+        # The reference zeroes the loss of a minibatch whose mean ratio is above the threshold
+        # (PPOTrainer._compute_actor_loss, ratio_threshold = 10) and still lets Adam step on the zero
+        # gradient; here the policy does not step at all (no momentum-only move). The critic still does.
+        ratio_skip = algo.ratio_threshold is not None and stats["ratio_mean"] > algo.ratio_threshold
+        grad_norm = norm_value(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip))
+        critic_norm = 0.0
+        if self.critic is not None:
+            critic_norm = norm_value(torch.nn.utils.clip_grad_norm_(self.critic.parameters(), self.cfg.grad_clip))
+        finite = all(math.isfinite(x) for x in (grad_norm, critic_norm, stats["pg_loss"], stats["value_loss"]))
+        if not finite:
             # Skip, count, and stop the run if it keeps happening: a NaN step would poison the weights.
             self.optimizer.zero_grad(set_to_none=True)
+            if self.critic_optimizer is not None:
+                self.critic_optimizer.zero_grad(set_to_none=True)
             self.bad_updates += 1
             self.skipped_updates += 1
             if self.bad_updates >= self.cfg.max_bad_updates:
                 raise TrainingDiverged(f"{self.bad_updates} consecutive updates had a non-finite loss or gradient")
             return {"skipped_update": 1.0}
-        self.optimizer.step()
-        self.scheduler.step()
+        if ratio_skip:
+            self.ratio_skips += 1
+        else:
+            self.optimizer.step()
+            self.version += 1
+        self.scheduler.step()  # the schedule counts minibatches, as the reference's (it steps regardless)
+        if self.critic_optimizer is not None:
+            self.critic_optimizer.step()
+            self.critic_scheduler.step()
+            stats["critic_grad_norm"] = critic_norm
         self.bad_updates = 0
-        self.version += 1
-        return {**stats, "grad_norm": grad_norm, "lr": self.scheduler.get_last_lr()[0], "skipped_update": 0.0}
+        return {**stats, "grad_norm": grad_norm, "lr": self.scheduler.get_last_lr()[0], "skipped_update": 0.0,
+                "ratio_skipped": float(ratio_skip)}
 
     def _reduce(self, stats: dict[str, float]) -> dict[str, float]:
         """Sum each statistic over ranks (each is a share of a global mean); `*_max` take the max."""
@@ -220,16 +288,25 @@ class Learner:
 
     # ----------------------------------------------------------------- checkpoint state
     def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "version": self.version, "skipped_updates": self.skipped_updates,
-                "rng": self.rng.getstate()}
+        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "version": self.version, "skipped_updates": self.skipped_updates, "ratio_skips": self.ratio_skips,
+                 "rng": self.rng.getstate()}
+        if self.critic_optimizer is not None:
+            state |= {"critic_optimizer": self.critic_optimizer.state_dict(),
+                      "critic_scheduler": self.critic_scheduler.state_dict()}
+        return state
 
     def load_state_dict(self, state: dict, optimizers: bool = True) -> None:
         """`optimizers=False`: a sharded run's optimizer state comes from its DCP files instead."""
         if optimizers:
             self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.critic_optimizer is not None:
+            if optimizers:
+                self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+            self.critic_scheduler.load_state_dict(state["critic_scheduler"])
         self.version, self.skipped_updates = state["version"], state["skipped_updates"]
+        self.ratio_skips = state.get("ratio_skips", 0)
         self.rng.setstate(state["rng"])
 
 
@@ -240,9 +317,3 @@ def _aligned(per_episode: list[list[float]], chunk: list[Episode], batch: Batch)
         p = len(ep.prompt_ids)
         out[i, p - 1 : p - 1 + len(vals)] = torch.tensor(vals)
     return out
-
-
-def _mismatch(episodes: list[Episode], learner_logp: list[list[float]]) -> float:
-    """Mean |engine log-prob - learner log-prob| over sampled tokens: a broken weight sync shows here."""
-    diffs = [abs(a - b) for ep, lp in zip(episodes, learner_logp) for a, b in zip(ep.logprobs, lp)]
-    return sum(diffs) / max(len(diffs), 1)

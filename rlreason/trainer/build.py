@@ -256,7 +256,8 @@ def learner_state(learner):
     from rlreason.dist.checkpoint import LearnerState
 
     models = {"policy": learner.policy} | ({"critic": learner.critic} if learner.critic is not None else {})
-    return LearnerState(models, [learner.optimizer])
+    optimizers = [o for o in (learner.optimizer, getattr(learner, "critic_optimizer", None)) if o is not None]
+    return LearnerState(models, optimizers)
 
 
 def save_checkpoint(run: Run, iteration: int) -> Path:

@@ -36,11 +36,11 @@ def evaluate(roller: Roller, questions: list[Question], n: int, temperature: flo
     `eval/accuracy` is greedy accuracy when greedy is on and `headline_metric` is "greedy", else mean@n.
     `top_p` None samples with the roller's (the rollout's) nucleus.
     """
-    groups = roller(questions, n, temperature=temperature, top_p=top_p)
+    groups = roller(questions, n, temperature=temperature, top_p=top_p, phase="eval_sampled")
     s = score_groups(groups)
     metrics = {f"eval/mean@{n}": s["mean"], f"eval/maj@{n}": s["maj"], f"eval/pass@{n}": s["pass"]}
     if greedy:
-        greedy_groups = roller(questions, 1, temperature=0.0)
+        greedy_groups = roller(questions, 1, temperature=0.0, phase="eval_greedy")
         metrics["eval/greedy"] = score_groups(greedy_groups)["mean"]
     metrics["eval/accuracy"] = metrics["eval/greedy"] if headline(greedy, headline_metric) == "greedy" else s["mean"]
     return metrics, groups

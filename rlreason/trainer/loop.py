@@ -11,6 +11,7 @@ import json
 import time
 from collections import defaultdict
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -19,6 +20,7 @@ from tqdm import tqdm
 from rlreason.algo import assign_outcome_advantages, assign_vineppo_advantages
 from rlreason.curriculum import attempts_from_groups as attempts
 from rlreason.dist import SyncMeter, select
+from rlreason.seeds import SeedStream
 from rlreason.trainer.build import Run, build, save_checkpoint
 from rlreason.trainer.evaluate import evaluate, headline
 
@@ -38,14 +40,10 @@ class Phases:
         self.seconds["grading"] += graded
 
 
-def seed_for(base: int, iteration: int, phase: int) -> int:
-    """Distinct, reproducible sampling seeds per (run seed, iteration, phase): resume replays exactly."""
-    return (base * 1_000_003 + iteration * 101 + phase) % (2**31 - 1)
-
-
 def run_eval(run: Run, iteration: int, phases: Phases) -> dict[str, float]:
     t = run.cfg.trainer
-    run.roller.seed = seed_for(run.cfg.seed, iteration, 9)
+    # Eval phases have their own seed blocks in the iteration's space (rlreason/seeds.py).
+    run.roller.seeds = SeedStream(run.cfg.seed, iteration)
     with phases("eval"):
         metrics, groups = evaluate(run.roller, run.eval_questions, t.eval_samples, t.eval_temperature, t.eval_greedy,
                                    t.eval_top_p, t.eval_headline)
@@ -60,11 +58,14 @@ def run_eval(run: Run, iteration: int, phases: Phases) -> dict[str, float]:
 def train_iteration(run: Run, it: int, phases: Phases) -> dict[str, float]:
     cfg, roller, learner = run.cfg, run.roller, run.learner
     n = cfg.rollout.samples_per_question
-    roller.seed = seed_for(cfg.seed, it, 0)
+    # Every sample of the iteration gets its own seed, a function of (run seed, iteration, phase, index):
+    # a replayed iteration draws the same samples, and no two samples of a run share a seed.
+    roller.seeds = SeedStream(cfg.seed, it)
 
     with phases("selection"):
         # Global selection: the sampler runs on rank 0, its rollouts on every rank (rlreason/dist/select.py).
-        sel = select.next_batch(run.dist, run.sampler, it, cfg.trainer.questions_per_iteration, n, roller)
+        sel = select.next_batch(run.dist, run.sampler, it, cfg.trainer.questions_per_iteration, n,
+                                partial(roller, phase="selection"))
     with phases("rollout"):
         groups = sel.groups if sel.groups is not None else roller(sel.questions, n)
     episodes = [ep for g in groups for ep in g]
@@ -76,7 +77,7 @@ def train_iteration(run: Run, it: int, phases: Phases) -> dict[str, float]:
                 episodes, run.engine, run.grader, run.tokenizer, task=cfg.data.name, k=cfg.algo.mc_rollouts,
                 temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
                 max_new_tokens=cfg.rollout.max_new_tokens, steps=cfg.data.steps, stop=tuple(cfg.rollout.stop),
-                seed=seed_for(cfg.seed, it, 1), version=learner.version)
+                seeds=roller.seeds, version=learner.version)
         elif cfg.algo.name in ("grpo", "rloo"):
             metrics |= assign_outcome_advantages(cfg.algo.name, groups, cfg.algo.normalize_std)
 

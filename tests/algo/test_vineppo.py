@@ -3,6 +3,7 @@ import pytest
 from rlreason.algo.vineppo import StepPlan, dedup_states, step_advantages
 from rlreason.data.record import Question
 from rlreason.rollout import Episode
+from rlreason.seeds import SeedStream, sample_seed
 
 Q = Question(id="q", problem="p", answer="1")
 
@@ -81,7 +82,7 @@ def test_cap_gives_later_states_the_trajectorys_return(tiny_tokenizer):
     engine = Recorder()
     m = assign_vineppo_advantages([e], engine, ConstGrader(0.25), tiny_tokenizer, task="arith", k=3,
                                   temperature=1.0, top_p=1.0, max_new_tokens=200,
-                                  steps=StepsConfig(max_value_steps=2), seed=7, version=None)
+                                  steps=StepsConfig(max_value_steps=2), seeds=SeedStream(0, 1), version=None)
     prefixes, params = engine.calls[0]
     assert len(prefixes) == 3 and m["mc/capped_states"] == 3  # s_0, s_1, s_2 estimated; s_3..s_5 not
     plan = plan_steps(e, tiny_tokenizer, "arith", StepsConfig(max_value_steps=2))
@@ -89,7 +90,8 @@ def test_cap_gives_later_states_the_trajectorys_return(tiny_tokenizer):
     # V = 0.25 at s_0..s_2, then the return 1.0 (reference: values filled from the end): A_2 = 1 - 0.25
     per_step = [e.advantages[a] for a in plan.starts]
     assert per_step == pytest.approx([0.0, 0.0, 0.75, 0.0, 0.0, 0.0])
-    assert [p.seed for p in params] == [7, 10, 13]  # state i: base + i * k, as one shared SamplingParams gave
+    base = sample_seed(0, 1, "mc", 0)  # the iteration's mc block; state i: base + i * k
+    assert [p.seed for p in params] == [base, base + 3, base + 6]
 
 
 def test_each_state_asks_for_the_budget_it_has_left_and_the_stop_strings(tiny_tokenizer):
@@ -98,7 +100,7 @@ def test_each_state_asks_for_the_budget_it_has_left_and_the_stop_strings(tiny_to
     eps = [line_episode(tiny_tokenizer, 4, 1.0), line_episode(tiny_tokenizer, 3, 0.0, prompt=(3,))]
     engine = Recorder()
     m = assign_vineppo_advantages(eps, engine, ConstGrader(0.5), tiny_tokenizer, task="arith", k=2,
-                                  temperature=1.0, top_p=1.0, max_new_tokens=64, steps=None, seed=None,
+                                  temperature=1.0, top_p=1.0, max_new_tokens=64, steps=None, seeds=None,
                                   version=None, stop=("\n\n\nProblem:",))
     prefixes, params = engine.calls[0]
     starts = {tuple(ep.prompt_ids) + tuple(ep.response_ids[:s]): s for ep in eps
@@ -121,7 +123,7 @@ def test_per_state_budget_generates_fewer_tokens_on_the_real_engine(vllm_engine,
     for per_state in (False, True):
         engine = Recorder(vllm_engine)
         m = assign_vineppo_advantages(eps, engine, ConstGrader(1.0), tiny_tokenizer, task="arith", k=2,
-                                      temperature=1.0, top_p=1.0, max_new_tokens=max_new, steps=None, seed=3,
+                                      temperature=1.0, top_p=1.0, max_new_tokens=max_new, steps=None, seeds=SeedStream(3, 1),
                                       version=vllm_engine.version, per_state_budget=per_state)
         out[per_state] = m
     assert out[True]["mc/requested_tokens"] < out[False]["mc/requested_tokens"]

@@ -96,3 +96,59 @@ def test_each_curriculum_runs_end_to_end_and_fills_the_store(make_cfg, vllm_engi
         assert phases["selection"] == 2 * 16 * 4
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert all("curriculum/rollouts_selection" in r for r in rows if "train/reward" in r)
+
+
+class RecordingEngine:
+    """The real engine, with every request's prompt, SamplingParams and completions written down."""
+
+    def __init__(self, engine):
+        self._engine, self.calls = engine, []
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def _record(self, kind, prompts, params, outs):
+        from rlreason.engine.base import per_prompt
+
+        for p, sp, cs in zip(prompts, per_prompt(params, len(prompts)), outs):
+            self.calls.append((kind, tuple(p), sp, [tuple(c.token_ids) for c in cs]))
+        return outs
+
+    def generate(self, prompts, params, version=None):
+        return self._record("generate", prompts, params, self._engine.generate(prompts, params, version=version))
+
+    def continue_from(self, prefixes, params, version=None):
+        return self._record("continue", prefixes, params, self._engine.continue_from(prefixes, params, version=version))
+
+
+@pytest.mark.vllm
+def test_no_two_samples_of_a_run_share_a_seed_and_mc_does_not_replay_training_samples(
+        make_cfg, vllm_engine, tiny_model_dir, tmp_path):
+    """Issue 10.1: the MC continuations of a question's prompt used to reuse its training samples' seeds
+    (and so were those very samples on vLLM). Three VinePPO iterations with LILO selection and evals: all
+    phases, on the untrained model (where two independent samples are almost never equal)."""
+    engine = RecordingEngine(vllm_engine)
+    cfg = make_cfg("algo=vineppo", "curriculum=learnability", "curriculum.n_select=2", "trainer.iterations=3",
+                   "trainer.eval_every=2", f"model.path={tiny_model_dir}")
+    train(cfg, tmp_path, engine=engine)
+    seeds = [sp.seed + j for _, _, sp, _ in engine.calls for j in range(sp.n)]
+    assert None not in seeds
+    assert len({s & 0xFFFFFFFF for s in seeds}) == len(seeds)  # distinct as a CPU generator sees them
+    kinds = {(kind, sp.n, sp.temperature) for kind, _, sp, _ in engine.calls}
+    n = cfg.rollout.samples_per_question
+    assert {("generate", n, 1.0), ("generate", 2, 1.0), ("continue", 2, 1.0), ("generate", 1, 0.0)} <= kinds
+
+    # Training samples per prompt, per call order; the MC continuations of s_0 are continue_from(prompt).
+    train_samples: dict[tuple, list[tuple]] = {}
+    same, pairs, chance_same, chance_pairs = 0, 0, 0, 0
+    for kind, prefix, sp, outs in engine.calls:
+        if kind == "generate" and sp.n == n and sp.temperature == 1.0:
+            train_samples[prefix] = outs
+            chance_same += sum(a == b for i, a in enumerate(outs) for b in outs[i + 1:])
+            chance_pairs += n * (n - 1) // 2
+        elif kind == "continue" and prefix in train_samples:  # the state s_0 of a question trained on
+            same += sum(c == t for c in outs for t in train_samples[prefix])
+            pairs += len(outs) * n
+    assert pairs >= 8 * 3  # every question of every iteration has its s_0 estimated
+    expected = chance_same / chance_pairs * pairs
+    assert same <= expected + 3 * expected ** 0.5 + 1, (same, pairs, expected)
