@@ -16,7 +16,9 @@ What this version needs, measured on CPU:
   - under torchrun, every rank's in-process engine joins torch.distributed's existing process group (its
     group creation is collective: all ranks start their engines together), generation needs no collective
     (ranks may make different numbers of calls), and closing an engine destroys the process group.
-    On GPUs the engine uses the `external_launcher` executor so that it runs on the rank's own GPU.
+    On GPUs the engine uses the `external_launcher` executor so that it runs on the rank's own GPU. On
+    CPU the in-process engine binds no threads (VLLM_CPU_OMP_THREADS_BIND belongs to the multiprocess
+    executor): each rank's engine runs on torchrun's OMP_NUM_THREADS (1 unless set).
   - `VLLM_CPU_KVCACHE_SPACE` (whole GiB) overrides `kv_cache_memory_bytes` when set.
   - prefix-cache counters are only kept with stats on (`disable_log_stats=False`), read back through
     `LLM.get_metrics()` (process-wide Prometheus counters of the latest engine).
