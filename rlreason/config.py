@@ -71,8 +71,20 @@ class StepsConfig:
 
 
 @dataclass
+class FieldsConfig:
+    """data=jsonl: which field of a row holds what (null = the row has no such field)."""
+
+    problem: str = "problem"
+    answer: str = "answer"  # the gold final answer (a string or a number)
+    solution: str | None = None  # a worked solution, kept with the question (not used for grading)
+    id: str | None = None  # the row's own id; null = a hash of the problem text
+    level: str | None = None  # int or "Level N": per-level eval breakdown
+    subject: str | None = None  # per-subject eval breakdown
+
+
+@dataclass
 class DataConfig:
-    name: str = MISSING  # arith | gsm8k | math
+    name: str = MISSING  # arith | gsm8k | math | jsonl
     # Each split is read from its local path when set (JSONL, or parquet for math), else from the hub
     # through `datasets.load_dataset` (train: hub_id/hub_config; test: hub_test_id or hub_id).
     # source=generated is the arith task (no files).
@@ -87,10 +99,14 @@ class DataConfig:
     test_split: str = "test"
     max_train: int | None = None  # subset sizes (None = all)
     max_test: int | None = None
-    prompt_template: str = "[MATH_TASK] Problem:\n{problem}\n\nSolution:"
-    use_chat_template: bool = False
+    # `{problem}` is replaced by the question's text; null = the text as is. A file, when set, replaces
+    # prompt_template with its content byte for byte (a template with newlines, without shell quoting).
+    prompt_template: str | None = "[MATH_TASK] Problem:\n{problem}\n\nSolution:"
+    prompt_template_file: str | None = None
+    use_chat_template: bool = False  # the tokenizer's chat template, the question as the user's message
     steps: StepsConfig = field(default_factory=StepsConfig)
     arith: ArithConfig = field(default_factory=ArithConfig)
+    fields: FieldsConfig = field(default_factory=FieldsConfig)
 
 
 @dataclass
@@ -101,7 +117,7 @@ class ModelConfig:
     tokenizer: str | None = None  # defaults to `path`
     dtype: str = "auto"  # auto -> bfloat16 on GPU, float32 on CPU
     gradient_checkpointing: bool = False
-    max_model_len: int = 2048
+    max_model_len: int | None = 2048  # None: the model's own (max_position_embeddings in its config.json)
     # Only for the tiny model: how to build it from nothing when the committed one does not match.
     build: dict[str, Any] = field(default_factory=dict)
 
@@ -226,6 +242,11 @@ class TrainerConfig:
 
 @dataclass
 class RewardConfig:
+    # How a response's answer is checked. auto = the data's own (arith, gsm8k, math; jsonl: math).
+    # math: \boxed{} / "#### N" / "the answer is X", equal as numbers or by math-verify;
+    # hash: only "#### N", equal as numbers or as stripped strings; exact: the whole response, stripped,
+    # equals the gold answer.
+    checker: str = "auto"
     timeout_s: float = 5.0  # hard deadline per graded response
     workers: int = 2  # grading processes
 
@@ -258,9 +279,58 @@ class Config:
     dry_run: bool = False  # print the plan and exit before any compute
 
 
+@dataclass
+class EvalOptions:
+    n: int = 4  # samples per question at `temperature`: mean@n, maj@n, pass@n (0: greedy only)
+    temperature: float = 0.35
+    top_p: float = 1.0
+    greedy: bool = True  # also decode greedily (the headline accuracy, as in training's evals)
+    # None: a run dir's own rollout.max_new_tokens (so the numbers match its evals), else what
+    # model.max_model_len leaves after the longest prompt.
+    max_new_tokens: int | None = None
+    split: str = "test"  # test | train
+    max_questions: int | None = None  # the first N questions of the split (None = all)
+    batch_questions: int = 64  # questions per engine call (one step of the progress bar)
+    progress: bool = True
+
+
+@dataclass
+class EvalConfig:
+    """`python -m rlreason.eval` (conf/eval.yaml): the data, model, engine and reward nodes of training."""
+
+    data: DataConfig = MISSING
+    model: ModelConfig = MISSING
+    engine: EngineConfig = MISSING
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    eval: EvalOptions = field(default_factory=EvalOptions)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    cache_dir: str = "${oc.env:RLREASON_CACHE,'~/.cache/rlreason'}"
+
+
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
+    cs.store(name="base_eval", node=EvalConfig)
+    OmegaConf.register_new_resolver("rlreason.model_name", model_name, replace=True)
+
+
+def model_name(path: str) -> str:
+    """The name a run dir gets for `model.path`: its last component ("org/name" -> "name"); a checkpoint
+    dir (RUN/checkpoints/iter_N[/policy]) -> "RUN-iter_N", so evals of different checkpoints differ."""
+    parts = [p for p in str(path).replace("\\", "/").split("/") if p not in ("", ".")]
+    if parts and parts[-1] == "policy":
+        parts = parts[:-1]
+    if len(parts) >= 3 and parts[-2] == "checkpoints":
+        return f"{parts[-3]}-{parts[-1]}"
+    return parts[-1] if parts else "model"
+
+
+def grader_task(cfg: Any) -> str:
+    """What the grader (and VinePPO's step splitter) is told the task is: reward.checker, or the data's."""
+    if cfg.reward.checker != "auto":
+        return cfg.reward.checker
+    return "math" if cfg.data.name == "jsonl" else cfg.data.name
 
 
 class ConfigError(ValueError):
@@ -281,7 +351,7 @@ def check_run_dir(run_dir: Path) -> None:
 
 CHOICES = {
     "algo.name": ("vineppo", "ppo", "grpo", "rloo"),
-    "data.name": ("arith", "gsm8k", "math"),
+    "data.name": ("arith", "gsm8k", "math", "jsonl"),
     "data.source": ("local", "hub", "generated"),
     "data.steps.rule": ("auto", "vineppo", "lines", "sentences"),
     "trainer.eval_headline": ("greedy", "mean"),
@@ -295,6 +365,7 @@ CHOICES = {
     "resume": ("auto", "never", "must"),
     "device": ("auto", "cpu", "cuda"),
     "model.dtype": ("auto", "float32", "bfloat16", "float16"),
+    "reward.checker": ("auto", "math", "hash", "exact"),
 }
 
 
@@ -327,33 +398,57 @@ def unknown_keys(cfg: Any, cls: type | None = None, prefix: str = "") -> list[st
     return out
 
 
-def suggest(key: str) -> str:
+def suggest(key: str, cls: type | None = None) -> str:
     """' (did you mean X?)' for a mistyped dotted key, or ''."""
-    close = difflib.get_close_matches(key, list(_schema_keys(Config)), n=1, cutoff=0.75)
+    close = difflib.get_close_matches(key, list(_schema_keys(cls or Config)), n=1, cutoff=0.75)
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def validate(cfg: Any) -> None:
-    """Cross-field checks that types cannot express. Raises ConfigError listing every problem."""
-    problems: list[str] = []
-    if hasattr(cfg, "keys"):  # a DictConfig (a Config dataclass has no stray keys by construction)
-        for key in unknown_keys(cfg):
-            problems.append(f"unknown config key {key}{suggest(key)}: it is not in the schema "
-                            "(rlreason/config.py), so it would change nothing")
-        if problems:  # the checks below read known keys only; report the typos first
-            raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
-
+def _getter(cfg: Any):
     def get(path: str) -> Any:
         node = cfg
         for part in path.split("."):
             node = getattr(node, part)
         return node
 
-    for path, allowed in CHOICES.items():
-        if get(path) not in allowed:
-            close = difflib.get_close_matches(str(get(path)), allowed, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            problems.append(f"{path}={get(path)!r} is not one of {', '.join(allowed)}{hint}")
+    return get
+
+
+def _schema_problems(cfg: Any, cls: type) -> list[str]:
+    """Unknown keys and unset mandatory values (`model=hf` without `model.path`), of a DictConfig."""
+    if not hasattr(cfg, "keys"):  # a dataclass has no stray keys by construction
+        return []
+    problems = [f"unknown config key {key}{suggest(key, cls)}: it is not in the schema (rlreason/config.py), "
+                "so it would change nothing" for key in unknown_keys(cfg, cls)]
+    for key in _missing(cfg):
+        hint = " (model=hf model.path=HUB_ID_OR_DIR)" if key == "model.path" else ""
+        problems.append(f"{key} must be set{hint}")
+    return problems
+
+
+def _missing(node: Any, prefix: str = "") -> list[str]:
+    """Dotted keys still at `???`, outside hydra's node; interpolations are not resolved here."""
+    out = []
+    for key in node.keys():
+        if (not prefix and key == "hydra") or OmegaConf.is_interpolation(node, key):
+            continue
+        if OmegaConf.is_missing(node, key):
+            out.append(f"{prefix}{key}")
+        elif OmegaConf.is_config(node[key]) and hasattr(node[key], "keys"):
+            out += _missing(node[key], f"{prefix}{key}.")
+    return out
+
+
+def _raise(problems: list[str]) -> None:
+    if problems:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+
+
+def validate(cfg: Any) -> None:
+    """Cross-field checks that types cannot express. Raises ConfigError listing every problem."""
+    _raise(_schema_problems(cfg, Config))  # the checks below read known, set keys only: typos first
+    get = _getter(cfg)
+    problems = _choice_problems(get, CHOICES)
 
     def positive(path: str, minimum: float = 1) -> None:
         if get(path) is None or get(path) < minimum:
@@ -374,21 +469,11 @@ def validate(cfg: Any) -> None:
         problems.append(f"rollout.temperature={cfg.rollout.temperature} must be > 0 (PPO ratios need a sampling distribution)")
     if not 0 < cfg.rollout.top_p <= 1:
         problems.append(f"rollout.top_p={cfg.rollout.top_p} must be in (0, 1]")
-    for path in ("trainer.eval_max_questions", "data.max_train", "data.max_test"):
-        if get(path) is not None and get(path) < 1:
-            problems.append(f"{path}={get(path)} must be >= 1, or null for all")
-    if not cfg.reward.timeout_s > 0:
-        problems.append(f"reward.timeout_s={cfg.reward.timeout_s} must be > 0 (the hard deadline per graded response)")
-    if cfg.reward.workers < 1:
-        problems.append(f"reward.workers={cfg.reward.workers} must be >= 1")
-    if cfg.engine.hf_batch_size < 1 or cfg.engine.max_num_seqs < 1:
-        problems.append(f"engine.hf_batch_size={cfg.engine.hf_batch_size} and engine.max_num_seqs="
-                        f"{cfg.engine.max_num_seqs} must be >= 1")
-    if not 0 < cfg.engine.gpu_memory_utilization <= 1:
-        problems.append(f"engine.gpu_memory_utilization={cfg.engine.gpu_memory_utilization} must be in (0, 1]")
+    if get("trainer.eval_max_questions") is not None and get("trainer.eval_max_questions") < 1:
+        problems.append(f"trainer.eval_max_questions={get('trainer.eval_max_questions')} must be >= 1, or null for all")
     if not cfg.learner.grad_clip > 0:
         problems.append(f"learner.grad_clip={cfg.learner.grad_clip} must be > 0")
-    if cfg.rollout.max_new_tokens >= cfg.model.max_model_len:
+    if cfg.model.max_model_len is not None and cfg.rollout.max_new_tokens >= cfg.model.max_model_len:
         problems.append(f"rollout.max_new_tokens={cfg.rollout.max_new_tokens} leaves no room for the prompt in "
                         f"model.max_model_len={cfg.model.max_model_len}; lower it or raise model.max_model_len")
     if cfg.learner.lr <= 0:
@@ -447,16 +532,91 @@ def validate(cfg: Any) -> None:
         problems.append(f"curriculum.skip_prob={cfg.curriculum.skip_prob} must be in [0, 1]")
     if not 0 < cfg.curriculum.decay <= 1:
         problems.append(f"curriculum.decay={cfg.curriculum.decay} must be in (0, 1]")
-    if cfg.data.name == "arith" and cfg.data.source != "generated":
+    problems += _shared_problems(cfg)
+    _raise(problems)
+
+
+def validate_eval(cfg: Any) -> None:
+    """validate() for `python -m rlreason.eval`'s config (conf/eval.yaml, EvalConfig)."""
+    _raise(_schema_problems(cfg, EvalConfig))
+    get = _getter(cfg)
+    names = {f.name for f in fields(EvalConfig)}
+    problems = _choice_problems(get, {k: v for k, v in CHOICES.items() if k.split(".")[0] in names})
+    e = cfg.eval
+    if e.n < 0 or (e.n == 0 and not e.greedy):
+        problems.append(f"eval.n={e.n} must be >= 1, or 0 with eval.greedy=true (greedy only)")
+    if e.n and not e.temperature > 0:
+        problems.append(f"eval.temperature={e.temperature} must be > 0 for sampled metrics (eval.greedy is the "
+                        "greedy one); or set eval.n=0")
+    if not 0 < e.top_p <= 1:
+        problems.append(f"eval.top_p={e.top_p} must be in (0, 1]")
+    if e.max_new_tokens is not None and e.max_new_tokens < 1:
+        problems.append(f"eval.max_new_tokens={e.max_new_tokens} must be >= 1, or null for what the context leaves")
+    if e.max_questions is not None and e.max_questions < 1:
+        problems.append(f"eval.max_questions={e.max_questions} must be >= 1, or null for all")
+    if e.split not in ("train", "test"):
+        problems.append(f"eval.split={e.split!r} is not one of train, test")
+    if e.batch_questions < 1:
+        problems.append(f"eval.batch_questions={e.batch_questions} must be >= 1")
+    _raise(problems + _shared_problems(cfg, splits=(e.split,) if e.split in ("train", "test") else ()))
+
+
+def _choice_problems(get, choices: dict[str, tuple[str, ...]]) -> list[str]:
+    problems = []
+    for path, allowed in choices.items():
+        if get(path) not in allowed:
+            close = difflib.get_close_matches(str(get(path)), allowed, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            problems.append(f"{path}={get(path)!r} is not one of {', '.join(allowed)}{hint}")
+    return problems
+
+
+def _shared_problems(cfg: Any, splits: tuple[str, ...] = ("train", "test")) -> list[str]:
+    """Checks of the data, model, reward and engine nodes, which training and eval share."""
+    problems: list[str] = []
+    if not cfg.reward.timeout_s > 0:
+        problems.append(f"reward.timeout_s={cfg.reward.timeout_s} must be > 0 (the hard deadline per graded response)")
+    if cfg.reward.workers < 1:
+        problems.append(f"reward.workers={cfg.reward.workers} must be >= 1")
+    if cfg.model.max_model_len is not None and cfg.model.max_model_len < 2:
+        problems.append(f"model.max_model_len={cfg.model.max_model_len} must be >= 2, or null for the model's own")
+    if cfg.engine.hf_batch_size < 1 or cfg.engine.max_num_seqs < 1:
+        problems.append(f"engine.hf_batch_size={cfg.engine.hf_batch_size} and engine.max_num_seqs="
+                        f"{cfg.engine.max_num_seqs} must be >= 1")
+    if not 0 < cfg.engine.gpu_memory_utilization <= 1:
+        problems.append(f"engine.gpu_memory_utilization={cfg.engine.gpu_memory_utilization} must be in (0, 1]")
+    for path in ("data.max_train", "data.max_test"):
+        if (value := _getter(cfg)(path)) is not None and value < 1:
+            problems.append(f"{path}={value} must be >= 1, or null for all")
+    if cfg.model.build and not str(cfg.model.path).startswith("builtin:"):
+        problems.append(f"model.path={cfg.model.path} is not the builtin tiny model, but the config still carries "
+                        "model=tiny's build: block and name; use model=hf model.path=... for any other model")
+    d = cfg.data
+    if d.name == "arith" and d.source != "generated":
         problems.append("data=arith is generated: set data.source=generated")
-    if cfg.data.name != "arith" and cfg.data.source == "generated":
-        problems.append(f"data={cfg.data.name} has no generator: use data.source=local or hub")
-    if cfg.data.name != "arith":
-        for split in ("train", "test"):
-            hub = cfg.data.hub_test_id or cfg.data.hub_id if split == "test" else cfg.data.hub_id
-            if not getattr(cfg.data, f"{split}_path") and not hub:
+    if d.name != "arith" and d.source == "generated":
+        problems.append(f"data={d.name} has no generator: use data.source=local or hub")
+    if d.name != "arith":
+        for split in splits:
+            hub = d.hub_test_id or d.hub_id if split == "test" else d.hub_id
+            if not getattr(d, f"{split}_path") and not hub:
                 problems.append(f"data.{split}_path is unset and there is no hub id to fall back on")
-    if "{problem}" not in cfg.data.prompt_template and not cfg.data.use_chat_template:
-        problems.append("data.prompt_template must contain '{problem}'")
-    if problems:
-        raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+    if d.name == "jsonl" and not (d.fields.problem and d.fields.answer):
+        problems.append("data=jsonl needs data.fields.problem and data.fields.answer (the row fields holding them)")
+    if not d.use_chat_template:
+        problems += _template_problems(d)
+    return problems
+
+
+def _template_problems(d: Any) -> list[str]:
+    if d.prompt_template_file:
+        path = Path(d.prompt_template_file).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            return [f"data.prompt_template_file={path} cannot be read ({e})"]
+        if "{problem}" not in text:
+            return [f"data.prompt_template_file={path} must contain '{{problem}}'"]
+    elif d.prompt_template is not None and "{problem}" not in d.prompt_template:
+        return ["data.prompt_template must contain '{problem}' (or be null: the question's text as is)"]
+    return []

@@ -1,8 +1,9 @@
-"""Grade a JSONL file of responses: `python -m rlreason.grade FILE.jsonl --task math|gsm8k|arith`.
+"""Grade a JSONL file of responses: `python -m rlreason.grade FILE.jsonl --task math|gsm8k|arith|hash|exact`.
 
-Rows `{"response": str, "gold": str, "truncated": bool (optional)}` in; one JSON verdict per row on
-stdout, `{"reward": .., "reason": .., "extracted": ..}`. A malformed row stops everything (exit 2)
-with an error naming the file and line: a partial grade would read as a result.
+Rows `{"response": str, "gold": str, "truncated": bool (optional)}` in (the completions.jsonl that
+`python -m rlreason.eval` writes is one); one JSON verdict per row on stdout, `{"reward": .., "reason":
+.., "extracted": ..}`. A malformed row stops everything (exit 2) with an error naming the file and line:
+a partial grade would read as a result.
 """
 
 from __future__ import annotations

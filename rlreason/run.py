@@ -27,7 +27,7 @@ def fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def preflight(args: list[str]) -> None:
+def preflight(args: list[str], config_name: str = "config", check=validate) -> None:
     """Compose and check the config the way Hydra's main will, before Hydra runs.
 
     Hydra reports a mistyped key, value or group option itself, with exit status 1 (the status of a
@@ -42,7 +42,7 @@ def preflight(args: list[str]) -> None:
 
     try:
         with initialize_config_dir(config_dir=CONF, version_base=None):
-            cfg = compose("config", overrides=args, return_hydra_config=True)
+            cfg = compose(config_name, overrides=args, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as e:
         cause = e.__cause__
         if isinstance(cause, ConfigAttributeError | ConfigKeyError) and getattr(cause, "full_key", None):
@@ -51,14 +51,14 @@ def preflight(args: list[str]) -> None:
         detail = f"\n{cause}" if isinstance(cause, OmegaConfBaseException) else ""
         fail(f"{e}{detail}".split("\nConfig search path:")[0].rstrip())
     try:
-        validate(cfg)
+        check(cfg)
     except ConfigError as e:
         fail(str(e))
     try:
         run_dir = OmegaConf.select(cfg, "hydra.run.dir", throw_on_resolution_failure=True)
     except OmegaConfBaseException:
         return  # an interpolation only Hydra's main can resolve: its own checks apply
-    if run_dir and not cfg.dry_run:
+    if run_dir and not cfg.get("dry_run"):
         try:
             check_run_dir(Path(run_dir))
         except ConfigError as e:

@@ -27,14 +27,15 @@ from rlreason.segment_vineppo import split_math_steps
 MIN_CHARS = 10  # sentences: a shorter step ("Thus,", "Step 2:") joins the next one
 MAX_CHARS = 500  # sentences: a longer step is split at a space, outside maths mode where there is one
 RULES = ("vineppo", "lines", "sentences")
-DEFAULT_RULE = {"math": "vineppo", "gsm8k": "lines", "arith": "lines"}
+# hash/exact: data=jsonl checkers (`#### N` or a bare answer), one step a line
+DEFAULT_RULE = {"math": "vineppo", "gsm8k": "lines", "arith": "lines", "hash": "lines", "exact": "lines"}
 
 
 def resolve_rule(task: str, steps: StepsConfig | None) -> str:
     rule = steps.rule if steps is not None else "auto"
     if rule == "auto":
         if task not in DEFAULT_RULE:
-            raise ValueError(f"unknown task {task!r}: expected math, gsm8k or arith")
+            raise ValueError(f"unknown task {task!r}: expected {', '.join(DEFAULT_RULE)}")
         return DEFAULT_RULE[task]
     if rule not in RULES:
         raise ValueError(f"unknown step rule {rule!r}: expected auto, {', '.join(RULES)}")

@@ -65,6 +65,7 @@ CLI_CASES = [
     ("minibatch", ["learner.minibatch_size=7", "learner.micro_batch_size=7"],
      ["learner.minibatch_size=7 does not divide the 128 episodes per iteration"]),
     ("k-zero", ["algo.mc_rollouts=0"], ["algo.mc_rollouts=0 must be >= 1"]),
+    ("hf-without-path", ["model=hf"], ["model.path must be set (model=hf model.path=HUB_ID_OR_DIR)"]),
 ]
 
 
@@ -135,6 +136,12 @@ VALIDATE_CASES = [
                                                    "model.max_model_len=256"]),
     ("generated", ["data=gsm8k", "data.source=generated"], ["data=gsm8k has no generator"]),
     ("template", ["data.prompt_template=no placeholder"], ["data.prompt_template must contain '{problem}'"]),
+    ("tiny-build-on-another-model", ["model.path=/models/mine"],
+     ["model.path=/models/mine is not the builtin tiny model", "use model=hf model.path=..."]),
+    ("checker", ["reward.checker=regex"], ["reward.checker='regex' is not one of auto, math, hash, exact"]),
+    ("jsonl-fields", ["data=jsonl", "data.train_path=a.jsonl", "data.test_path=b.jsonl", "data.fields.answer="],
+     ["data=jsonl needs data.fields.problem and data.fields.answer"]),
+    ("jsonl-no-files", ["data=jsonl"], ["data.train_path is unset and there is no hub id"]),
     ("appended-key", ["+learner.lr_warmup=3"], ["unknown config key learner.lr_warmup"]),
     ("appended-secret-key", ["+logger.api_key=sk-live-0123456789abcdefghij"], ["unknown config key logger.api_key"]),
 ]
@@ -247,7 +254,7 @@ def test_batch_larger_than_train_split(tmp_path, no_heavy):
 
 @pytest.mark.parametrize("path", ["/nonexistent/model-dir", "./not/here", "builtin:tiny-other"])
 def test_missing_model(tmp_path, no_heavy, path):
-    err = build_error(tmp_path, f"model.path={path}")
+    err = build_error(tmp_path, *(["model=hf"] if not path.startswith("builtin:") else []), f"model.path={path}")
     assert isinstance(err, ConfigError)
     assert path in str(err) and "set model.path" in str(err)
 
@@ -255,7 +262,7 @@ def test_missing_model(tmp_path, no_heavy, path):
 def test_directory_without_a_model(tmp_path, no_heavy):
     empty = tmp_path / "empty-model"
     empty.mkdir()
-    err = build_error(tmp_path, f"model.path={empty}")
+    err = build_error(tmp_path, "model=hf", f"model.path={empty}")
     assert f"cannot load model/tokenizer from {str(empty)!r}" in str(err)
 
 
@@ -270,6 +277,22 @@ def test_tokenizer_bigger_than_model_vocab(tmp_path, no_heavy):
     msg = str(err)
     assert f"has {vocab + 10} tokens but model" in msg and f"vocabulary of {vocab}" in msg
     assert "set model.tokenizer" in msg
+
+
+def test_tokenizer_without_eos(tmp_path, no_heavy):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(TINY))
+    tok.eos_token = None
+    tok.save_pretrained(tmp_path / "no-eos")
+    err = build_error(tmp_path, f"model.tokenizer={tmp_path / 'no-eos'}")
+    assert "has no eos token" in str(err) and "set model.tokenizer" in str(err)
+
+
+def test_context_longer_than_the_model(tmp_path, no_heavy):
+    err = build_error(tmp_path, "model=hf", f"model.path={TINY}", "model.max_model_len=4096")
+    assert "model.max_model_len=4096 is more than model" in str(err)
+    assert "(max_position_embeddings=256): set model.max_model_len=256 or less, or null" in str(err)
 
 
 def test_unwritable_run_dir(tmp_path, no_heavy):

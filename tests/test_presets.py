@@ -52,7 +52,7 @@ class FakeRoller:
     def __init__(self):
         self.calls = []
 
-    def __call__(self, questions, n, temperature=None, top_p=None):
+    def __call__(self, questions, n, temperature=None, top_p=None, phase="rollout"):
         from tests.curriculum.fakes import episode
         self.calls.append((n, temperature, top_p))
         # sampled: 1 of n right; greedy: right

@@ -1,4 +1,5 @@
-"""Question sets: GSM8K and MATH from local files or the HF hub, arith from its generator.
+"""Question sets: GSM8K, MATH and any JSONL/parquet (data=jsonl) from local files or the HF hub, arith
+from its generator.
 
 Every row is checked as it is read, so a malformed file fails here, naming the file and line, before any
 model is loaded. Ids are content hashes, so the same question has the same id whether it came from a
@@ -30,11 +31,20 @@ def load_questions(data_cfg: Any) -> tuple[list[Question], list[Question]]:
         a = data_cfg.arith
         spec = ArithSpec(a.min_steps, a.max_steps, a.modulus, a.ops, a.invertible)
         train, test = generate_splits(a.n_train, a.n_test, spec, a.seed)
-    elif data_cfg.name in PARSERS:
+    elif data_cfg.name in PARSERS or data_cfg.name == "jsonl":
         train, test = _load_split(data_cfg, "train"), _load_split(data_cfg, "test")
     else:
-        raise ValueError(f"data.name={data_cfg.name!r}: no loader (expected arith, {', '.join(PARSERS)})")
+        raise ValueError(f"data.name={data_cfg.name!r}: no loader (expected arith, jsonl, {', '.join(PARSERS)})")
     return _prefix(train, data_cfg.max_train), _prefix(test, data_cfg.max_test)
+
+
+def load_split(data_cfg: Any, split: str) -> list[Question]:
+    """One split (train | test), cut to max_train / max_test: an eval reads only the split it scores."""
+    if data_cfg.name == "arith":
+        return load_questions(data_cfg)[split == "test"]
+    if data_cfg.name not in PARSERS and data_cfg.name != "jsonl":
+        raise ValueError(f"data.name={data_cfg.name!r}: no loader (expected arith, jsonl, {', '.join(PARSERS)})")
+    return _prefix(_load_split(data_cfg, split), getattr(data_cfg, f"max_{split}"))
 
 
 def _prefix(questions: list[Question], n: int | None) -> list[Question]:
@@ -54,7 +64,7 @@ def _load_split(cfg: Any, split: str) -> list[Question]:
         if not origin:
             raise DataError(f"data.{split}_path is unset and there is no hub id for the {split} split")
         rows = hub_rows(origin, config, getattr(cfg, f"{split}_split"))
-    parse = PARSERS[cfg.name]
+    parse = generic_parser(cfg.fields) if cfg.name == "jsonl" else PARSERS[cfg.name]
     questions, seen = [], set()
     for where, row in rows:
         q = parse(row, where)
@@ -170,6 +180,35 @@ def parse_math(row: Row, where: str) -> Question:
     return Question(id=f"math-{uid}" if uid else _hash_id("math", problem), problem=problem, answer=gold,
                     solution=solution, level=_level(row.get("level"), where), source="math",
                     meta={"subject": subject} if subject else {})
+
+
+def generic_parser(fields: Any) -> Callable[[Row, str], Question]:
+    """data=jsonl: a parser reading the fields named by `data.fields`. The gold answer may be a number
+    (`"answer": 9`); the id is the row's own (`fields.id`) or a hash of the problem text."""
+
+    def parse(row: Row, where: str) -> Question:
+        problem = _field(row, fields.problem, where)
+        assert problem is not None
+        gold = _text(row, fields.answer, where)
+        solution = _field(row, fields.solution, where, required=False) if fields.solution else None
+        own_id = _text(row, fields.id, where) if fields.id else None
+        subject = _field(row, fields.subject, where, required=False) if fields.subject else None
+        level = _level(row.get(fields.level), where) if fields.level else None
+        return Question(id=f"jsonl-{own_id}" if own_id else _hash_id("jsonl", problem), problem=problem,
+                        answer=gold.strip(), solution=solution, level=level, source="jsonl",
+                        meta={"subject": subject} if subject else {})
+
+    return parse
+
+
+def _text(row: Row, key: str, where: str) -> str:
+    """A required string field that may also be written as a number (an answer, an id)."""
+    value = row.get(key)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    text = _field(row, key, where)
+    assert text is not None
+    return text
 
 
 def _level(value: Any, where: str) -> int | None:

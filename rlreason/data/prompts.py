@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from rlreason.data.record import Question
+from pathlib import Path
+
+from rlreason.data.record import DataError, Question
 
 VINEPPO_TEMPLATE = "[MATH_TASK] Problem:\n{problem}\n\nSolution:"  # the SFT checkpoints were tuned on this
 ARITH_TEMPLATE = "{problem}\n"
 
 
-def format_prompt(question: Question, template: str = VINEPPO_TEMPLATE, tokenizer=None,
+def format_prompt(question: Question, template: str | None = VINEPPO_TEMPLATE, tokenizer=None,
                   use_chat_template: bool = False) -> str:
-    """The prompt for `question`: the template filled in, or the tokenizer's chat template.
+    """The prompt for `question`: the template filled in (None: the question's text as is), or the
+    tokenizer's chat template.
 
     `str.replace` rather than `str.format`: a template may hold literal LaTeX braces.
     """
@@ -19,4 +22,16 @@ def format_prompt(question: Question, template: str = VINEPPO_TEMPLATE, tokenize
             raise ValueError("use_chat_template=True needs a tokenizer")
         messages = [{"role": "user", "content": question.problem}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return template.replace("{problem}", question.problem)
+    return question.problem if template is None else template.replace("{problem}", question.problem)
+
+
+def prompt_template(data_cfg) -> str | None:
+    """The template a data config asks for: `prompt_template_file`'s content byte for byte (newlines
+    included) when set, else `prompt_template` (None = the question's text as is)."""
+    if data_cfg.prompt_template_file:
+        path = Path(data_cfg.prompt_template_file).expanduser()
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(f"data.prompt_template_file={path}: cannot read it ({e})") from None
+    return data_cfg.prompt_template

@@ -68,11 +68,19 @@ def _clean(answer: str) -> str | None:
     return answer or None
 
 
+def whole(text: str) -> str | None:
+    """The whole response, stripped (reward.checker=exact)."""
+    return text.strip() or None
+
+
 # Which marker a task's model is trained to write comes first; the others are fallbacks.
+# hash and exact are data=jsonl's strict checkers (reward.checker): one marker, no fallback.
 ORDER = {
     "math": (last_boxed, after_hashes, after_phrase),
     "gsm8k": (after_hashes, last_boxed, after_phrase),
     "arith": (after_hashes, last_boxed, after_phrase),
+    "hash": (after_hashes,),
+    "exact": (whole,),
 }
 
 

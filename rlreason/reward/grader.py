@@ -26,6 +26,8 @@ REASONS = ("correct", "wrong", "no_answer", "truncated", "timeout", "error")
 # ASCII digits only: `\d` would also take look-alikes (fullwidth "８", Arabic-Indic "٨"), which Decimal
 # reads as 8 but math-verify does not; the same response must get the same grade on either path.
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)", re.ASCII)
+# Tasks whose numeric gold answer is never matched by a non-numeric response (no math-verify).
+STRICT = ("arith", "hash")
 _MAX_STARTUP_FAILURES = 3  # workers dying before they are ready: a broken environment, not bad input
 
 
@@ -45,7 +47,8 @@ def as_number(s: str) -> Decimal | None:
 
 
 class Grader:
-    """Grades responses against gold answers for one task (math | gsm8k | arith)."""
+    """Grades responses against gold answers for one task: math | gsm8k | arith, or the strict checkers
+    hash (`#### N` only, no math-verify) and exact (the stripped response equals the gold answer)."""
 
     def __init__(self, task: str, timeout_s: float = 5.0, workers: int = 2):
         if task not in ORDER:
@@ -66,9 +69,14 @@ class Grader:
             if cut or pred is None:
                 verdicts[i] = Verdict(0.0, "truncated" if cut else "no_answer")
                 continue
+            if self.task == "exact":  # string equality, nothing else
+                verdicts[i] = _verdict(pred == gold.strip(), pred)
+                continue
             a, b = as_number(pred), as_number(gold)
-            if b is not None and (a is not None or self.task == "arith"):
+            if b is not None and (a is not None or self.task in STRICT):
                 verdicts[i] = _verdict(a == b, pred)
+            elif self.task == "hash":  # no math-verify: equal as numbers (above) or as stripped strings
+                verdicts[i] = _verdict(pred == gold.strip(), pred)
             else:
                 slow.setdefault((pred, gold), []).append(i)
         for key, reason in zip(slow, self._pool.run(list(slow))):

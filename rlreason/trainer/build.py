@@ -18,7 +18,7 @@ import torch
 from omegaconf import OmegaConf
 
 from rlreason import dist as distributed
-from rlreason.config import ConfigError, check_run_dir
+from rlreason.config import ConfigError, check_run_dir, grader_task
 from rlreason.trainer import checkpoint
 
 # Changing any of these between a checkpoint and a resume makes the checkpoint incompatible.
@@ -116,22 +116,48 @@ def resolve_device(cfg) -> tuple[str, torch.dtype]:
     return device, getattr(torch, name)
 
 
-def load_tokenizer(cfg, model_path: str):
+def load_tokenizer(cfg, model_path: str, tokenizer_path: str | None = None):
+    """The tokenizer (model.tokenizer, else `tokenizer_path`, else the model's own), checked against the
+    model before any compute: its vocabulary fits the embedding, and it has an eos token (pad falls back
+    on eos)."""
     from transformers import AutoConfig, AutoTokenizer
 
-    tok_path = cfg.model.tokenizer or model_path
+    tok_path = cfg.model.tokenizer or tokenizer_path or model_path
     try:
         tokenizer = AutoTokenizer.from_pretrained(tok_path)
         model_config = AutoConfig.from_pretrained(model_path)
     except (OSError, ValueError) as e:
         raise ConfigError(f"cannot load model/tokenizer from {model_path!r}: {e}") from e
-    if len(tokenizer) > model_config.vocab_size:
+    vocab = getattr(model_config.get_text_config(), "vocab_size", None)
+    if vocab is not None and len(tokenizer) > vocab:
         raise ConfigError(f"tokenizer {tok_path} has {len(tokenizer)} tokens but model {model_path} has a "
-                          f"vocabulary of {model_config.vocab_size}: they do not belong together "
+                          f"vocabulary of {vocab}: they do not belong together "
                           "(set model.tokenizer to the model's own tokenizer)")
-    if tokenizer.pad_token_id is None:
+    if tokenizer.eos_token_id is None:
+        raise ConfigError(f"tokenizer {tok_path} has no eos token, so no response could ever end: set "
+                          "model.tokenizer to a tokenizer that defines eos_token (tokenizer_config.json), e.g. "
+                          "the model's own")
+    if tokenizer.pad_token_id is None:  # batches are padded with eos, masked out (the common convention)
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def context_length(cfg, model_path: str) -> int:
+    """model.max_model_len, or the model's own position limit when null; more than the model's own
+    limit is refused here (vLLM would refuse it later, with a traceback)."""
+    from transformers import AutoConfig
+
+    text = AutoConfig.from_pretrained(model_path).get_text_config()
+    own = getattr(text, "max_position_embeddings", None)
+    wanted = cfg.model.max_model_len
+    if wanted is None:
+        if own is None:
+            raise ConfigError(f"model {model_path} does not say its context length: set model.max_model_len")
+        return int(own)
+    if own is not None and wanted > own:
+        raise ConfigError(f"model.max_model_len={wanted} is more than model {model_path} supports "
+                          f"(max_position_embeddings={own}): set model.max_model_len={own} or less, or null")
+    return wanted
 
 
 def iterations_updates(cfg) -> int:
@@ -149,7 +175,7 @@ def _find_on_main(cfg, run_dir: Path, world: int) -> tuple[tuple[Path, dict] | N
 def build(cfg, run_dir: Path, engine=None) -> Run:
     """`engine`: an already running engine to use (tests share one); it is synced to the policy here."""
     from rlreason.curriculum import StatsStore, make_sampler
-    from rlreason.data import load_questions
+    from rlreason.data import load_questions, prompt_template
     from rlreason.engine import make_engine
     from rlreason.learner.learner import Learner
     from rlreason.logger import Logger
@@ -185,20 +211,24 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     except (FileNotFoundError, ValueError) as e:
         raise ConfigError(f"{e} (set model.path to a local model dir or a hub id)") from e
     tokenizer = load_tokenizer(cfg, model_path)
+    context = context_length(cfg, model_path)
+    if cfg.rollout.max_new_tokens >= context:
+        raise ConfigError(f"rollout.max_new_tokens={cfg.rollout.max_new_tokens} leaves no room for the prompt in "
+                          f"the model's context of {context} tokens; lower it")
     device, dtype = resolve_device(cfg)
     # A sharded checkpoint holds no HF policy dir: start from the model, its DCP files load below.
     policy_path = str(found[0] / "policy") if found and not dist.active else model_path
 
     if engine is None:
         engine = make_engine(cfg.engine, policy_path, tokenizer, dtype=str(dtype).removeprefix("torch."),
-                             seed=cfg.seed, max_model_len=cfg.model.max_model_len)
-    grader = Grader(cfg.data.name, timeout_s=cfg.reward.timeout_s, workers=cfg.reward.workers)
+                             seed=cfg.seed, max_model_len=context)
+    grader = Grader(grader_task(cfg), timeout_s=cfg.reward.timeout_s, workers=cfg.reward.workers)
     if dist.active:  # each call split across the ranks' engines and graders, results on every rank
         from rlreason.dist.engine import ShardedEngine, ShardedGrader
 
         engine, grader = ShardedEngine(engine, dist), ShardedGrader(grader, dist)
     grader = TimedGrader(grader)
-    roller = Roller(engine, tokenizer, grader, task=cfg.data.name, template=cfg.data.prompt_template,
+    roller = Roller(engine, tokenizer, grader, task=grader_task(cfg), template=prompt_template(cfg.data),
                     use_chat_template=cfg.data.use_chat_template, temperature=cfg.rollout.temperature,
                     top_p=cfg.rollout.top_p, max_new_tokens=cfg.rollout.max_new_tokens, stop=tuple(cfg.rollout.stop))
     learner = Learner(model_path, cfg.learner, cfg.algo, device=device, dtype=dtype,

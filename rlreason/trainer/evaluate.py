@@ -44,3 +44,74 @@ def evaluate(roller: Roller, questions: list[Question], n: int, temperature: flo
         metrics["eval/greedy"] = score_groups(greedy_groups)["mean"]
     metrics["eval/accuracy"] = metrics["eval/greedy"] if headline(greedy, headline_metric) == "greedy" else s["mean"]
     return metrics, groups
+
+
+# --- the full report of `python -m rlreason.eval` -------------------------------------------------
+
+
+def accuracy(greedy: list[Group] | None, sampled: list[Group] | None, n: int) -> dict[str, float]:
+    """greedy accuracy, mean@n, maj@n and pass@n, for whichever of the two decodings ran."""
+    out: dict[str, float] = {}
+    if greedy:
+        out["greedy"] = score_groups(greedy)["mean"]
+    if sampled:
+        s = score_groups(sampled)
+        out |= {f"mean@{n}": s["mean"], f"maj@{n}": s["maj"], f"pass@{n}": s["pass"]}
+    return out
+
+
+def response_stats(groups: list[Group]) -> dict[str, float]:
+    """Length of the responses in tokens (mean, p50, p95), and the fractions cut at max_new_tokens
+    (truncated) and finished without an answer the grader could read (no_answer)."""
+    import numpy as np
+
+    episodes = [ep for g in groups for ep in g]
+    if not episodes:
+        return {"responses": 0}
+    tokens = np.array([len(ep.response_ids) for ep in episodes], dtype=float)
+    return {
+        "responses": len(episodes),
+        "tokens_mean": float(tokens.mean()),
+        "tokens_p50": float(np.percentile(tokens, 50)),
+        "tokens_p95": float(np.percentile(tokens, 95)),
+        "truncated": sum(ep.finish_reason == "length" for ep in episodes) / len(episodes),
+        "no_answer": sum(ep.reason == "no_answer" for ep in episodes) / len(episodes),
+    }
+
+
+def summarize(questions: list[Question], greedy: list[Group] | None, sampled: list[Group] | None,
+              n: int) -> dict:
+    """Every metric of an eval; `greedy` / `sampled` are groups aligned with `questions` (or None).
+
+    Breakdowns by level (MATH's 1-5, arith's chain length) and by subject, when the questions have them.
+    """
+    report: dict = {"questions": len(questions), **accuracy(greedy, sampled, n)}
+    for key, of in (("by_level", lambda q: q.level), ("by_subject", lambda q: q.meta.get("subject"))):
+        values = sorted({of(q) for q in questions if of(q) is not None})
+        if values:
+            report[key] = {}
+            for v in values:
+                idx = [i for i, q in enumerate(questions) if of(q) == v]
+                part = [[gs[i] for i in idx] if gs else None for gs in (greedy, sampled)]
+                report[key][str(v)] = {"questions": len(idx), **accuracy(part[0], part[1], n)}
+    report["responses"] = {name: response_stats(gs) for name, gs in (("greedy", greedy), ("sampled", sampled)) if gs}
+    return report
+
+
+def markdown(report: dict, label: str) -> str:
+    """The report as short markdown tables: the headline row, then the breakdowns."""
+    acc = [k for k in report if k == "greedy" or "@" in k]
+    which = "sampled" if "sampled" in report["responses"] else "greedy"
+    r = report["responses"][which]
+    lines = [f"| {label} | questions | {' | '.join(acc)} | tokens mean / p50 / p95 ({which}) | truncated | "
+             "no answer |",
+             "|---" * (len(acc) + 5) + "|",
+             f"| | {report['questions']} | {' | '.join(f'{report[k]:.1%}' for k in acc)} | "
+             f"{r['tokens_mean']:.0f} / {r['tokens_p50']:.0f} / {r['tokens_p95']:.0f} | {r['truncated']:.1%} | "
+             f"{r['no_answer']:.1%} |"]
+    for key, title in (("by_level", "level"), ("by_subject", "subject")):
+        if key in report:
+            lines += ["", f"| {title} | questions | {' | '.join(acc)} |", "|---" * (len(acc) + 2) + "|"]
+            lines += [f"| {v} | {m['questions']} | {' | '.join(f'{m[k]:.1%}' for k in acc)} |"
+                      for v, m in report[key].items()]
+    return "\n".join(lines)

@@ -74,7 +74,7 @@ def train_iteration(run: Run, it: int, phases: Phases) -> dict[str, float]:
     with phases("mc" if cfg.algo.name == "vineppo" else "advantages"):
         if cfg.algo.name == "vineppo":
             metrics |= assign_vineppo_advantages(
-                episodes, run.engine, run.grader, run.tokenizer, task=cfg.data.name, k=cfg.algo.mc_rollouts,
+                episodes, run.engine, run.grader, run.tokenizer, task=run.roller.task, k=cfg.algo.mc_rollouts,
                 temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
                 max_new_tokens=cfg.rollout.max_new_tokens, steps=cfg.data.steps, stop=tuple(cfg.rollout.stop),
                 seeds=roller.seeds, version=learner.version)

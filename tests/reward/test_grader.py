@@ -59,6 +59,26 @@ def test_arith_never_needs_math_verify():
         assert g._pool._workers == []
 
 
+def test_hash_checker_reads_only_the_hash_line():
+    """reward.checker=hash: `#### N` only (no \\boxed, no "the answer is"), numbers equal as numbers,
+    anything else as stripped strings, never math-verify."""
+    with Grader("hash") as g:
+        got = g.grade(["work\n#### 1,000", "#### 0.50", "\\boxed{7}", "The answer is 7.", "#### yes ", "#### 1/2",
+                       "#### 7"],
+                      ["1000", "0.5", "7", "7", "yes", "0.5", "7"], [False] * 6 + [True])
+        assert reasons(got) == ["correct", "correct", "no_answer", "no_answer", "correct", "wrong", "truncated"]
+        assert g._pool._workers == []
+
+
+def test_exact_checker_compares_the_whole_response():
+    with Grader("exact") as g:
+        got = g.grade(["  Paris\n", "paris", "It is Paris", "42", "", "Paris"], ["Paris", "Paris", "Paris", " 42 ",
+                                                                               "x", "Paris"],
+                      [False] * 5 + [True])
+        assert reasons(got) == ["correct", "wrong", "wrong", "correct", "no_answer", "truncated"]
+        assert g._pool._workers == []
+
+
 def test_math_verify_path(grader):
     got = grader.grade(
         ["so $\\boxed{\\frac{1}{2}}$", "\\boxed{0.5}", "\\boxed{\\sqrt{4}}", "\\boxed{(3, \\frac{\\pi}{2})}",

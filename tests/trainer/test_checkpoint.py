@@ -224,7 +224,7 @@ def finished_run(tmp_path_factory, make_cfg):
 
 @pytest.mark.parametrize(("overrides", "expected"), [
     (["algo=rloo"], "algo.name: checkpoint 'grpo' vs now 'rloo'"),
-    (["model.path=" + str(TINY)], f"model.path: checkpoint 'builtin:tiny-arith' vs now '{TINY}'"),
+    (["model=hf", "model.path=" + str(TINY)], f"model.path: checkpoint 'builtin:tiny-arith' vs now '{TINY}'"),
     (["curriculum=learnability"], "curriculum.name: checkpoint 'uniform' vs now 'learnability'"),
     (["data=gsm8k", "data.train_path=/x.jsonl", "data.test_path=/y.jsonl"], "data.name: checkpoint 'arith' vs now 'gsm8k'"),
 ])

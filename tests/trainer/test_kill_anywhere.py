@@ -1,6 +1,6 @@
 """kill -9 at 13 moments of a real CPU run, resume each time, and get the uninterrupted run.
 
-Runs experiments/kill_anywhere.py (see its docstring for the kill targets and the checks): ~2-3 min.
+Runs tests/trainer/kill_anywhere.py, the harness beside this file (see its docstring for the kill targets and the checks): ~2-3 min.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_kill_anywhere_and_resume(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", RLREASON_CACHE=str(tmp_path / "cache"))
-    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "kill_anywhere.py"), "--kills", "13",
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("kill_anywhere.py")), "--kills", "13",
                            "--iterations", "8", "--seed", "0", "--workdir", str(tmp_path / "work")],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     print(proc.stdout[-6000:])

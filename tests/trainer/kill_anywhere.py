@@ -1,7 +1,7 @@
 """Kill -9 a short training run at many moments, restart the same command each time, and check that the
 result is the run that was never interrupted.
 
-    python experiments/kill_anywhere.py [--kills 13] [--iterations 8] [--seed 0] [--workdir DIR] [--keep]
+    python tests/trainer/kill_anywhere.py [--kills 13] [--iterations 8] [--seed 0] [--workdir DIR] [--keep]
 
 1. A reference run (`python -m rlreason.run engine=hf algo=vineppo curriculum=learnability ...`, tiny
    sizes, CPU) goes through uninterrupted in WORKDIR/reference; the phase markers it prints give each
@@ -22,7 +22,7 @@ result is the run that was never interrupted.
    the same values (time/* aside); the final policy weights, optimizer and sampler state are equal; no
    temp file is left behind.
 
-The child is `python experiments/kill_anywhere.py --child OVERRIDES...`: it runs `rlreason.run`'s Hydra
+The child is `python tests/trainer/kill_anywhere.py --child OVERRIDES...`: it runs `rlreason.run`'s Hydra
 main unchanged (same argv), after wrapping a few functions to print `@@mark` lines on stderr (phase
 entry/exit) and, for the two pause targets only, to sleep at the named point. Exit status 0 = all checks
 passed; the last line of output is a JSON summary.
@@ -45,7 +45,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository (tests/trainer/ -> ..)
 MARK = "@@mark"
 PAUSE = "@@pause"
 
