@@ -28,6 +28,19 @@ def _per_task(table: Any, *, _root_: Any) -> Any:
 OmegaConf.register_new_resolver("per_task", _per_task, replace=True)
 
 
+def _world_tag() -> str:
+    """`${world_tag:}` in the default run name: "" in one process, "-w8" under torchrun with 8 ranks, so a
+    sharded run and a single-process run of the same config keep separate run dirs (a checkpoint
+    resumes only at the world size that wrote it)."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return f"-w{world}" if world > 1 else ""
+
+
+OmegaConf.register_new_resolver("world_tag", _world_tag, replace=True)
+
+
 @dataclass
 class ArithConfig:
     min_steps: int = 1
@@ -235,6 +248,13 @@ class RewardConfig:
 
 
 @dataclass
+class DistConfig:
+    """Data-parallel runs under torchrun (rlreason/dist/); ignored in a single process."""
+    offload_ref: bool = False  # GPUs: keep the reference model's shards in CPU memory between uses
+    timeout_s: float = 1800.0  # a collective waiting longer than this fails the run (a rank died or hung)
+
+
+@dataclass
 class Config:
     algo: AlgoConfig = MISSING
     data: DataConfig = MISSING
@@ -246,6 +266,7 @@ class Config:
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
     seed: int = 0
     run_name: str = MISSING
     resume: str = "auto"  # auto | never | must

@@ -91,6 +91,13 @@ def main(cfg: DictConfig) -> None:
     except ConfigError as e:
         fail(str(e))
     scrub_saved_configs()
+    from rlreason.dist import slurm
+
+    if slurm.per_node_launch_requested():  # a SLURM task of hydra/launcher=slurm_torchrun: start torchrun
+        from hydra.core.hydra_config import HydraConfig
+
+        hc = HydraConfig.get()
+        sys.exit(slurm.launch_node(list(hc.overrides.task), hc.runtime.output_dir))
     if cfg.dry_run:
         print(f"dry run: would train algo={cfg.algo.name} on data={cfg.data.name} with model={cfg.model.name} "
               f"(engine={cfg.engine.name}, curriculum={cfg.curriculum.name}) for {cfg.trainer.iterations} iterations")
@@ -109,6 +116,16 @@ def main(cfg: DictConfig) -> None:
         fail(f"{e}. The run stopped; the last good checkpoint is intact. Lower learner.lr or check the data.", 3)
 
 
+def quiet_other_ranks() -> None:
+    """Under torchrun every rank runs Hydra's main on the same run dir: only rank 0 writes Hydra's files
+    (.hydra/, run.log); the others log to their console only."""
+    import os
+
+    if int(os.environ.get("RANK", "0")) > 0 and not any(a.startswith("-") for a in sys.argv[1:]):
+        sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=stdout"]
+
+
 if __name__ == "__main__":
+    quiet_other_ranks()
     preflight(sys.argv[1:])
     main()

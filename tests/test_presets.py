@@ -67,3 +67,18 @@ def test_eval_headline_and_top_p(headline, expected):
     m, _ = evaluate(roller, questions(3), 4, 0.35, True, top_p=0.9, headline_metric=headline)
     assert m["eval/accuracy"] == expected and m["eval/greedy"] == 1.0 and m["eval/mean@4"] == 0.25
     assert roller.calls[0] == (4, 0.35, 0.9)
+
+
+@pytest.mark.parametrize("preset, model, micro", [("rho1b_math_vineppo", "realtreetune/rho-1b-sft-MATH", 8),
+                                                  ("deepseek7b_math_vineppo", "realtreetune/deepseekmath-7b-sft-MATH-v2", 4)])
+def test_scale_presets_are_the_paper_run_on_the_public_sft_checkpoints(preset, model, micro, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "8")  # as under torchrun --nproc-per-node=8
+    cfg = compose_cfg(f"experiment={preset}")
+    validate(cfg)
+    assert (cfg.model.path, cfg.data.name, cfg.algo.name) == (model, "math", "vineppo")
+    assert (cfg.algo.mc_rollouts, cfg.algo.kl_coef, cfg.learner.lr) == (9, 1e-4, 1e-6)
+    assert cfg.trainer.questions_per_iteration * cfg.rollout.samples_per_question == 512
+    assert cfg.learner.micro_batch_size == micro and cfg.engine.sleep_mode
+    assert cfg.run_name == f"{preset}-s0-w8"  # a sharded run keeps its own run dir
+    monkeypatch.delenv("WORLD_SIZE")
+    assert compose_cfg(f"experiment={preset}").run_name == f"{preset}-s0"

@@ -13,6 +13,12 @@ What this version needs, measured on CPU:
     collective_rpc break the engine), the tensors written to safetensors there first.
   - CPU: block_size must be a multiple of 32; chunked prefill must be off for seeded requests (below).
   - greedy (temperature 0) requests must have n = 1.
+  - under torchrun, every rank's in-process engine joins torch.distributed's existing process group (its
+    group creation is collective: all ranks start their engines together), generation needs no collective
+    (ranks may make different numbers of calls), and closing an engine destroys the process group.
+    On GPUs the engine uses the `external_launcher` executor so that it runs on the rank's own GPU. On
+    CPU the in-process engine binds no threads (VLLM_CPU_OMP_THREADS_BIND belongs to the multiprocess
+    executor): each rank's engine runs on torchrun's OMP_NUM_THREADS (1 unless set).
   - `VLLM_CPU_KVCACHE_SPACE` (whole GiB) overrides `kv_cache_memory_bytes` when set.
   - prefix-cache counters are only kept with stats on (`disable_log_stats=False`), read back through
     `LLM.get_metrics()` (process-wide Prometheus counters of the latest engine).
@@ -81,6 +87,11 @@ def build_llm(cfg: Any, model_path: str, tokenizer_path: str, *, dtype: str, see
         logprobs_mode="processed_logprobs",  # after temperature / top_p: what PPO ratios need
         disable_log_stats=False,  # the prefix-cache counters live in the stats
     )
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and not on_cpu():
+        # Under torchrun (one engine per rank, rlreason/dist/): the external launcher takes the rank's GPU
+        # from LOCAL_RANK (the plain in-process executor would put every rank's engine on cuda:0) and joins
+        # the existing process group; with tensor_parallel_size 1 each rank is its own engine.
+        kwargs["distributed_executor_backend"] = "external_launcher"
     if on_cpu():
         kwargs.update(block_size=cfg.block_size or CPU_BLOCK_SIZE,
                       kv_cache_memory_bytes=cfg.kv_cache_memory_bytes or CPU_KV_BYTES,

@@ -23,6 +23,8 @@ from transformers import AutoModelForCausalLM, get_scheduler
 
 from rlreason.algo.advantages import gae
 from rlreason.algo.losses import clipped_policy_loss, clipped_value_loss, kl_penalty
+from rlreason.dist import SINGLE, Dist
+from rlreason.dist.fsdp import full_weights, gather_lists, micro_batches, norm_value
 from rlreason.learner.batch import Batch, pack, unpack
 from rlreason.learner.critic import ValueModel
 from rlreason.rollout import Episode
@@ -44,22 +46,34 @@ def token_logprobs(model, batch: Batch, temperature: float) -> tuple[torch.Tenso
 class Learner:
     def __init__(self, model_path: str, cfg, algo_cfg, *, device: str, dtype: torch.dtype, total_updates: int,
                  pad_id: int, temperature: float, seed: int = 0, gradient_checkpointing: bool = False,
-                 init_path: str | None = None):
+                 init_path: str | None = None, dist: Dist = SINGLE, offload_ref: bool = False):
         """`model_path` is the starting model (reference and critic backbone); `init_path`, when
-        resuming, holds the policy weights to continue from."""
+        resuming, holds the policy weights to continue from. `dist`: under torchrun the models are
+        sharded with FSDP2 and each rank trains on its share of every minibatch (rlreason/dist/fsdp.py)."""
         self.cfg, self.algo, self.device, self.pad_id, self.temperature = cfg, algo_cfg, device, pad_id, temperature
+        self.dist = dist
+        load_to = "cpu" if dist.active else device  # sharded runs: fully_shard moves each shard to the device
         self.autocast = dtype != torch.float32 and device != "cpu"
         load_dtype = torch.float32  # master weights in fp32; bf16 only through autocast on GPU
-        self.policy = AutoModelForCausalLM.from_pretrained(init_path or model_path, dtype=load_dtype).to(device)
+        self.policy = AutoModelForCausalLM.from_pretrained(init_path or model_path, dtype=load_dtype).to(load_to)
         self.ref = None
         if algo_cfg.kl_coef > 0:
-            self.ref = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device).eval()
+            self.ref = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(load_to).eval()
             self.ref.requires_grad_(False)
-        self.critic = ValueModel(model_path, seed=seed).to(device) if algo_cfg.name == "ppo" else None
+        self.critic = ValueModel(model_path, seed=seed).to(load_to) if algo_cfg.name == "ppo" else None
         if gradient_checkpointing:  # the reference checkpoints the critic too (PPOTrainer._init_critic_model)
             self.policy.gradient_checkpointing_enable()
             if self.critic is not None:
                 self.critic.backbone.gradient_checkpointing_enable()
+        if dist.active:  # before the optimizers: sharding replaces the parameters
+            from rlreason.dist.fsdp import shard_model
+
+            for m in (self.policy, self.critic):
+                if m is not None:
+                    shard_model(m, dist, device=device, mixed_precision=self.autocast)
+            if self.ref is not None:
+                shard_model(self.ref, dist, device=device, mixed_precision=self.autocast,
+                            offload=offload_ref and device != "cpu")
         self._train_mode(False)
         self.optimizer, self.scheduler = self._optimizer(self.policy, cfg.lr, total_updates)
         self.critic_optimizer = self.critic_scheduler = None
@@ -89,11 +103,11 @@ class Learner:
     def _ctx(self):
         return torch.autocast(self.device, dtype=torch.bfloat16) if self.autocast else torch.autocast("cpu", enabled=False)
 
-    def _micro_batches(self, episodes: list[Episode]) -> Iterator[tuple[list[Episode], Batch]]:
-        step = self.cfg.micro_batch_size
-        for i in range(0, len(episodes), step):
-            chunk = episodes[i : i + step]
-            yield chunk, pack(chunk, self.pad_id).to(self.device)
+    def _micro_batches(self, episodes: list[Episode]) -> Iterator[tuple[list[Episode], Batch, bool]]:
+        """This rank's micro-batches (all of them in one process) and whether each is real or the
+        padding pass a sharded model needs so that every rank runs as many (rlreason/dist/fsdp.py)."""
+        for chunk, real in micro_batches(episodes, self.cfg.micro_batch_size, self.dist):
+            yield chunk, pack(chunk, self.pad_id).to(self.device), real
 
     @torch.no_grad()
     def logprobs(self, episodes: list[Episode], model=None) -> list[list[float]]:
@@ -101,23 +115,24 @@ class Learner:
         self._train_mode(False)
         out = []
         with self._ctx():
-            for chunk, batch in self._micro_batches(episodes):
+            for chunk, batch, real in self._micro_batches(episodes):
                 logp, _ = token_logprobs(model, batch, self.temperature)
-                out += unpack(logp, chunk)
-        return out
+                out += unpack(logp, chunk) if real else []
+        return gather_lists(out, self.dist)
 
     @torch.no_grad()
     def values(self, episodes: list[Episode]) -> list[list[float]]:
         self._train_mode(False)
         out = []
         with self._ctx():
-            for chunk, batch in self._micro_batches(episodes):
-                out += unpack(self.critic(batch.input_ids, batch.attention_mask), chunk)
-        return out
+            for chunk, batch, real in self._micro_batches(episodes):
+                values = self.critic(batch.input_ids, batch.attention_mask)
+                out += unpack(values, chunk) if real else []
+        return gather_lists(out, self.dist)
 
     def named_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
-        for name, tensor in self.policy.state_dict().items():
-            yield name, tensor.detach()
+        """Full policy tensors under their HF names; sharded, each is gathered as it is consumed."""
+        yield from full_weights(self.policy)
 
     # ----------------------------------------------------------------- the update
     def needs_old_logprobs(self, n_episodes: int) -> bool:
@@ -151,6 +166,11 @@ class Learner:
                         metrics[k].append(v)
         finally:
             self._train_mode(False)
+            # Gradients are not needed until the next update: free them for generation (FSDP: a full
+            # fp32 gradient shard per parameter shard).
+            for opt in (self.optimizer, self.critic_optimizer):
+                if opt is not None:
+                    opt.zero_grad(set_to_none=True)
         return {k: (max(v) if k.endswith("_max") else sum(v) / len(v)) for k, v in metrics.items() if v}
 
     def _step(self, episodes, idx, old_logp, ref_logp, old_values, first_epoch: bool) -> dict[str, float]:
@@ -168,9 +188,11 @@ class Learner:
         if self.critic_optimizer is not None:
             self.critic_optimizer.zero_grad(set_to_none=True)
         mismatch_max = 0.0
-        for lo in range(0, len(idx), self.cfg.micro_batch_size):
-            sub = idx[lo : lo + self.cfg.micro_batch_size]
-            chunk = [episodes[i] for i in sub]
+        # This rank's share of the minibatch; n_tokens above counts the whole minibatch, so the summed
+        # gradient over ranks is the one-process gradient. A padding pass (`real` False) runs only for
+        # FSDP's collectives: its losses are scaled by 0 and its statistics dropped.
+        for sub, real in micro_batches(idx, self.cfg.micro_batch_size, self.dist):
+            chunk, before, scale = [episodes[i] for i in sub], dict(stats), 1.0 if real else 0.0
             batch = pack(chunk, self.pad_id).to(self.device)
             mask = batch.response_mask
             adv = batch.advantages
@@ -195,7 +217,7 @@ class Learner:
                     stats["tis_weight_mean"] += weights.sum().item() / n_tokens
                 if first_epoch:  # the same numbers every epoch; once is enough
                     stats["logprob_mismatch"] += gap.abs().sum().item() / n_tokens
-                    mismatch_max = max(mismatch_max, gap.abs().max().item())
+                    mismatch_max = max(mismatch_max, gap.abs().max().item() * scale)
                 loss, info = clipped_policy_loss(logp, old, adv, mask, algo.clip_eps, n_tokens, weights)
                 stats["pg_loss"] += loss.item()
                 stats["ratio_mean"] += info["ratio_sum"] / n_tokens
@@ -209,24 +231,27 @@ class Learner:
             w = mask.sum().item() / n_tokens
             stats["entropy"] += ((entropy.detach() * mask).sum() / mask.sum().clamp(min=1)).item() * w
             stats["clip_frac"] += info["clip_frac"] * w
-            loss.backward()
+            (loss * scale).backward()
             if self.critic is not None:
                 with self._ctx():
                     values = self.critic(batch.input_ids, batch.attention_mask)
                     old_v = _aligned([old_values[i] for i in sub], chunk, batch).to(self.device)
                     vloss = clipped_value_loss(values, old_v, batch.returns, mask, algo.value_clip, n_tokens)
                 stats["value_loss"] += vloss.item()
-                (algo.vf_coef * vloss).backward()
+                (algo.vf_coef * vloss * scale).backward()
+            if not real:
+                stats = defaultdict(float, before)
         if first_epoch:
             stats["logprob_mismatch_max"] = mismatch_max
+        stats = self._reduce(stats)  # global sums (and maxima) before any decision below
         # The reference zeroes the loss of a minibatch whose mean ratio is above the threshold
         # (PPOTrainer._compute_actor_loss, ratio_threshold = 10) and still lets Adam step on the zero
         # gradient; here the policy does not step at all (no momentum-only move). The critic still does.
         ratio_skip = algo.ratio_threshold is not None and stats["ratio_mean"] > algo.ratio_threshold
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip).item()
+        grad_norm = norm_value(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip))
         critic_norm = 0.0
         if self.critic is not None:
-            critic_norm = torch.nn.utils.clip_grad_norm_(self.critic.parameters(), self.cfg.grad_clip).item()
+            critic_norm = norm_value(torch.nn.utils.clip_grad_norm_(self.critic.parameters(), self.cfg.grad_clip))
         finite = all(math.isfinite(x) for x in (grad_norm, critic_norm, stats["pg_loss"], stats["value_loss"]))
         if not finite:
             # Skip, count, and stop the run if it keeps happening: a NaN step would poison the weights.
@@ -252,6 +277,15 @@ class Learner:
         return {**stats, "grad_norm": grad_norm, "lr": self.scheduler.get_last_lr()[0], "skipped_update": 0.0,
                 "ratio_skipped": float(ratio_skip)}
 
+    def _reduce(self, stats: dict[str, float]) -> dict[str, float]:
+        """Sum each statistic over ranks (each is a share of a global mean); `*_max` take the max."""
+        if not self.dist.active:
+            return stats
+        parts = self.dist.all_gather(dict(stats))  # a rank with only padding passes has no keys
+        keys = sorted({k for p in parts for k in p})
+        return defaultdict(float, {k: (max if k.endswith("_max") else sum)(p.get(k, 0.0) for p in parts)
+                                   for k in keys})
+
     # ----------------------------------------------------------------- checkpoint state
     def state_dict(self) -> dict:
         state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
@@ -262,11 +296,14 @@ class Learner:
                       "critic_scheduler": self.critic_scheduler.state_dict()}
         return state
 
-    def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+    def load_state_dict(self, state: dict, optimizers: bool = True) -> None:
+        """`optimizers=False`: a sharded run's optimizer state comes from its DCP files instead."""
+        if optimizers:
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.critic_optimizer is not None:
-            self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+            if optimizers:
+                self.critic_optimizer.load_state_dict(state["critic_optimizer"])
             self.critic_scheduler.load_state_dict(state["critic_scheduler"])
         self.version, self.skipped_updates = state["version"], state["skipped_updates"]
         self.ratio_skips = state.get("ratio_skips", 0)

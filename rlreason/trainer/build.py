@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
+from rlreason import dist as distributed
 from rlreason.config import ConfigError, check_run_dir, grader_task
 from rlreason.trainer import checkpoint
 
@@ -40,14 +41,19 @@ class Run:
     logger: Any
     start_iteration: int = 0
     state: dict[str, Any] = field(default_factory=dict)  # history that survives resume (evals, wall clock)
+    dist: distributed.Dist = field(default_factory=distributed.current)
 
-    def close(self, close_engine: bool = True) -> None:
-        """Release what the run opened; an engine passed in by the caller stays the caller's."""
+    def close(self, close_engine: bool = True, clean: bool = True) -> None:
+        """Release what the run opened; an engine passed in by the caller stays the caller's.
+        `clean=False` (an error): no collective, so a failing rank never waits for the others."""
         self.logger.close()
-        if close_engine:
-            self.engine.close()
         self.grader.close()
         self.store.close()
+        if close_engine:
+            if clean:  # closing an in-process vLLM engine tears down torch.distributed's groups with it
+                self.dist.barrier()
+            if clean or not self.dist.active:
+                self.engine.close()
 
 
 class TimedGrader:
@@ -71,7 +77,7 @@ def fingerprint(cfg) -> dict[str, Any]:
     return {k: OmegaConf.select(cfg, k) for k in FINGERPRINT_KEYS}
 
 
-def find_checkpoint(cfg, run_dir: Path) -> tuple[Path, dict] | None:
+def find_checkpoint(cfg, run_dir: Path, world: int = 1) -> tuple[Path, dict] | None:
     found = checkpoint.load_latest(run_dir / "checkpoints")
     if cfg.resume == "never" and found:
         raise ConfigError(f"{run_dir} already holds checkpoints and resume=never; use resume=auto to continue "
@@ -79,6 +85,7 @@ def find_checkpoint(cfg, run_dir: Path) -> tuple[Path, dict] | None:
     if cfg.resume == "must" and not found:
         raise ConfigError(f"resume=must but {run_dir}/checkpoints holds no checkpoint")
     if found:
+        check_world_size(found, world)
         saved = found[1]["fingerprint"]
         now = fingerprint(cfg)
         # A key the checkpoint predates is not compared (older checkpoints stay resumable).
@@ -88,6 +95,17 @@ def find_checkpoint(cfg, run_dir: Path) -> tuple[Path, dict] | None:
             raise ConfigError(f"checkpoint {found[0]} is incompatible with this config ({lines}); use another "
                               "run_name=... for a new run")
     return found
+
+
+def check_world_size(found: tuple[Path, dict], world: int) -> None:
+    """A checkpoint resumes at the world size that wrote it (its optimizer and RNG state are per rank)."""
+    saved = found[1].get("world_size", 1)
+    if saved != world:
+        how = (f"torchrun --nproc-per-node={saved} -m rlreason.run ..." if saved > 1
+               else "python -m rlreason.run ..., one process")
+        raise ConfigError(f"checkpoint {found[0]} was written by a run of {saved} process(es) and this run has "
+                          f"{world}: resume it at the world size it was saved with ({how}), or start a new run "
+                          "with run_name=...")
 
 
 def resolve_device(cfg) -> tuple[str, torch.dtype]:
@@ -147,6 +165,13 @@ def iterations_updates(cfg) -> int:
     return cfg.trainer.iterations * cfg.learner.epochs * max(episodes // cfg.learner.minibatch_size, 1)
 
 
+def _find_on_main(cfg, run_dir: Path, world: int) -> tuple[tuple[Path, dict] | None, str | None]:
+    try:
+        return find_checkpoint(cfg, run_dir, world), None
+    except ConfigError as e:
+        return None, str(e)
+
+
 def build(cfg, run_dir: Path, engine=None) -> Run:
     """`engine`: an already running engine to use (tests share one); it is synced to the policy here."""
     from rlreason.curriculum import StatsStore, make_sampler
@@ -158,8 +183,16 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     from rlreason.reward import Grader
     from rlreason.rollout import Roller
 
+    dist = distributed.setup(cfg.dist.timeout_s)
+    if dist.active and cfg.engine.name == "vllm" and cfg.engine.tensor_parallel_size > 1:
+        raise ConfigError(f"engine.tensor_parallel_size={cfg.engine.tensor_parallel_size} under torchrun: each rank "
+                          "runs its own engine on its own GPU (tensor-parallel engines across ranks are not "
+                          "supported yet); use engine.tensor_parallel_size=1, or one process")
     check_run_dir(run_dir)
-    found = find_checkpoint(cfg, run_dir)
+    # Rank 0 alone looks (it cleans up a half-written checkpoint) and tells the others what it found.
+    found, problem = dist.broadcast(_find_on_main(cfg, run_dir, dist.world) if dist.main else None)
+    if problem:
+        raise ConfigError(problem)
     train, test = load_questions(cfg.data)
     if not train or not test:
         raise ConfigError(f"data={cfg.data.name}: the train split has {len(train)} and the test split "
@@ -183,31 +216,47 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
         raise ConfigError(f"rollout.max_new_tokens={cfg.rollout.max_new_tokens} leaves no room for the prompt in "
                           f"the model's context of {context} tokens; lower it")
     device, dtype = resolve_device(cfg)
-    policy_path = str(found[0] / "policy") if found else model_path
+    # A sharded checkpoint holds no HF policy dir: start from the model, its DCP files load below.
+    policy_path = str(found[0] / "policy") if found and not dist.active else model_path
 
     if engine is None:
         engine = make_engine(cfg.engine, policy_path, tokenizer, dtype=str(dtype).removeprefix("torch."),
                              seed=cfg.seed, max_model_len=context)
-    grader = TimedGrader(Grader(grader_task(cfg), timeout_s=cfg.reward.timeout_s, workers=cfg.reward.workers))
+    grader = Grader(grader_task(cfg), timeout_s=cfg.reward.timeout_s, workers=cfg.reward.workers)
+    if dist.active:  # each call split across the ranks' engines and graders, results on every rank
+        from rlreason.dist.engine import ShardedEngine, ShardedGrader
+
+        engine, grader = ShardedEngine(engine, dist), ShardedGrader(grader, dist)
+    grader = TimedGrader(grader)
     roller = Roller(engine, tokenizer, grader, task=grader_task(cfg), template=prompt_template(cfg.data),
                     use_chat_template=cfg.data.use_chat_template, temperature=cfg.rollout.temperature,
                     top_p=cfg.rollout.top_p, max_new_tokens=cfg.rollout.max_new_tokens, stop=tuple(cfg.rollout.stop))
     learner = Learner(model_path, cfg.learner, cfg.algo, device=device, dtype=dtype,
                       total_updates=iterations_updates(cfg), pad_id=tokenizer.pad_token_id,
                       temperature=cfg.rollout.temperature, seed=cfg.seed,
-                      gradient_checkpointing=cfg.model.gradient_checkpointing, init_path=policy_path)
+                      gradient_checkpointing=cfg.model.gradient_checkpointing, init_path=policy_path,
+                      dist=dist, offload_ref=cfg.dist.offload_ref)
     run_id = hashlib.sha1(f"{cfg.run_name}|{run_dir.resolve()}".encode()).hexdigest()[:16]
-    store = StatsStore(run_dir / "stats.sqlite", run_id)
+    if dist.main:  # rank 0 owns the run's shared files (rlreason/dist/rank.py)
+        store = StatsStore(run_dir / "stats.sqlite", run_id)
+        logger = Logger(cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True))
+    else:
+        from rlreason.dist.rank import NullStore, QuietLogger
+
+        store, logger = NullStore(), QuietLogger()
     sampler = make_sampler(cfg.curriculum, train, store, cfg.seed)
-    logger = Logger(cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True))
 
     run = Run(cfg, run_dir, tokenizer, train, eval_questions, engine, grader, roller, learner, store, sampler,
-              logger, state={"evals": [], "wall_clock_s": 0.0, "phase_seconds": {}})
+              logger, state={"evals": [], "wall_clock_s": 0.0, "phase_seconds": {}}, dist=dist)
     if found:
         path, state = found
         run.start_iteration = state["iteration"]
-        learner.load_state_dict(state["learner"])
-        if learner.critic is not None:
+        learner.load_state_dict(state["learner"], optimizers=not dist.active)
+        if dist.active:
+            from rlreason.dist.checkpoint import load
+
+            load(path, learner_state(learner))
+        elif learner.critic is not None:
             learner.critic.load(path / "critic.safetensors")
         # The store must match the checkpoint before the sampler reads its history.
         store.truncate_after(run.start_iteration)
@@ -232,14 +281,32 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     return run
 
 
+def learner_state(learner):
+    """The learner's sharded models and optimizers as one DCP state (rlreason/dist/checkpoint.py)."""
+    from rlreason.dist.checkpoint import LearnerState
+
+    models = {"policy": learner.policy} | ({"critic": learner.critic} if learner.critic is not None else {})
+    optimizers = [o for o in (learner.optimizer, getattr(learner, "critic_optimizer", None)) if o is not None]
+    return LearnerState(models, optimizers)
+
+
 def save_checkpoint(run: Run, iteration: int) -> Path:
+    learner = run.learner.state_dict()
+    if run.dist.active:  # the optimizer state goes into the sharded DCP files, not rank 0's pickle
+        learner = {k: v for k, v in learner.items() if "optimizer" not in k}
     state = {
         "iteration": iteration,
         "fingerprint": fingerprint(run.cfg),
-        "learner": run.learner.state_dict(),
+        "learner": learner,
         "sampler": run.sampler.state_dict(),
         "python_rng": random.getstate(),
         "torch_rng": torch.get_rng_state(),
         "history": run.state,
+        "world_size": run.dist.world,
     }
+    if run.dist.active:
+        from rlreason.dist import checkpoint as dist_checkpoint
+
+        return dist_checkpoint.save(run.run_dir / "checkpoints", iteration, learner_state(run.learner), state,
+                                    run.dist)
     return checkpoint.save(run.run_dir / "checkpoints", iteration, run.learner.policy, state, run.learner.critic)

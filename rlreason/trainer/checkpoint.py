@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +38,24 @@ def _fsync_tree(path: Path) -> None:
 
 
 def save(ckpt_root: Path, iteration: int, policy, state: dict[str, Any], critic=None, keep: int = 2) -> Path:
+    def write(tmp: Path) -> None:
+        policy.save_pretrained(tmp / "policy", safe_serialization=True)
+        if critic is not None:
+            critic.save(tmp / "critic.safetensors")
+        torch.save(state, tmp / "trainer_state.pt")
+
+    return save_dir(ckpt_root, iteration, write, keep)
+
+
+def save_dir(ckpt_root: Path, iteration: int, write: Callable[[Path], None], keep: int = 2) -> Path:
+    """`write(tmp)` fills a temp dir; it becomes checkpoint `iteration` atomically (see the module doc)."""
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"{PREFIX}{iteration:06d}"
     tmp = ckpt_root / f".tmp-{PREFIX}{iteration:06d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir()
-        policy.save_pretrained(tmp / "policy", safe_serialization=True)
-        if critic is not None:
-            critic.save(tmp / "critic.safetensors")
-        torch.save(state, tmp / "trainer_state.pt")
+        write(tmp)
         sizes = {str(f.relative_to(tmp)): f.stat().st_size for f in sorted(tmp.rglob("*")) if f.is_file()}
         (tmp / MANIFEST).write_text(json.dumps(sizes, indent=1))
         _fsync_tree(tmp)

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from rlreason.algo import assign_outcome_advantages, assign_vineppo_advantages
 from rlreason.curriculum import attempts_from_groups as attempts
+from rlreason.dist import SyncMeter, select
 from rlreason.seeds import SeedStream
 from rlreason.trainer.build import Run, build, save_checkpoint
 from rlreason.trainer.evaluate import evaluate, headline
@@ -62,7 +63,9 @@ def train_iteration(run: Run, it: int, phases: Phases) -> dict[str, float]:
     roller.seeds = SeedStream(cfg.seed, it)
 
     with phases("selection"):
-        sel = run.sampler.next_batch(it, cfg.trainer.questions_per_iteration, n, partial(roller, phase="selection"))
+        # Global selection: the sampler runs on rank 0, its rollouts on every rank (rlreason/dist/select.py).
+        sel = select.next_batch(run.dist, run.sampler, it, cfg.trainer.questions_per_iteration, n,
+                                partial(roller, phase="selection"))
     with phases("rollout"):
         groups = sel.groups if sel.groups is not None else roller(sel.questions, n)
     episodes = [ep for g in groups for ep in g]
@@ -79,8 +82,10 @@ def train_iteration(run: Run, it: int, phases: Phases) -> dict[str, float]:
             metrics |= assign_outcome_advantages(cfg.algo.name, groups, cfg.algo.normalize_std)
 
     with phases("learner"):
+        run.engine.sleep()  # engine.sleep_mode on GPUs: the update gets the engine's memory (no-op on CPU)
         metrics |= {f"learner/{k}": v for k, v in learner.update(episodes).items()}
-    with phases("sync"):
+    with phases("sync"), SyncMeter(metrics):
+        run.engine.wake_up()
         run.engine.sync_weights(learner.named_weights(), learner.version)
         roller.version = learner.version
 
@@ -136,11 +141,17 @@ def train(cfg, run_dir: Path | None = None, engine=None) -> Path:
                       f"{t.iterations}. Raise trainer.iterations to continue, or use a new run_name.")
         else:
             _loop(run, phases, start_clock)
-        path = write_summary(run)
-        _report(run, path)
-        return path
-    finally:
-        run.close(close_engine=engine is None)
+        path = run.run_dir / "summary.json"
+        if run.dist.main:  # rank 0 writes the run's files; every rank holds the same history
+            write_summary(run)
+            _report(run, path)
+    except BaseException:
+        # A failing rank leaves at once, without the closing barrier: torchrun then stops the others,
+        # which would otherwise wait in a collective for it (rlreason/dist/__init__.py).
+        run.close(close_engine=engine is None, clean=False)
+        raise
+    run.close(close_engine=engine is None)
+    return path
 
 
 def _loop(run: Run, phases: Phases, start_clock: float) -> None:
@@ -153,13 +164,14 @@ def _loop(run: Run, phases: Phases, start_clock: float) -> None:
         log.log(m, 0)
         log.print(f"iteration 0 (start): held-out accuracy {m['eval/accuracy']:.1%}")
     bar = tqdm(range(run.start_iteration + 1, t.iterations + 1), initial=run.start_iteration, total=t.iterations,
-               desc="train", disable=not t.progress, dynamic_ncols=True)
+               desc="train", disable=not (t.progress and run.dist.main), dynamic_ncols=True)
     for it in bar:
         metrics = train_iteration(run, it, phases)
         if it % t.eval_every == 0 or it == t.iterations:
             metrics |= run_eval(run, it, phases)
-            bar.write(f"iteration {it}: held-out accuracy {metrics['eval/accuracy']:.1%} "
-                      f"(train reward {metrics['train/reward']:.2f})")
+            if run.dist.main:
+                bar.write(f"iteration {it}: held-out accuracy {metrics['eval/accuracy']:.1%} "
+                          f"(train reward {metrics['train/reward']:.2f})")
         run.store.commit(it)
         run.state["wall_clock_s"] = time.perf_counter() - start_clock
         run.state["phase_seconds"] = dict(phases.seconds)

@@ -1,0 +1,112 @@
+"""FSDP2 (`torch.distributed.fsdp.fully_shard`) for the learner's models, and the helpers the learner
+uses to split its work across ranks.
+
+Sharding: every decoder layer is its own FSDP unit (its parameters are all-gathered just before use and
+freed after), then the whole model. On GPUs parameters compute in bf16 and gradients reduce in fp32
+(MixedPrecisionPolicy); the master weights and Adam state stay fp32, sharded. The frozen reference model
+can live on the CPU between uses (`dist.offload_ref`, CPUOffloadPolicy).
+
+Exact normalisation: each rank trains on its share of a minibatch, but the loss divides by the
+minibatch's *global* token count (every rank holds the whole minibatch), and gradients are summed over
+ranks, not averaged (`set_gradient_divide_factor(1)`), so the gradient is the single-process one.
+
+Collectives inside forward/backward: FSDP all-gathers a unit's parameters in its forward, so all ranks
+must run the same number of forward (and backward) passes; a rank with fewer micro-batches than the
+others runs padding passes whose loss is multiplied by zero (`micro_batches`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from rlreason.dist import Dist
+from rlreason.dist.shard import contiguous
+
+
+def _layers(model: nn.Module) -> list[nn.Module]:
+    """The repeated blocks to shard one by one (HF decoder layers), found by their container."""
+    for name in ("model.layers", "backbone.layers", "layers", "model.decoder.layers", "transformer.h"):
+        mod: Any = model
+        for part in name.split("."):
+            mod = getattr(mod, part, None)
+            if mod is None:
+                break
+        if isinstance(mod, nn.ModuleList):
+            return list(mod)
+    raise ValueError(f"rlreason: cannot find the decoder layers of {type(model).__name__} to shard")
+
+
+def shard_model(model: nn.Module, dist: Dist, *, device: str, mixed_precision: bool, offload: bool = False
+                ) -> nn.Module:
+    """fully_shard each decoder layer, then the root; returns the (same, now sharded) module."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import (
+        CPUOffloadPolicy,
+        FSDPModule,
+        MixedPrecisionPolicy,
+        OffloadPolicy,
+        fully_shard,
+    )
+
+    mesh = init_device_mesh("cuda" if device.startswith("cuda") else "cpu", (dist.world,))
+    kwargs: dict[str, Any] = {"mesh": mesh}
+    if mixed_precision:
+        kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+    kwargs["offload_policy"] = CPUOffloadPolicy() if offload else OffloadPolicy()
+    for layer in _layers(model):
+        fully_shard(layer, **kwargs)
+    fully_shard(model, **kwargs)
+    for m in model.modules():
+        if isinstance(m, FSDPModule):
+            m.set_gradient_divide_factor(1.0)  # sum over ranks: the loss is already globally normalised
+            m.set_force_sum_reduction_for_comms(True)  # a plain SUM (gloo has no PREMUL_SUM)
+    return model
+
+
+def full_weights(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """The model's full tensors one by one, under its plain (HF) names, on every rank.
+
+    A sharded parameter is all-gathered when the consumer asks for it and dropped when it moves on,
+    so a weight sync adds one full tensor of memory, not a model. All ranks must iterate in step."""
+    from torch.distributed.tensor import DTensor
+
+    for name, tensor in model.state_dict().items():
+        if isinstance(tensor, DTensor):
+            tensor = tensor.full_tensor()
+        yield name, tensor.detach()
+
+
+def norm_value(norm: torch.Tensor) -> float:
+    """clip_grad_norm_'s result as a float; over sharded parameters it is a replicated DTensor."""
+    from torch.distributed.tensor import DTensor
+
+    return (norm.full_tensor() if isinstance(norm, DTensor) else norm).item()
+
+
+def local_share(items: list, dist: Dist) -> list:
+    """This rank's contiguous share of `items` (all of them in one process)."""
+    r = contiguous(len(items), dist.rank, dist.world)
+    return items[r.start:r.stop]
+
+
+def micro_batches(items: list, size: int, dist: Dist) -> list[tuple[list, bool]]:
+    """This rank's share of `items` in chunks of `size`, padded to the count every rank runs.
+
+    Returns (chunk, real); a padding entry repeats the first item and must not count (loss x 0,
+    outputs dropped). In one process: the plain chunks, none padding."""
+    mine = local_share(items, dist)
+    chunks = [(mine[i:i + size], True) for i in range(0, len(mine), size)]
+    most = math.ceil(math.ceil(len(items) / dist.world) / size) if dist.active else len(chunks)
+    while len(chunks) < most:
+        chunks.append((items[:1], False))
+    return chunks
+
+
+def gather_lists(local: list, dist: Dist) -> list:
+    """Concatenate every rank's `local` list in rank order (the inverse of `local_share`)."""
+    return [x for part in dist.all_gather(local) for x in part] if dist.active else local
