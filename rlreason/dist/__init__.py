@@ -112,7 +112,7 @@ def current() -> Dist:
 
 
 class SyncMeter:
-    """Seconds and added accelerator memory of a weight sync (`sync/seconds`, `sync/peak_added_mib`).
+    """Seconds and added accelerator memory of a weight sync (`time/sync_last_s`, `sync/peak_added_mib`).
 
     The sharded sync gathers one full tensor at a time, so it should add about one tensor, not a model;
     on CPU (no allocator statistics) only the time is measured."""
@@ -141,4 +141,4 @@ class SyncMeter:
         if self.cuda:
             torch.cuda.synchronize()
             self.metrics["sync/peak_added_mib"] = (torch.cuda.max_memory_allocated() - self.base) / 2**20
-        self.metrics["sync/seconds"] = time.perf_counter() - self.t0
+        self.metrics["time/sync_last_s"] = time.perf_counter() - self.t0
