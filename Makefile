@@ -28,6 +28,11 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 	# `import transformers` fails (torchvision::nms). Nothing here needs them.
 	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec || true
 	$(BIN)/python -c "import transformers, torch, hydra, math_verify; print('env ok: torch', torch.__version__)"
+	# Except the grader's: every grading worker process imports sympy and math-verify's LaTeX parser, and
+	# uncompiled they took seconds per spawn on a fresh install (5 s to compile them here, once).
+	$(BIN)/python -c "import compileall, importlib.util as u, os, sys; sys.exit(not all(compileall.compile_dir( \
+	    os.path.dirname(u.find_spec(m).origin), quiet=1, workers=0) for m in \
+	    ('sympy', 'mpmath', 'math_verify', 'latex2sympy2_extended', 'antlr4')))"
 	touch $(STAMP)
 
 run: setup

@@ -115,6 +115,11 @@ def _serve(conn: Connection) -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     # Its "timeout disabled" warning: we disable them on purpose, the parent holds the deadline.
     logging.getLogger("math_verify").setLevel(logging.ERROR)
+    # Warm up before declaring ready: the first parse/verify imports the LaTeX parser and much of sympy
+    # lazily (seconds on a fresh install, where nothing is byte-compiled yet). That one-time cost must not
+    # count against the first real item's deadline, or it would be graded "timeout" (reward 0).
+    verify(parse("\\boxed{\\frac{1}{2}}", parsing_timeout=None), parse("\\boxed{0.5}", parsing_timeout=None),
+           timeout_seconds=None)
     conn.send("ready")
     while (job := conn.recv()) is not None:
         pred, gold = job
