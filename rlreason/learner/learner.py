@@ -207,9 +207,10 @@ class Learner:
                 # Training-inference mismatch: the learner's old log-probs against the engine's. Truncated
                 # importance sampling (Yao et al. 2025, fengyao.notion.site/off-policy-rl; verl
                 # docs/advance/rollout_is.md) weights each token by min(pi_old / pi_engine, cap).
-                sampled = _aligned([ep.logprobs for ep in chunk], chunk, batch).to(self.device)
-                gap = (old - sampled) * mask
                 weights = None
+                if algo.tis_cap is not None or first_epoch:  # later epochs without TIS need no gap
+                    sampled = _aligned([ep.logprobs for ep in chunk], chunk, batch).to(self.device)
+                    gap = (old - sampled) * mask
                 if algo.tis_cap is not None:
                     is_ratio = torch.exp(gap)
                     weights = torch.clamp(is_ratio, max=algo.tis_cap) * mask
