@@ -233,6 +233,9 @@ class TrainerConfig:
     eval_headline: str = "greedy"
     eval_max_questions: int | None = None  # subset of the test split per eval (None = all)
     checkpoint_every: int = 1
+    # How many of the newest checkpoints to keep (null = all; e.g. the value-estimation analysis of
+    # experiments/value_analysis.py reads a PPO run's critic at several iterations).
+    keep_checkpoints: int | None = 2
     progress: bool = True
 
 

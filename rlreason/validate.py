@@ -128,6 +128,8 @@ def validate(cfg: Any) -> None:
                  "trainer.eval_every", "curriculum.pool_factor", "curriculum.n_select", "learner.max_bad_updates"):
         positive(path)
     positive("trainer.iterations", 0)
+    if cfg.trainer.keep_checkpoints is not None:
+        positive("trainer.keep_checkpoints")
     if not 0 <= cfg.seed <= MAX_RUN_SEED:
         problems.append(f"seed={cfg.seed} must be in [0, {MAX_RUN_SEED}] (rlreason/seeds.py packs it into each sampling seed)")
     if cfg.trainer.iterations > MAX_ITERATION:

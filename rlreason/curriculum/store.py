@@ -21,7 +21,9 @@ from pathlib import Path
 from rlreason.rollout import Group
 
 SCHEMA_VERSION = 1
-PHASES = ("selection", "train", "eval")
+# eval: the sampled eval responses (eval_samples per question); eval_greedy: the greedy one (its reward per
+# question is what a bootstrap over questions resamples, experiments/sweep/)
+PHASES = ("selection", "train", "eval", "eval_greedy")
 
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -51,7 +53,7 @@ class StoreError(RuntimeError):
 class Attempt:
     question_id: str
     iteration: int
-    phase: str  # selection | train | eval
+    phase: str  # selection | train | eval | eval_greedy
     reward: float
     length: int  # response tokens
     policy_version: int | None = None  # None -> the iteration

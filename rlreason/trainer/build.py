@@ -291,6 +291,7 @@ def learner_state(learner):
 
 
 def save_checkpoint(run: Run, iteration: int) -> Path:
+    keep = run.cfg.trainer.keep_checkpoints or 1_000_000  # null: keep every checkpoint
     learner = run.learner.state_dict()
     if run.dist.active:  # the optimizer state goes into the sharded DCP files, not rank 0's pickle
         learner = {k: v for k, v in learner.items() if "optimizer" not in k}
@@ -308,5 +309,6 @@ def save_checkpoint(run: Run, iteration: int) -> Path:
         from rlreason.dist import checkpoint as dist_checkpoint
 
         return dist_checkpoint.save(run.run_dir / "checkpoints", iteration, learner_state(run.learner), state,
-                                    run.dist)
-    return checkpoint.save(run.run_dir / "checkpoints", iteration, run.learner.policy, state, run.learner.critic)
+                                    run.dist, keep=keep)
+    return checkpoint.save(run.run_dir / "checkpoints", iteration, run.learner.policy, state, run.learner.critic,
+                           keep=keep)

@@ -30,8 +30,10 @@ def headline(greedy: bool, choice: str) -> str:
 
 
 def evaluate(roller: Roller, questions: list[Question], n: int, temperature: float, greedy: bool,
-             top_p: float | None = None, headline_metric: str = "greedy") -> tuple[dict[str, float], list[Group]]:
-    """Returns eval/* metrics and the sampled groups (for the stats store and the samples table).
+             top_p: float | None = None, headline_metric: str = "greedy"
+             ) -> tuple[dict[str, float], list[Group], list[Group]]:
+    """Returns eval/* metrics, the sampled groups and the greedy groups (empty without greedy), for the
+    stats store and the samples table.
 
     `eval/accuracy` is greedy accuracy when greedy is on and `headline_metric` is "greedy", else mean@n.
     `top_p` None samples with the roller's (the rollout's) nucleus.
@@ -39,11 +41,11 @@ def evaluate(roller: Roller, questions: list[Question], n: int, temperature: flo
     groups = roller(questions, n, temperature=temperature, top_p=top_p, phase="eval_sampled")
     s = score_groups(groups)
     metrics = {f"eval/mean@{n}": s["mean"], f"eval/maj@{n}": s["maj"], f"eval/pass@{n}": s["pass"]}
+    greedy_groups = roller(questions, 1, temperature=0.0, phase="eval_greedy") if greedy else []
     if greedy:
-        greedy_groups = roller(questions, 1, temperature=0.0, phase="eval_greedy")
         metrics["eval/greedy"] = score_groups(greedy_groups)["mean"]
     metrics["eval/accuracy"] = metrics["eval/greedy"] if headline(greedy, headline_metric) == "greedy" else s["mean"]
-    return metrics, groups
+    return metrics, groups, greedy_groups
 
 
 # --- the full report of `python -m rlreason.eval` -------------------------------------------------

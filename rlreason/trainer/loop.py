@@ -45,9 +45,10 @@ def run_eval(run: Run, iteration: int, phases: Phases) -> dict[str, float]:
     # Eval phases have their own seed blocks in the iteration's space (rlreason/seeds.py).
     run.roller.seeds = SeedStream(run.cfg.seed, iteration)
     with phases("eval"):
-        metrics, groups = evaluate(run.roller, run.eval_questions, t.eval_samples, t.eval_temperature, t.eval_greedy,
+        metrics, groups, greedy = evaluate(run.roller, run.eval_questions, t.eval_samples, t.eval_temperature, t.eval_greedy,
                                    t.eval_top_p, t.eval_headline)
     run.store.add(attempts(groups, iteration, "eval", run.learner.version))
+    run.store.add(attempts(greedy, iteration, "eval_greedy", run.learner.version))
     rows = [[ep.question.problem, ep.text, ep.question.answer, ep.reward] for g in groups[: run.cfg.logger.log_samples]
             for ep in g[:1]]
     run.logger.table("eval/samples", ["problem", "response", "gold", "reward"], rows, iteration)
