@@ -41,6 +41,21 @@ def _world_tag() -> str:
 OmegaConf.register_new_resolver("world_tag", _world_tag, replace=True)
 
 
+def _sweep_subdir(override_dirname: str, limit: int = 120) -> str:
+    """`${sweep_subdir:${hydra.job.override_dirname}}`, a multirun's run dir name: the job's overrides,
+    one path component ("/" in a value would nest dirs), and when past `limit` characters (a file name
+    holds 255 bytes) cut, with a hash of the whole so two runs never share a dir."""
+    import hashlib
+
+    name = override_dirname.replace("/", "_") or "defaults"
+    if len(name) <= limit:
+        return name
+    return f"{name[: limit - 9]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
+OmegaConf.register_new_resolver("sweep_subdir", _sweep_subdir, replace=True)
+
+
 @dataclass
 class ArithConfig:
     min_steps: int = 1
@@ -217,6 +232,10 @@ class LoggerConfig:
     entity: str | None = None
     mode: str = "auto"  # auto (online when an API key is set, else offline) | online | offline | disabled
     log_samples: int = 4  # completions per eval logged as a table
+    # W&B run group; null = the sweep dir's name under `-m` (a multirun is one group), none otherwise.
+    # Runs also carry job_type algo-curriculum and tags algo, curriculum, data, so the W&B UI can group
+    # a sweep's runs the way experiments/sweep_report.py does.
+    group: str | None = None
 
 
 @dataclass

@@ -56,6 +56,25 @@ def _has_wandb_key() -> bool:
         return False
 
 
+def sweep_name() -> str | None:
+    """The sweep dir's name when Hydra runs a multirun (`-m`), else None."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hc = HydraConfig.get()
+    return Path(hc.sweep.dir).name if hc.mode == RunMode.MULTIRUN else None
+
+
+def grouping(cfg, config: dict[str, Any]) -> dict[str, Any]:
+    """W&B group / job_type / tags: a sweep is one group, its runs grouped by algo and curriculum."""
+    names = {k: (config.get(k) or {}).get("name") for k in ("algo", "curriculum", "data")}
+    return {"group": cfg.get("group") or sweep_name(),
+            "job_type": f"{names['algo']}-{names['curriculum']}",
+            "tags": [f"{k}={v}" for k, v in names.items() if v]}
+
+
 class Logger:
     def __init__(self, cfg, run_dir: Path, config: dict[str, Any]):
         self.console = Console(highlight=False)
@@ -80,7 +99,7 @@ class Logger:
             # wandb records the command line (sys.argv) in the run's metadata: scrub it first.
             sys.argv[:] = [scrub_text(a) for a in sys.argv]
             self.run = wandb.init(project=cfg.project, entity=cfg.entity, dir=str(run_dir), id=run_id,
-                                  resume="allow", mode=mode, config=scrub(config))
+                                  resume="allow", mode=mode, config=scrub(config), **grouping(cfg, config))
             self.console.print(f"[dim]wandb: {mode} run {run_id}[/dim]")
 
     def truncate_after(self, iteration: int) -> None:

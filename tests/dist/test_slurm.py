@@ -30,3 +30,18 @@ def test_only_a_slurm_task_outside_torchrun_launches():
     assert not per_node_launch_requested({})
     with pytest.raises(RuntimeError, match="SLURM_NNODES"):
         node_command([], "/tmp/x", {"RLREASON_NPROC_PER_NODE": "8"})
+
+
+@pytest.mark.parametrize("launcher, gpus", [("slurm", 1), ("slurm_torchrun", 8)])
+def test_the_slurm_presets_compose_with_the_submitit_plugin(launcher, gpus):
+    """Both presets resolve to submitit's SLURM launcher (the plugin is in the dev and slurm extras)."""
+    from hydra import compose, initialize_config_dir
+
+    from rlreason.config import register_configs
+    from tests.trainer.conftest import CONF
+
+    register_configs()
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        cfg = compose("config", overrides=[f"hydra/launcher={launcher}", "experiment=sweep"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert cfg.hydra.launcher.gpus_per_node == gpus
