@@ -49,7 +49,8 @@ def plot_curves(groups: dict[str, list[Run]], points: dict[str, list], samples: 
     for row, metric in enumerate(METRICS):
         for col, x_key in enumerate(("iteration", "seconds")):
             ax = axes[row, col]
-            for g, runs in groups.items():
+            span = max((p[x_key] for ps in points.values() for p in curve(ps, metric)), default=1.0) or 1.0
+            for i, (g, runs) in enumerate(groups.items()):
                 c = curve(points[g], metric)
                 if not c:
                     continue
@@ -59,7 +60,9 @@ def plot_curves(groups: dict[str, list[Run]], points: dict[str, list], samples: 
                 if len(runs) > 1:
                     ax.fill_between(x, [p["min"] for p in c], [p["max"] for p in c], color=colors[g], alpha=0.15,
                                     lw=0)
-                ax.errorbar(x, mean, yerr=[[p["err_lo"] for p in c], [p["err_hi"] for p in c]], fmt="none",
+                # The bars of the groups sit side by side (1% of the axis apart) rather than on top of each other.
+                dodge = (i - (len(groups) - 1) / 2) * 0.01 * span
+                ax.errorbar(x + dodge, mean, yerr=[[p["err_lo"] for p in c], [p["err_hi"] for p in c]], fmt="none",
                             ecolor=colors[g], alpha=0.5, capsize=2, lw=1)
             ax.set(xlabel="iteration" if x_key == "iteration" else SECONDS_LABEL,
                    ylabel=f"held-out accuracy, {metric_name(metric, samples)}")

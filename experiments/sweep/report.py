@@ -56,7 +56,7 @@ def _pts(x: float | None) -> str:
 
 
 def _range(s: dict | None, fmt: str) -> str:
-    return "—" if s is None else f"{s['mean']:{fmt}} ({s['min']:{fmt}}–{s['max']:{fmt}})"
+    return "—" if s is None else f"{s['mean']:{fmt}} ({s['min']:.0f}–{s['max']:.0f})"
 
 
 def _ratio(x: float | None) -> str:
@@ -74,7 +74,8 @@ def _speedup_md(t: dict[str, Any], samples: int) -> list[str]:
              f"(iteration {t['target_iteration']}). Means and ranges over the seeds that reached it; speed-up = "
              f"{t['reference']} / group (> 1: faster).", ""]
     rows = []
-    for g, row in t["groups"].items():
+    ordered = sorted(t["groups"].items(), key=lambda kv: kv[0] != t["reference"])  # the reference first
+    for g, row in ordered:
         missed = [f"s{r['seed']} (ran to {r['last_iteration']})" for r in row["per_run"] if r["iteration"] is None]
         rows.append([g, f"{row['reached']}/{row['runs']}" + (f"; not reached: {', '.join(missed)}" if missed else ""),
                      _range(row["iterations"], ".1f"), _range(row["seconds"], ".0f"),
