@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for g, rs in groups.items():
         notes += config_warnings(g, rs)
-        notes += [f"{g} seed {r.seed} stopped at iteration {r.last_iteration} of {r.planned_iterations} "
+        notes += [f"{g} seed {r.seed} is unfinished, at iteration {r.last_iteration} of {r.planned_iterations} "
                   f"({r.path}): included up to there; its group's later points average fewer seeds"
                   for r in rs if not r.finished]
         notes += [f"{g} seed {r.seed}: stats.sqlite not read ({r.store_note}); binomial intervals, no solve rates"

@@ -72,7 +72,8 @@ def _speedup_md(t: dict[str, Any], samples: int) -> list[str]:
     name = metric_name(t["metric"], samples)
     lines = [f"Target: the best seed-mean {name} accuracy of {t['target_group']}, {_pts(t['target'])}% "
              f"(iteration {t['target_iteration']}). Means and ranges over the seeds that reached it; speed-up = "
-             f"{t['reference']} / group (> 1: faster).", ""]
+             f"{t['reference']} / group (> 1: faster)." + (" The target is the starting accuracy: no speed-up to "
+             "measure yet." if t["target_iteration"] == 0 else ""), ""]
     rows = []
     ordered = sorted(t["groups"].items(), key=lambda kv: kv[0] != t["reference"])  # the reference first
     for g, row in ordered:
@@ -140,7 +141,7 @@ def markdown(report: dict[str, Any], groups: dict[str, list[Run]]) -> str:
         parts = [f"±{_pts(h)} points ({method}, median of {z['evals'][method]} run evals)"
                  for method, h in z["half_width"].items()]
         spread = "" if z["seed_std"] is None else f"; std over seeds: {_pts(z['seed_std'])} points (median over " \
-                                                 "groups and evals)"
+                                                 "groups and evals after iteration 0)"
         out.append(f"- {metric_name(m, n)}: 95% interval half-width over {q} questions "
                    f"{', '.join(parts) or '—'}{spread}.")
     out += ["", "Bootstrap: 2000 resamples of the questions (numpy default_rng(0)); binomial: normal "

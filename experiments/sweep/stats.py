@@ -168,12 +168,13 @@ def equal_wallclock(points: dict[str, list[list[EvalPoint]]], metric: str) -> di
 
 def noise(groups: dict[str, list[Run]], points: dict[str, list[list[EvalPoint]]], metric: str) -> dict[str, Any]:
     """Typical interval half-width over questions (median over runs and evals, per method) and the typical
-    spread over seeds (median over groups and iterations with 2+ seeds of the std over seeds)."""
+    spread over seeds (median over groups and trained iterations with 2+ seeds of the std over seeds)."""
     halves: dict[str, list[float]] = {}
     for p in (p for run_points in points.values() for ps in run_points for p in ps):
         if metric in p.value:
             halves.setdefault(p.method[metric], []).append((p.ci[metric][1] - p.ci[metric][0]) / 2)
-    seed_std = [p["std"] for ps in points.values() for p in curve(ps, metric) if p["n"] > 1]
+    # Iteration 0 is the same starting policy in every seed: no training noise to measure there.
+    seed_std = [p["std"] for ps in points.values() for p in curve(ps, metric) if p["n"] > 1 and p["iteration"] > 0]
     questions = sorted({r.questions for rs in groups.values() for r in rs if r.questions})
     return {"half_width": {m: float(np.median(h)) for m, h in halves.items()},
             "evals": {m: len(h) for m, h in halves.items()}, "questions": questions,

@@ -163,7 +163,7 @@ def test_curriculum_target_is_the_same_algos_uniform_best(sweep, tmp_path):
     assert lilo["speedup_iterations"] == pytest.approx(25 / 15)
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| vineppo/uniform | 2/3; not reached: s2 (ran to 20) |" in md
-    assert "vineppo/uniform seed 2 stopped at iteration 20 of 30" in md
+    assert "vineppo/uniform seed 2 is unfinished, at iteration 20 of 30" in md
 
 
 def test_equal_iterations_and_equal_wallclock(sweep):
@@ -177,6 +177,18 @@ def test_equal_iterations_and_equal_wallclock(sweep):
     assert w["groups"]["vineppo/uniform"]["mean"] == pytest.approx(np.mean([.60, .56, .50]))
     assert w["groups"]["vineppo/uniform"]["iteration"] == 10
     assert w["groups"]["ppo/uniform"]["mean"] == pytest.approx(np.mean([.60, .62, .58]))
+
+
+def test_noise_half_width_and_spread_over_seeds(sweep):
+    groups, points = loaded(sweep)
+    z = stats.noise(groups, points, "greedy")
+    assert z["questions"] == [N_TEST] and z["evals"] == {"bootstrap": 35}
+    # Seed spread: the std over seeds per group and trained iteration (iteration 0 is one starting policy).
+    stds = [np.std([accs[i] for accs in data.values() if len(accs) > i], ddof=1)
+            for data in (PPO, VINE, LILO) for i in (1, 2, 3)]
+    assert z["seed_std"] == pytest.approx(np.median(stds))
+    half = [(p.ci["greedy"][1] - p.ci["greedy"][0]) / 2 for ps in points.values() for run in ps for p in run]
+    assert z["half_width"]["bootstrap"] == pytest.approx(np.median(half))
 
 
 def test_bootstrap_contains_estimate_and_narrows_with_questions():
