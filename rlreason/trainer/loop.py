@@ -26,7 +26,9 @@ from rlreason.trainer.evaluate import evaluate, headline
 
 
 class Phases:
-    """Wall-clock seconds per phase; grading time is split out of whichever phase it happened in."""
+    """Wall-clock seconds per phase; training's grading time is split out of whichever phase it happened in.
+    The eval keeps its own grading, so the training phases (all but eval and checkpoint) sum to training's
+    wall clock (experiments/sweep_report.py's seconds axis)."""
 
     def __init__(self, grader, seconds: dict[str, float]):
         self.grader, self.seconds = grader, defaultdict(float, seconds)
@@ -35,7 +37,7 @@ class Phases:
     def __call__(self, name: str):
         t0, g0 = time.perf_counter(), self.grader.seconds
         yield
-        graded = self.grader.seconds - g0
+        graded = self.grader.seconds - g0 if name != "eval" else 0.0
         self.seconds[name] += time.perf_counter() - t0 - graded
         self.seconds["grading"] += graded
 
