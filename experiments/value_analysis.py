@@ -37,12 +37,13 @@ import sys
 import time
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
+from rlreason.config import ConfigError, StepsConfig, grader_task
+from rlreason.seeds import PHASES, SeedStream
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `value` is experiments/value
 
-from omegaconf import OmegaConf  # noqa: E402
-
-from rlreason.config import ConfigError, StepsConfig, grader_task  # noqa: E402
-from rlreason.seeds import PHASES, SeedStream  # noqa: E402
 from value import estimates, metrics, report, states  # noqa: E402
 
 
@@ -63,23 +64,26 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def check(args: argparse.Namespace) -> None:
+def check(args: argparse.Namespace, samples_per_question: int = 1) -> None:
     """Bad input fails here, before any model is loaded."""
     if args.states < 1 or args.tries < 1 or (args.questions is not None and args.questions < 1):
         raise ConfigError("--states, --questions and --tries must be at least 1")
     if args.k_truth < 2 or any(k < 1 for k in args.k):
-        raise ConfigError("--k-truth must be at least 2 (its standard error needs two samples) and every --k at least 1")
+        raise ConfigError("--k-truth must be at least 2 (its standard error needs two samples) and every --k "
+                          "at least 1")
     if args.mc_source == "truth" and max(args.k) > args.k_truth:
         raise ConfigError(f"--mc-source truth takes MC-K from the truth's {args.k_truth} samples: every --k must be "
                           "at most --k-truth")
     if args.margin is not None and args.margin < 0:
         raise ConfigError("--margin must be >= 0")
-    need = {"selection": args.states * 2 * args.tries,
+    need = {"rollout": (args.questions or args.states) * samples_per_question,
+            "selection": args.states * 2 * args.tries,
             "mc": 3 * args.states * estimates.samples_needed(args.k_truth, args.k, args.mc_source)}
     for phase, count in need.items():
         if count > PHASES[phase][1]:
             raise ConfigError(f"{count} samples per checkpoint in seed phase {phase!r}, more than its "
-                              f"{PHASES[phase][1]} (rlreason/seeds.py): lower --states, --k-truth or --k")
+                              f"{PHASES[phase][1]} (rlreason/seeds.py): lower --questions, --states, --tries, "
+                              "--k-truth or --k")
 
 
 def find_checkpoints(run_dir: Path, iterations: list[int] | None) -> list[tuple[int, Path]]:
@@ -116,9 +120,9 @@ def load_config(run_dir: Path):
 class Context:
     """What every checkpoint shares: the run's config, tokenizer, questions, grader and settings."""
 
-    def __init__(self, cfg, args: argparse.Namespace, tokenizer, questions, grader, device: str):
+    def __init__(self, cfg, args: argparse.Namespace, tokenizer, questions, grader, device: str, bf16: bool):
         self.cfg, self.args, self.tokenizer, self.questions, self.grader = cfg, args, tokenizer, questions, grader
-        self.device = device
+        self.device, self.bf16 = device, bf16
         self.task = grader_task(cfg)
         self.steps = StepsConfig(**OmegaConf.to_container(cfg.data.steps, resolve=True))
         r = cfg.rollout
@@ -176,7 +180,8 @@ def analyse_checkpoint(ctx: Context, engine, iteration: int, ckpt: Path) -> dict
 
     t = time.perf_counter()
     critic = estimates.load_critic(ckpt, ctx.device)
-    critic_v = estimates.critic_values(critic, [list(p.key) for p in prefixes], tok.pad_token_id, ctx.device)
+    critic_v = estimates.critic_values(critic, [list(p.key) for p in prefixes], tok.pad_token_id, ctx.device,
+                                        bf16=ctx.bf16)
     del critic
     timings["critic_s"] = time.perf_counter() - t
 
@@ -188,7 +193,8 @@ def analyse_checkpoint(ctx: Context, engine, iteration: int, ckpt: Path) -> dict
     return {
         "iteration": iteration, "checkpoint": str(ckpt),
         "summary": metrics.summarize(values, triples, ctx.estimators, args.margin),
-        "counts": {"trajectories": len(episodes), "trajectory_reward": sum(ep.reward for ep in episodes) / len(episodes),
+        "counts": {"trajectories": len(episodes),
+                   "trajectory_reward": sum(ep.reward for ep in episodes) / len(episodes),
                    "candidate_states": len(pool), "states_drawn": len(chosen), "dropped": len(chosen) - len(kept),
                    "states": len(kept), "prefixes": len(prefixes), "continuations": len(prefixes) * n},
         "tokens": tokens, "timings": {k: round(v, 2) for k, v in timings.items()},
@@ -202,6 +208,8 @@ def analyse_checkpoint(ctx: Context, engine, iteration: int, ckpt: Path) -> dict
 def run(args: argparse.Namespace, engine=None) -> dict:
     """The analysis as `args` says; returns the results dict (also written to OUT). `engine`: an already
     running engine (left open; tests share one), into which every checkpoint's weights are synced."""
+    import torch
+
     from rlreason.data import load_questions
     from rlreason.engine import make_engine
     from rlreason.eval import load_weights
@@ -211,6 +219,7 @@ def run(args: argparse.Namespace, engine=None) -> dict:
 
     check(args)
     cfg = load_config(args.run_dir)
+    check(args, cfg.rollout.samples_per_question)
     ckpts = find_checkpoints(args.run_dir, args.iterations)
     model_path = resolve_model_path(cfg.model, os.path.expanduser(cfg.cache_dir))
     tokenizer = load_tokenizer(cfg, model_path)  # checkpoints hold weights only: the run's own tokenizer
@@ -218,7 +227,9 @@ def run(args: argparse.Namespace, engine=None) -> dict:
     train, _ = load_questions(cfg.data)
     questions = random.Random(args.seed).sample(train, min(args.questions or args.states, len(train)))
     grader = TimedGrader(Grader(grader_task(cfg), timeout_s=cfg.reward.timeout_s, workers=cfg.reward.workers))
-    ctx = Context(cfg, args, tokenizer, questions, grader, device)
+    # The learner's rule (Learner.autocast): bfloat16 autocast on a GPU unless the run is float32.
+    bf16 = device != "cpu" and dtype != torch.float32
+    ctx = Context(cfg, args, tokenizer, questions, grader, device, bf16)
     settings = {
         "run_dir": str(args.run_dir), "iterations": [i for i, _ in ckpts], "states": args.states,
         "questions": len(questions), "samples_per_question": cfg.rollout.samples_per_question, "k": args.k,

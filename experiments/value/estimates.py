@@ -82,14 +82,14 @@ def load_critic(checkpoint: Path, device: str) -> ValueModel:
 
 @torch.no_grad()
 def critic_values(critic: ValueModel, sequences: list[list[int]], pad_id: int, device: str,
-                  batch_size: int = 32) -> list[float]:
+                  batch_size: int = 32, bf16: bool = False) -> list[float]:
     """V(prefix) for every token sequence, read where the learner reads it.
 
     ValueModel.forward gives position i the value of the state ending at token i (rlreason/learner/batch.py:
     response token j, at position P - 1 + j, carries V(prompt + response[:j]), the value GAE uses before
     that token is emitted). So V(prefix) is position len(prefix) - 1. forward drops the last position
     (it has no next token), so one pad token is appended; causal attention keeps it out of position
-    len(prefix) - 1."""
+    len(prefix) - 1. `bf16`: under bfloat16 autocast, as the learner computes values on a GPU."""
     out: list[float] = []
     for start in range(0, len(sequences), batch_size):
         chunk = sequences[start:start + batch_size]
@@ -99,6 +99,7 @@ def critic_values(critic: ValueModel, sequences: list[list[int]], pad_id: int, d
         for i, s in enumerate(chunk):
             ids[i, :len(s)] = torch.tensor(s)
             mask[i, :len(s) + 1] = 1
-        values = critic(ids.to(device), mask.to(device))
+        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+            values = critic(ids.to(device), mask.to(device))
         out += [values[i, len(s) - 1].item() for i, s in enumerate(chunk)]
     return out

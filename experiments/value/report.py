@@ -44,7 +44,7 @@ def plot(results: dict, out: Path) -> None:
     checkpoints = results["checkpoints"]
     names = list(checkpoints[0]["summary"]["estimators"]) if checkpoints else []
     width = 0.8 / max(len(names), 1)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, title in ((axes[0], "mae", "MAE vs ground truth (lower is better)"),
                            (axes[1], "rank_acc", "Ranking two alternative steps (higher is better)")):
         for j, name in enumerate(names):
@@ -56,12 +56,16 @@ def plot(results: dict, out: Path) -> None:
                     ys.append(e[key])
                     errs.append(e[f"{key}_se"] or 0.0)
             ax.bar(xs, ys, width, yerr=errs, capsize=2, label=name)
-        ax.set_xticks(range(len(checkpoints)), [str(ck["iteration"]) for ck in checkpoints])
+        labels = [str(ck["iteration"]) for ck in checkpoints]
+        if key == "rank_acc":  # how many pairs each accuracy rests on
+            labels = [f"{lab}\n{ck['summary']['pairs_counted']} pairs" for lab, ck in zip(labels, checkpoints)]
+        ax.set_xticks(range(len(checkpoints)), labels)
         ax.set_xlabel("checkpoint (iteration)")
         ax.set_title(title, fontsize=10)
-    axes[1].axhline(0.5, color="grey", linestyle="--", linewidth=1, label="random")
-    axes[1].set_ylim(0, 1)
-    axes[1].legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
+    axes[1].axhline(0.5, color="grey", linestyle="--", linewidth=1, label="random ranking")
+    axes[1].set_ylim(0, 1.05)
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     fig.savefig(out, dpi=90)
     plt.close(fig)

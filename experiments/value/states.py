@@ -63,9 +63,9 @@ def pick_states(pool: list[State], count: int, rng: random.Random) -> list[State
     return rng.sample(pool, min(count, len(pool)))
 
 
-def next_step(state: Prefix, cont: Completion, tokenizer, task: str, steps, eos_id: int | None) -> Prefix | None:
-    """s + (the continuation up to its first step boundary); None when the continuation hit the budget
-    before any boundary."""
+def next_step(state: Prefix, cont: Completion, tokenizer, task: str, steps, max_new_tokens: int) -> Prefix | None:
+    """s + (the continuation up to its first step boundary); None when the continuation reached the
+    budget before any boundary (nothing could follow it)."""
     ids = list(state.response_ids) + list(cont.token_ids)
     text = tokenizer.decode(ids, skip_special_tokens=True)
     ep = Episode(state.question, list(state.prompt_ids), ids, [], text, cont.finish_reason)
@@ -74,10 +74,10 @@ def next_step(state: Prefix, cont: Completion, tokenizer, task: str, steps, eos_
     for b, c in zip(plan.starts, plan.char_starts):
         if b > n:
             return Prefix(state.question, state.prompt_ids, tuple(ids[:b]), text[:c])
-    if cont.finish_reason == "length":
-        return None
-    if ids and ids[-1] == eos_id:
+    if ids and ids[-1] == tokenizer.eos_token_id:
         ids = ids[:-1]
+    if cont.finish_reason == "length" or len(ids) >= max_new_tokens:
+        return None
     return Prefix(state.question, state.prompt_ids, tuple(ids), text)
 
 
@@ -94,7 +94,7 @@ def draw_alternatives(engine, states: list[State], tokenizer, *, task: str, step
                              seed=None if seed is None else seed + i * n) for i, s in enumerate(states)]
     outs = engine.continue_from([list(s.prefix.key) for s in states], params, version=version)
     for s, conts in zip(states, outs):
-        cands = [next_step(s.prefix, c, tokenizer, task, steps, tokenizer.eos_token_id) for c in conts]
+        cands = [next_step(s.prefix, c, tokenizer, task, steps, max_new_tokens) for c in conts]
         for j in range(0, n, 2):
             a, b = cands[j], cands[j + 1]
             if a is not None and b is not None and a.key != b.key:
