@@ -2,7 +2,9 @@
 
 The same engine, prompt formatting and grader as training (rlreason.rollout.Roller), so the numbers are
 the ones a run's own evals would give. `model.path` may be a model dir or hub id, a run dir (its newest
-intact checkpoint) or a checkpoint dir (RUN/checkpoints/iter_N). Writes into the output dir
+intact checkpoint) or a checkpoint dir (RUN/checkpoints/iter_N); a sharded (torchrun) checkpoint is
+exported to a model dir inside the output dir first and removed after (rlreason/dist/export.py). Writes
+into the output dir
 (hydra.run.dir, default outputs/eval/MODEL-DATA-SPLIT):
 
     metrics.json       every metric, and what was evaluated how
@@ -37,10 +39,12 @@ class Target:
     tokenizer: str  # where the tokenizer comes from
     run_cfg: Any = None  # the training run's saved config, when evaluating a run or checkpoint dir
     checkpoint: str | None = None
+    base: str | None = None  # a sharded checkpoint: the model its run started from (its shards load into it)
 
 
 def resolve_target(cfg) -> Target:
     """What `model.path` points at: a model, a run dir or a checkpoint dir."""
+    from rlreason.dist.export import is_sharded
     from rlreason.model.load import resolve_model_path
     from rlreason.trainer import checkpoint
 
@@ -56,7 +60,7 @@ def resolve_target(cfg) -> Target:
         if not found:
             raise ConfigError(f"model.path={path}: a run dir with no intact checkpoint in {local / 'checkpoints'}")
         ckpt, run = found[0], local
-    elif (local / "policy" / "config.json").is_file() and (local / "trainer_state.pt").is_file():
+    elif ((local / "policy" / "config.json").is_file() and (local / "trainer_state.pt").is_file()) or is_sharded(local):
         ckpt, run = local, local.parent.parent
     else:
         return Target(path, path)
@@ -65,6 +69,11 @@ def resolve_target(cfg) -> Target:
         raise ConfigError(f"checkpoint {ckpt} is damaged ({problem}); evaluate another one")
     saved = run / ".hydra" / "config.yaml"
     run_cfg = OmegaConf.load(saved) if saved.is_file() else None
+    if is_sharded(ckpt):  # no policy/ dir: evaluate_model exports the shards into the output dir first
+        from rlreason.dist.export import base_model
+
+        base, tok = base_model(ckpt, os.path.expanduser(cfg.cache_dir))
+        return Target("", cfg.model.tokenizer or tok, run_cfg, str(ckpt), base)
     if run_cfg is not None:  # the run's own tokenizer (a checkpoint holds only weights)
         tok = run_cfg.model.tokenizer or resolve_model_path(run_cfg.model, os.path.expanduser(cfg.cache_dir))
     elif cfg.model.tokenizer:
@@ -78,6 +87,27 @@ def evaluate_model(cfg, out_dir: Path, engine=None) -> Path:
     """Evaluate as `cfg` (an EvalConfig node) says, write the files into `out_dir`, print the table;
     returns the path of metrics.json. `engine`: an already running engine (left open) into which the
     model's weights are synced; else one is started on them."""
+    import shutil
+
+    from rlreason.dist.export import export
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = resolve_target(cfg)
+    if target.base is None:
+        return _evaluate(cfg, out_dir, target, engine)
+    target.weights = str(out_dir / f".export-{Path(target.checkpoint).name}")
+    shutil.rmtree(target.weights, ignore_errors=True)  # left by an eval that was killed
+    print(f"rlreason: {target.checkpoint} is a sharded checkpoint: exporting it to {target.weights} for this eval "
+          f"(removed after; python -m rlreason.dist.export {target.checkpoint} OUT keeps one)")
+    try:
+        export(Path(target.checkpoint), Path(target.weights), base=target.base, tokenizer=target.tokenizer,
+               with_critic=False)
+        return _evaluate(cfg, out_dir, target, engine)
+    finally:
+        shutil.rmtree(target.weights, ignore_errors=True)
+
+
+def _evaluate(cfg, out_dir: Path, target: Target, engine) -> Path:
     import torch
     from tqdm import tqdm
 
@@ -90,8 +120,6 @@ def evaluate_model(cfg, out_dir: Path, engine=None) -> Path:
     from rlreason.trainer.evaluate import markdown, summarize
 
     e, task = cfg.eval, grader_task(cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = resolve_target(cfg)
     questions = load_split(cfg.data, e.split)[: e.max_questions]
     tokenizer = load_tokenizer(cfg, target.weights, target.tokenizer)
     context = context_length(cfg, target.weights)
@@ -130,7 +158,7 @@ def evaluate_model(cfg, out_dir: Path, engine=None) -> Path:
         if own_engine and engine is not None:
             engine.close()
     report = {
-        "model": cfg.model.path, "weights": target.weights, "checkpoint": target.checkpoint,
+        "model": cfg.model.path, "weights": target.weights if target.base is None else f"{target.checkpoint}/dcp (exported)", "checkpoint": target.checkpoint,
         "data": cfg.data.name, "split": e.split, "checker": task, "n": e.n, "temperature": e.temperature,
         "top_p": e.top_p, "max_new_tokens": roller.max_new_tokens, "engine": cfg.engine.name, "device": device,
         "seed": cfg.seed, **summarize(questions, greedy, sampled, e.n),

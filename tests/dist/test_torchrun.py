@@ -36,13 +36,14 @@ OVERRIDES = [*SMALL, "curriculum=learnability", "curriculum.pool_factor=2", "cur
 WEIGHT_ATOL = 5e-7  # measured: 1.1e-8 after 2 iterations of 2 steps (the weights moved 6e-5)
 
 
-def torchrun(run_dir: Path, iterations: int, cache: Path, kill: str | None = None, timeout: int = 900):
+def torchrun(run_dir: Path, iterations: int, cache: Path, kill: str | None = None, timeout: int = 900,
+             overrides: list[str] = OVERRIDES):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), RLREASON_CACHE=str(cache))
     env.pop("RLREASON_TEST_KILL", None)
     if kill:
         env["RLREASON_TEST_KILL"] = kill
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-           str(ROOT / "tests" / "dist" / "child.py"), *OVERRIDES, f"cache_dir={cache}",
+           str(ROOT / "tests" / "dist" / "child.py"), *overrides, f"cache_dir={cache}",
            f"trainer.iterations={iterations}", f"hydra.run.dir={run_dir}"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
