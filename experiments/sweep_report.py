@@ -44,9 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--diagnose", help="algo/curriculum of diagnostics.png (default: the reference)")
     ap.add_argument("--metric", choices=[*METRICS, "both"], default="both",
                     help="accuracy of the speed-up tables: greedy, mean (mean@n) or both (default)")
+    ap.add_argument("--by", action="append", default=[], metavar="KEY",
+                    help="a config key that also tells groups apart, e.g. --by learner.lr for a tuning sweep "
+                         "(group names become 'ppo/uniform learner.lr=3e-05')")
     args = ap.parse_args(argv)
     try:
-        runs = load_runs(args.dirs)
+        runs = load_runs(args.dirs, tuple(args.by))
         groups = group_runs(runs)
         notes: list[str] = []
         reference = pick(groups, args.reference, "ppo/uniform", "reference", notes)

@@ -14,6 +14,7 @@ from .stats import (
     equal_wallclock,
     metric_name,
     noise,
+    paired_difference,
     solve_rates,
     speedup,
 )
@@ -37,7 +38,17 @@ def build(groups: dict[str, list[Run]], points: dict[str, list], metrics: list[s
         "equal_wallclock": {m: equal_wallclock(points, m) for m in METRICS},
         "noise": {m: noise(groups, points, m) for m in METRICS},
         "solve_rates": {g: solve_rates(rs) for g, rs in groups.items()},
+        "paired": [],
     }
+    # Differences that share the test questions are measured paired (question noise cancels in part).
+    pairs = [(g, reference) for g in groups if g != reference]
+    pairs += [(g, f"{rs[0].algo}/uniform") for g, rs in groups.items()
+              if rs[0].curriculum != "uniform" and f"{rs[0].algo}/uniform" in groups
+              and f"{rs[0].algo}/uniform" != reference]
+    for g, base in pairs:
+        for m in METRICS:
+            if (d := paired_difference(groups[g], groups[base], m)) is not None:
+                report["paired"].append({"group": g, "against": base, "metric": m, **d})
     for m in metrics:
         if (t := speedup(groups, points, m, reference)) is not None:
             report["speedup"].append(t)
@@ -135,6 +146,17 @@ def markdown(report: dict[str, Any], groups: dict[str, list[Run]]) -> str:
              f"{w['greedy']['groups'][g]['iteration']:.1f}" if g in w["greedy"]["groups"] else "—"] for g in groups]
     out += _table(["group", *(metric_name(m, n) for m in METRICS), "mean iteration"], rows)
 
+    if report["paired"]:
+        out += ["## Paired differences at the last common eval", "",
+                "Group minus the group it is compared with, on the same test questions: per question the mean "
+                "over each group's seeds; 95% bootstrap interval over questions (question noise only); the "
+                "last column is the std over seeds of each group's accuracy on those questions.", ""]
+        rows = [[f"{d['group']} − {d['against']}", metric_name(d["metric"], n), str(d["iteration"]),
+                 str(d["questions"]), f"{100 * d['difference']:+.1f}",
+                 f"[{100 * d['ci'][0]:+.1f}, {100 * d['ci'][1]:+.1f}]",
+                 " / ".join("—" if x is None else _pts(x) for x in d["seed_std"])] for d in report["paired"]]
+        out += _table(["difference", "metric", "iteration", "questions", "points", "95% interval",
+                       "seed std (a / b)"], rows)
     out += ["## Noise", ""]
     for m in METRICS:
         z = report["noise"][m]

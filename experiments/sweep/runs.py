@@ -36,6 +36,7 @@ class Run:
     solve: list[SolveFractions] = field(default_factory=list)  # phase train, per iteration
     summary: dict[str, Any] | None = None
     store_note: str = ""  # why the store could not be read, if it could not
+    by: tuple[str, ...] = ()  # more config keys that tell groups apart (e.g. learner.lr in a tuning sweep)
 
     @property
     def algo(self) -> str:
@@ -47,7 +48,8 @@ class Run:
 
     @property
     def group(self) -> str:
-        return f"{self.algo}/{self.curriculum}"
+        extra = "".join(f" {k}={OmegaConf.select(self.cfg, k)}" for k in self.by)
+        return f"{self.algo}/{self.curriculum}{extra}"
 
     @property
     def seed(self) -> int:
@@ -141,23 +143,23 @@ def read_store(run: Run) -> None:
         run.store_note = str(e)
 
 
-def load_run(path: Path) -> Run:
+def load_run(path: Path, by: tuple[str, ...] = ()) -> Run:
     cfg = OmegaConf.load(path / ".hydra" / "config.yaml")
-    run = Run(path, cfg, read_metrics(path / "metrics.jsonl"))
+    run = Run(path, cfg, read_metrics(path / "metrics.jsonl"), by=by)
     if (path / "summary.json").is_file():
         run.summary = json.loads((path / "summary.json").read_text())
     read_store(run)
     return run
 
 
-def load_runs(dirs: list[Path]) -> list[Run]:
+def load_runs(dirs: list[Path], by: tuple[str, ...] = ()) -> list[Run]:
     missing = [str(d) for d in dirs if not Path(d).is_dir()]
     if missing:
         raise SweepError(f"not a directory: {', '.join(missing)}")
     paths = find_run_dirs([Path(d) for d in dirs])
     if not paths:
         raise SweepError(f"no run dirs (a .hydra/config.yaml beside a metrics.jsonl) under {', '.join(map(str, dirs))}")
-    runs = [load_run(p) for p in paths]
+    runs = [load_run(p, by) for p in paths]
     empty = [str(r.path) for r in runs if not r.eval_rows]
     runs = [r for r in runs if r.eval_rows]
     if not runs:

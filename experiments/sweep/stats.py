@@ -236,3 +236,27 @@ def level_accuracy(runs: list[Run]) -> dict[str, Any]:
     levels_out = {lv: dict(zip(*(a.tolist() for a in mean_by_iteration(s)), strict=True))
                   for lv, s in sorted(series.items())}
     return {"phase": phase, "levels": levels_out, "note": "; ".join(sorted(notes))}
+
+
+def paired_difference(a: list[Run], b: list[Run], metric: str) -> dict[str, Any] | None:
+    """Group a minus group b at the last eval iteration every run of both reached, paired by question: per
+    question the mean over each group's seeds, the difference averaged over the questions both have, and a
+    95% bootstrap interval over those questions (question noise only; the seeds' own spread is reported
+    beside it). None when a run lacks per-question rewards for the metric."""
+    phase = PHASE[metric]
+    common = set.intersection(*(set(r.per_question.get(phase, {})) for r in a + b)) if a and b else set()
+    if not common:
+        return None
+    it = max(common)
+
+    def per_question(runs: list[Run]) -> dict[str, float]:
+        qs = set.intersection(*(set(r.per_question[phase][it]) for r in runs))
+        return {q: float(np.mean([r.per_question[phase][it][q] for r in runs])) for q in qs}
+
+    pa, pb = per_question(a), per_question(b)
+    shared = sorted(set(pa) & set(pb))
+    diff = np.array([pa[q] - pb[q] for q in shared])
+    lo, hi = bootstrap_ci(diff)
+    seed_means = [[float(np.mean([r.per_question[phase][it][q] for q in shared])) for r in rs] for rs in (a, b)]
+    return {"iteration": it, "questions": len(shared), "difference": float(diff.mean()), "ci": (lo, hi),
+            "seed_std": [float(np.std(s, ddof=1)) if len(s) > 1 else None for s in seed_means]}

@@ -273,3 +273,25 @@ def test_unknown_reference_group_exits_2_naming_the_groups(sweep, tmp_path, caps
     err = capsys.readouterr().err
     assert "--reference grpo/uniform: no such group" in err and "vineppo/uniform" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_paired_difference_is_taken_at_the_last_common_eval_on_shared_questions(sweep):
+    groups, _ = loaded(sweep)
+    d = stats.paired_difference(groups["vineppo/uniform"], groups["ppo/uniform"], "greedy")
+    # vineppo seed 2 stopped at 20, so both groups are compared at 20: (.64+.62+.54)/3 - (.56+.60+.54)/3
+    assert d["iteration"] == 20 and d["questions"] == N_TEST
+    assert d["difference"] == pytest.approx((0.64 + 0.62 + 0.54) / 3 - (0.56 + 0.60 + 0.54) / 3)
+    lo, hi = d["ci"]
+    assert lo <= d["difference"] <= hi and hi - lo < 0.2
+    assert d["seed_std"][0] == pytest.approx(np.std([0.64, 0.62, 0.54], ddof=1))
+    # A difference of a group with itself is zero with a zero-width interval: pairing cancels question noise.
+    same = stats.paired_difference(groups["ppo/uniform"], groups["ppo/uniform"], "greedy")
+    assert same["difference"] == 0 and same["ci"] == (0.0, 0.0)
+
+
+def test_by_a_config_key_splits_groups_and_names_them(tmp_path):
+    for lr in (1e-5, 3e-5):
+        write_run(tmp_path / f"ppo-{lr}", "ppo", "uniform", 0, evals(PPO[0]), lr=lr)
+    names = list(runs.group_runs(runs.load_runs([tmp_path], ("learner.lr",))))
+    assert names == ["ppo/uniform learner.lr=1e-05", "ppo/uniform learner.lr=3e-05"]
+    assert list(runs.group_runs(runs.load_runs([tmp_path]))) == ["ppo/uniform"]  # one group, two configs
