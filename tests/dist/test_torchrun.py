@@ -173,7 +173,9 @@ def test_a_tensor_parallel_engine_over_two_ranks_matches_one_process(make_cfg, v
     full = full_state_dict(two / "checkpoints" / "iter_000002")["model"]
     single = load_file(str(one / "checkpoints" / "iter_000002" / "policy" / "model.safetensors"))
     worst = max((full["policy." + k] - single[k]).abs().max().item() for k in single)
-    assert worst <= WEIGHT_ATOL, worst
+    assert worst <= WEIGHT_ATOL, worst  # measured: 6.0e-8 (grad_norm off by 2.8e-6 relative, iteration 2)
+    start = load_file(str(ROOT / "rlreason/model/assets/tiny-arith/model.safetensors"))
+    assert max((single[k] - start[k]).abs().max().item() for k in single) > 50 * WEIGHT_ATOL  # it trained
 
 
 @pytest.mark.parametrize("tp, world, local_world, engine, ok", [
