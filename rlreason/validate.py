@@ -7,6 +7,7 @@ The schema itself (the dataclasses Hydra validates types against) is rlreason/co
 from __future__ import annotations
 
 import difflib
+import os
 import typing
 from dataclasses import fields, is_dataclass
 from pathlib import Path
@@ -203,7 +204,27 @@ def validate(cfg: Any) -> None:
     if not 0 < cfg.curriculum.decay <= 1:
         problems.append(f"curriculum.decay={cfg.curriculum.decay} must be in (0, 1]")
     problems += _shared_problems(cfg)
+    problems += tensor_parallel_problems(cfg.engine, int(os.environ.get("WORLD_SIZE", "1")),
+                                         int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1"))))
     _raise(problems)
+
+
+def tensor_parallel_problems(engine: Any, world: int, local_world: int) -> list[str]:
+    """Under torchrun, engine.tensor_parallel_size=T makes each T consecutive ranks one vLLM engine
+    (rlreason/dist/engine.py). A group must not straddle nodes (torchrun numbers a node's ranks
+    consecutively, so T must divide --nproc-per-node, and with it the world size)."""
+    tp = engine.tensor_parallel_size
+    if tp < 1:
+        return [f"engine.tensor_parallel_size={tp} must be >= 1"]
+    if world <= 1 or tp == 1:
+        return []
+    if engine.name != "vllm":
+        return [f"engine.tensor_parallel_size={tp} needs engine=vllm (engine=hf runs one model per rank)"]
+    if local_world % tp or world % tp:
+        return [f"engine.tensor_parallel_size={tp} must divide the processes per node ({local_world}, "
+                f"torchrun --nproc-per-node) and the world size ({world}): each {tp} consecutive ranks on one "
+                f"node form one tensor-parallel engine"]
+    return []
 
 
 def validate_eval(cfg: Any) -> None:

@@ -8,7 +8,8 @@ takes exactly the code path it always did.
 How work is split (see the modules): every rank holds the whole iteration's data (questions, episodes,
 advantages: a few MB), and splits only the compute.
   - engine.py: each engine call is sharded by request across the ranks' engines and gathered back, so
-    every rank sees every completion in request order; grading is sharded the same way.
+    every rank sees every completion in request order; grading is sharded the same way. With
+    engine.tensor_parallel_size=T, T consecutive ranks share one engine and calls split across engines.
   - select.py: the curriculum runs on rank 0 (it owns the stats store); its rollouts run on all ranks.
   - fsdp.py: the learner's models are sharded with FSDP2; each rank trains on its share of every
     minibatch and the loss divides by the minibatch's global token count.

@@ -6,6 +6,11 @@ collectives. A request carries its own seed (`per_prompt` spreads one call's see
 global request index), so with vLLM the rank that runs a request draws exactly the samples a
 single-process run draws for it. (engine=hf seeds a batch, not a request: sharded, it samples validly
 but not the single-process numbers.)
+
+With engine.tensor_parallel_size=T > 1, each T consecutive ranks are one vLLM engine (its `external_launcher`
+executor, rlreason/engine/_vllm_compat.py): requests are split across the W/T engines, and every rank of
+an engine sends it the same requests (vLLM's TP ranks each schedule and sample, and stay in step only
+if they see identical calls), so they all get the same completions. Engines do not wait for each other.
 """
 
 from __future__ import annotations
@@ -25,8 +30,11 @@ class ShardedEngine:
     (n x max_tokens: VinePPO's states ask for what the trajectory has left), so ranks finish together and
     the states of one trajectory, which share prefixes, mostly land in one engine's prefix cache."""
 
-    def __init__(self, engine, dist: Dist):
-        self.local, self.dist = engine, dist
+    def __init__(self, engine, dist: Dist, tensor_parallel: int = 1):
+        if tensor_parallel < 1 or dist.world % tensor_parallel:
+            raise ValueError(f"tensor_parallel={tensor_parallel} must divide the world size {dist.world}")
+        self.local, self.dist, self.tp = engine, dist, tensor_parallel
+        self.engines, self.engine_index = dist.world // tensor_parallel, dist.rank // tensor_parallel
         self.seconds = {"generate": 0.0, "gather": 0.0, "sync": 0.0}
         self.sync_peak_bytes = 0  # largest extra memory a weight sync needed (one gathered tensor)
 
@@ -44,12 +52,13 @@ class ShardedEngine:
 
     def _sharded(self, fn, prompts, params, version) -> list[list[Completion]]:
         each = per_prompt(params, len(prompts))
-        mine = balanced([p.n * p.max_tokens for p in each], self.dist.world)[self.dist.rank]
+        mine = balanced([p.n * p.max_tokens for p in each], self.engines)[self.engine_index]
         t0 = time.perf_counter()
         # Every rank calls its engine, even with no requests: the version check runs everywhere.
         outs = fn([prompts[i] for i in mine], [each[i] for i in mine], version=version)
         t1 = time.perf_counter()
-        parts = self.dist.all_gather(outs)  # runs are contiguous and in rank order
+        # Runs are contiguous and in engine order; an engine's ranks hold the same run, keep its first's.
+        parts = self.dist.all_gather(outs)[::self.tp]
         self.seconds["generate"] += t1 - t0
         self.seconds["gather"] += time.perf_counter() - t1
         return [group for part in parts for group in part]
@@ -69,7 +78,7 @@ class ShardedEngine:
         self.local.wake_up()
 
     def stats(self) -> dict[str, float]:
-        return self.local.stats()  # this rank's engine
+        return self.local.stats()  # this rank's engine (its tensor-parallel group's)
 
     def close(self) -> None:
         self.local.close()

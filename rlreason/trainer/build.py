@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from rlreason import dist as distributed
 from rlreason.config import ConfigError, check_run_dir, grader_task
 from rlreason.trainer import checkpoint
+from rlreason.validate import tensor_parallel_problems
 
 # Changing any of these between a checkpoint and a resume makes the checkpoint incompatible.
 FINGERPRINT_KEYS = ("model.name", "model.path", "algo.name", "data.name", "curriculum.name")
@@ -184,10 +185,9 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     from rlreason.rollout import Roller
 
     dist = distributed.setup(cfg.dist.timeout_s)
-    if dist.active and cfg.engine.name == "vllm" and cfg.engine.tensor_parallel_size > 1:
-        raise ConfigError(f"engine.tensor_parallel_size={cfg.engine.tensor_parallel_size} under torchrun: each rank "
-                          "runs its own engine on its own GPU (tensor-parallel engines across ranks are not "
-                          "supported yet); use engine.tensor_parallel_size=1, or one process")
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world))
+    if problems := tensor_parallel_problems(cfg.engine, dist.world, local_world):  # train() skips validate()
+        raise ConfigError("; ".join(problems))
     check_run_dir(run_dir)
     # Rank 0 alone looks (it cleans up a half-written checkpoint) and tells the others what it found.
     found, problem = dist.broadcast(_find_on_main(cfg, run_dir, dist.world) if dist.main else None)
@@ -226,7 +226,8 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     if dist.active:  # each call split across the ranks' engines and graders, results on every rank
         from rlreason.dist.engine import ShardedEngine, ShardedGrader
 
-        engine, grader = ShardedEngine(engine, dist), ShardedGrader(grader, dist)
+        tp = cfg.engine.tensor_parallel_size if cfg.engine.name == "vllm" else 1
+        engine, grader = ShardedEngine(engine, dist, tp), ShardedGrader(grader, dist)
     grader = TimedGrader(grader)
     roller = Roller(engine, tokenizer, grader, task=grader_task(cfg), template=prompt_template(cfg.data),
                     use_chat_template=cfg.data.use_chat_template, temperature=cfg.rollout.temperature,

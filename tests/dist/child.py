@@ -1,6 +1,8 @@
 """`torchrun ... tests/dist/child.py OVERRIDES...`: rlreason.run's main, unchanged, except that with
 RLREASON_TEST_KILL=RANK:ITERATION the rank RANK SIGKILLs itself when iteration ITERATION starts its MC
-phase (the other rank is then waiting for it inside a collective)."""
+phase (the other rank is then waiting for it inside a collective). With RLREASON_TEST_REPORT_ENGINE=1 each
+rank prints one line `rlreason-test-engine {json}`: its vLLM tensor-parallel group's ranks, taken when the
+engine starts, and its engine's request and token counts, taken when it closes."""
 
 from __future__ import annotations
 
@@ -28,6 +30,30 @@ if target:
             return mc(*args, **kwargs)
 
         loop.train_iteration, loop.assign_vineppo_advantages = tracked, dying_mc
+
+if os.environ.get("RLREASON_TEST_REPORT_ENGINE"):
+    import json
+
+    from rlreason.engine import _vllm_compat as compat
+    from rlreason.engine.vllm_engine import VLLMEngine
+
+    report: dict = {"rank": int(os.environ["RANK"])}
+    build_llm, close = compat.build_llm, VLLMEngine.close
+
+    def reporting_build(*args, **kwargs):
+        llm = build_llm(*args, **kwargs)
+        from vllm.distributed.parallel_state import get_tp_group
+
+        report["tp_group"] = list(get_tp_group().ranks)
+        return llm
+
+    def reporting_close(self):
+        if getattr(self, "llm", None) is not None:
+            report.update(self.stats())
+            print("rlreason-test-engine", json.dumps(report), flush=True)
+        close(self)
+
+    compat.build_llm, VLLMEngine.close = reporting_build, reporting_close
 
 sys.argv = ["rlreason.run", *sys.argv[1:]]
 runpy.run_module("rlreason.run", run_name="__main__", alter_sys=True)

@@ -1,12 +1,17 @@
-"""Who does which request, and which micro-batches each rank runs: pure functions, same on every rank."""
+"""Who does which request, and which micro-batches each rank runs: pure functions, same on every rank; and
+ShardedEngine's split over tensor-parallel groups, with ranks as threads."""
 
 from __future__ import annotations
+
+import threading
 
 import pytest
 
 from rlreason.dist import SINGLE, Dist
+from rlreason.dist.engine import ShardedEngine
 from rlreason.dist.fsdp import micro_batches
 from rlreason.dist.shard import balanced, contiguous
+from rlreason.engine.base import Completion, SamplingParams
 
 
 @pytest.mark.parametrize("n, world", [(0, 2), (1, 2), (7, 2), (8, 3), (5, 8)])
@@ -48,3 +53,63 @@ def test_every_rank_runs_as_many_micro_batches_and_only_real_ones_count(n, size,
 def test_one_process_is_the_plain_chunking():
     assert micro_batches(list(range(5)), 2, SINGLE) == [([0, 1], True), ([2, 3], True), ([4], True)]
     assert SINGLE.all_gather(3) == [3] and SINGLE.broadcast("x") == "x" and SINGLE.sum([1.0]) == [1.0]
+
+
+class ThreadDist(Dist):
+    """A Dist whose all_gather is a real exchange between threads (one per rank)."""
+
+    def __init__(self, rank: int, world: int, board: list, barrier):
+        super().__init__(rank=rank, world=world)
+        self.board, self.barrier = board, barrier
+
+    def all_gather(self, obj):
+        self.board[self.rank] = obj
+        self.barrier.wait()
+        out = list(self.board)
+        self.barrier.wait()  # nobody overwrites the board before everyone has read it
+        return out
+
+
+class EchoEngine:
+    """Records what it was asked; answers each prompt with its own ids, tagged by the engine's rank."""
+
+    version = 0
+
+    def __init__(self, rank: int):
+        self.rank, self.asked = rank, []
+
+    def generate(self, prompts, params, version=None):
+        self.asked.append([list(p) for p in prompts])
+        return [[Completion(list(p), f"rank{self.rank}", [0.0] * len(p), "stop")] for p in prompts]
+
+
+@pytest.mark.parametrize("world, tp", [(4, 2), (4, 1), (4, 4), (6, 3)])
+def test_tensor_parallel_groups_send_the_same_requests_and_everyone_gets_all(world, tp):
+    prompts = [[i, i + 1] for i in range(11)]
+    params = [SamplingParams(max_tokens=1 + i % 3) for i in range(11)]
+    board, barrier = [None] * world, threading.Barrier(world)
+    engines = [EchoEngine(r) for r in range(world)]
+    results = [None] * world
+
+    def rank_main(r):
+        results[r] = ShardedEngine(engines[r], ThreadDist(r, world, board, barrier), tp).generate(prompts, params)
+
+    threads = [threading.Thread(target=rank_main, args=(r,)) for r in range(world)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    groups = [engines[g * tp:(g + 1) * tp] for g in range(world // tp)]
+    for group in groups:  # every rank of one engine was asked exactly the same thing
+        assert all(e.asked == group[0].asked for e in group)
+    sent = [p for group in groups for p in group[0].asked[0]]
+    assert sent == prompts  # the engines split the requests: each once, contiguous, in order
+    for r in range(world):  # every rank has every completion in request order
+        assert [g[0].token_ids for g in results[r]] == prompts
+        assert results[r] == results[0]
+    assert {g[0].text for g in results[0]} <= {f"rank{g * tp}" for g in range(world // tp)}  # groups' first
+
+
+def test_tensor_parallel_must_divide_the_world():
+    with pytest.raises(ValueError, match="must divide"):
+        ShardedEngine(EchoEngine(0), Dist(rank=0, world=4), 3)

@@ -37,8 +37,8 @@ WEIGHT_ATOL = 5e-7  # measured: 1.1e-8 after 2 iterations of 2 steps (the weight
 
 
 def torchrun(run_dir: Path, iterations: int, cache: Path, kill: str | None = None, timeout: int = 900,
-             overrides: list[str] = OVERRIDES):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), RLREASON_CACHE=str(cache))
+             overrides: list[str] = OVERRIDES, env_extra: dict[str, str] | None = None):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), RLREASON_CACHE=str(cache), **(env_extra or {}))
     env.pop("RLREASON_TEST_KILL", None)
     if kill:
         env["RLREASON_TEST_KILL"] = kill
@@ -133,3 +133,63 @@ def test_two_ranks_match_one_process_and_survive_a_killed_rank(make_cfg, vllm_en
     # -- another world size refuses the checkpoint, saying which one to use
     with pytest.raises(ConfigError, match=r"2 process\(es\).*nproc-per-node=2"):
         train(make_cfg(*OVERRIDES[len(SMALL):], "trainer.iterations=4"), two, engine=vllm_engine)
+
+
+def engine_reports(out: str) -> dict[int, dict]:
+    """child.py's per-rank engine lines (RLREASON_TEST_REPORT_ENGINE=1), by rank."""
+    rows = [json.loads(line.split("rlreason-test-engine", 1)[1]) for line in out.splitlines()
+            if "rlreason-test-engine {" in line]
+    return {r["rank"]: r for r in rows}
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_a_tensor_parallel_engine_over_two_ranks_matches_one_process(make_cfg, vllm_engine, tmp_path):
+    """engine.tensor_parallel_size=2 over 2 ranks: one vLLM engine split across both (external_launcher over
+    gloo), both ranks sending it every request. Its tokens are one process's (TP only reorders float sums:
+    in a probe, log-probs moved by at most 6e-6), so the run is the same run."""
+    cache, one, two = tmp_path / "cache", tmp_path / "one", tmp_path / "two"
+    train(make_cfg(*OVERRIDES[len(SMALL):], "trainer.iterations=2"), one, engine=vllm_engine)
+    proc, _ = torchrun(two, 2, cache, overrides=[*OVERRIDES, "engine.tensor_parallel_size=2"],
+                       env_extra={"RLREASON_TEST_REPORT_ENGINE": "1"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+
+    # one engine across both ranks, and each rank's shard of it ran every request (data-parallel
+    # engines would have split them)
+    reports = engine_reports(out)
+    assert sorted(reports) == [0, 1] and all(r["tp_group"] == [0, 1] for r in reports.values()), reports
+    assert reports[0]["requests"] == reports[1]["requests"] > 0
+    assert reports[0]["generated_tokens"] == reports[1]["generated_tokens"] > 0
+
+    assert attempts(two, 2) == attempts(one, 2)  # same samples, hence the same rewards, lengths, order
+    assert selections(two) == selections(one)
+    m1, m2 = metrics(one), metrics(two)
+    for it in (1, 2):
+        for key in ("train/reward", "adv/mean", "adv/abs_mean", "mc/unique_states", "mc/value_mean"):
+            assert m2[it][key] == pytest.approx(m1[it][key], abs=1e-9), (it, key)
+        for key in ("learner/pg_loss", "learner/kl_ref", "learner/grad_norm"):
+            assert m2[it][key] == pytest.approx(m1[it][key], rel=1e-4, abs=1e-7), (it, key)
+    full = full_state_dict(two / "checkpoints" / "iter_000002")["model"]
+    single = load_file(str(one / "checkpoints" / "iter_000002" / "policy" / "model.safetensors"))
+    worst = max((full["policy." + k] - single[k]).abs().max().item() for k in single)
+    assert worst <= WEIGHT_ATOL, worst  # measured: 6.0e-8 (grad_norm off by 2.8e-6 relative, iteration 2)
+    start = load_file(str(ROOT / "rlreason/model/assets/tiny-arith/model.safetensors"))
+    assert max((single[k] - start[k]).abs().max().item() for k in single) > 50 * WEIGHT_ATOL  # it trained
+
+
+@pytest.mark.parametrize("tp, world, local_world, engine, ok", [
+    (2, 2, 2, "vllm", True), (2, 4, 2, "vllm", True), (1, 3, 3, "vllm", True), (4, 1, 1, "vllm", True),
+    (3, 4, 4, "vllm", False), (4, 8, 2, "vllm", False), (2, 2, 2, "hf", False), (0, 2, 2, "vllm", False)])
+def test_tensor_parallel_size_must_fit_the_ranks_of_a_node(make_cfg, tp, world, local_world, engine, ok,
+                                                            monkeypatch):
+    """A tensor-parallel group is T consecutive ranks on one node; validate() (which rlreason.run calls
+    before anything starts, and make_cfg calls here) refuses any other T under torchrun's variables."""
+    monkeypatch.setenv("WORLD_SIZE", str(world))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local_world))
+    overrides = (f"engine={engine}", f"engine.tensor_parallel_size={tp}")
+    if ok:
+        make_cfg(*overrides)
+    else:
+        with pytest.raises(ConfigError, match=f"engine.tensor_parallel_size={tp} "):
+            make_cfg(*overrides)
