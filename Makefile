@@ -14,7 +14,7 @@ PIN     := $(if $(filter cpu,$(EXTRA)),-c constraints-cpu.txt,)
 # and any uv failure falls back to pip.
 INSTALLER ?= uv
 
-.PHONY: setup run test lint bench model clean
+.PHONY: setup run test lint bench model results clean
 
 setup: $(STAMP)
 
@@ -47,6 +47,16 @@ lint: setup
 
 bench: setup
 	$(BIN)/python -m bench.run $(ARGS)
+
+# The results page's figures and tables (experiments/RESULTS.md), from the run dirs of its sweeps.
+SWEEPS ?= multirun
+results: setup
+	$(BIN)/python experiments/sweep_report.py $(SWEEPS)/tune-default --by learner.lr \
+	    --reference "ppo/uniform learner.lr=3e-05" --label "learning-rate tuning, seed 0" -o experiments/figures/tuning
+	$(BIN)/python experiments/sweep_report.py $(SWEEPS)/sweep-default --label "arith, 1-8 steps" \
+	    -o experiments/figures/default
+	$(BIN)/python experiments/sweep_report.py $(SWEEPS)/sweep-long --label "arith, 1-12 steps" \
+	    --diagnose vineppo/uniform -o experiments/figures/long
 
 model: setup
 	$(BIN)/python -m rlreason.model.build $(ARGS)

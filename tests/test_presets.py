@@ -64,7 +64,7 @@ class FakeRoller:
 def test_eval_headline_and_top_p(headline, expected):
     from tests.curriculum.fakes import questions
     roller = FakeRoller()
-    m, _ = evaluate(roller, questions(3), 4, 0.35, True, top_p=0.9, headline_metric=headline)
+    m, _, _ = evaluate(roller, questions(3), 4, 0.35, True, top_p=0.9, headline_metric=headline)
     assert m["eval/accuracy"] == expected and m["eval/greedy"] == 1.0 and m["eval/mean@4"] == 0.25
     assert roller.calls[0] == (4, 0.35, 0.9)
 
