@@ -73,6 +73,20 @@ def metrics(run_dir: Path) -> dict[int, dict]:
 
 @pytest.mark.slow
 @pytest.mark.vllm
+
+def same_metrics_and_weights(one: Path, two: Path) -> tuple[dict, dict]:
+    """Iterations 1 and 2 of the sharded run `two` log what the single process `one` logs (sampling and
+    advantages exactly, learner numbers to float-sum order); returns both runs' iteration-2 weights."""
+    m1, m2 = metrics(one), metrics(two)
+    for it in (1, 2):
+        for key in ("train/reward", "adv/mean", "adv/abs_mean", "mc/unique_states", "mc/value_mean"):
+            assert m2[it][key] == pytest.approx(m1[it][key], abs=1e-9), (it, key)
+        for key in ("learner/pg_loss", "learner/kl_ref", "learner/grad_norm"):
+            assert m2[it][key] == pytest.approx(m1[it][key], rel=1e-4, abs=1e-7), (it, key)
+    full = full_state_dict(two / "checkpoints" / "iter_000002")["model"]
+    single = load_file(str(one / "checkpoints" / "iter_000002" / "policy" / "model.safetensors"))
+    return full, single
+
 def test_two_ranks_match_one_process_and_survive_a_killed_rank(make_cfg, vllm_engine, tmp_path):
     cache, one, two = tmp_path / "cache", tmp_path / "one", tmp_path / "two"
     train(make_cfg(*OVERRIDES[len(SMALL):], "trainer.iterations=2"), one, engine=vllm_engine)
@@ -88,14 +102,7 @@ def test_two_ranks_match_one_process_and_survive_a_killed_rank(make_cfg, vllm_en
     # iteration, 2; the 3-iteration run did not)
     assert attempts(two, 2) == [r for r in attempts(one, 2) if r[2] != "eval" or r[1] == 0]
     assert selections(two) == selections(one)  # the same pools and the same top-k
-    m1, m2 = metrics(one), metrics(two)
-    for it in (1, 2):
-        for key in ("train/reward", "adv/mean", "adv/abs_mean", "mc/unique_states", "mc/value_mean"):
-            assert m2[it][key] == pytest.approx(m1[it][key], abs=1e-9), (it, key)
-        for key in ("learner/pg_loss", "learner/kl_ref", "learner/grad_norm"):
-            assert m2[it][key] == pytest.approx(m1[it][key], rel=1e-4, abs=1e-7), (it, key)
-    full = full_state_dict(two / "checkpoints" / "iter_000002")["model"]
-    single = load_file(str(one / "checkpoints" / "iter_000002" / "policy" / "model.safetensors"))
+    full, single = same_metrics_and_weights(one, two)
     sharded = {k.removeprefix("policy."): v for k, v in full.items() if k.startswith("policy.")}
     assert sharded.keys() >= single.keys()
     worst = max((sharded[k] - single[k]).abs().max().item() for k in single)
@@ -164,14 +171,7 @@ def test_a_tensor_parallel_engine_over_two_ranks_matches_one_process(make_cfg, v
 
     assert attempts(two, 2) == attempts(one, 2)  # same samples, hence the same rewards, lengths, order
     assert selections(two) == selections(one)
-    m1, m2 = metrics(one), metrics(two)
-    for it in (1, 2):
-        for key in ("train/reward", "adv/mean", "adv/abs_mean", "mc/unique_states", "mc/value_mean"):
-            assert m2[it][key] == pytest.approx(m1[it][key], abs=1e-9), (it, key)
-        for key in ("learner/pg_loss", "learner/kl_ref", "learner/grad_norm"):
-            assert m2[it][key] == pytest.approx(m1[it][key], rel=1e-4, abs=1e-7), (it, key)
-    full = full_state_dict(two / "checkpoints" / "iter_000002")["model"]
-    single = load_file(str(one / "checkpoints" / "iter_000002" / "policy" / "model.safetensors"))
+    full, single = same_metrics_and_weights(one, two)
     worst = max((full["policy." + k] - single[k]).abs().max().item() for k in single)
     assert worst <= WEIGHT_ATOL, worst  # measured: 6.0e-8 (grad_norm off by 2.8e-6 relative, iteration 2)
     start = load_file(str(ROOT / "rlreason/model/assets/tiny-arith/model.safetensors"))
