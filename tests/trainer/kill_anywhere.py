@@ -36,7 +36,6 @@ import os
 import queue
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,9 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling modules
+from kill_checks import compare, resume_point  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (tests/trainer/ -> ..)
 MARK = "@@mark"
@@ -236,11 +238,6 @@ class Child:
         return f"{event} (iteration {it})"
 
 
-def resume_point(run_dir: Path) -> int:
-    latest = run_dir / "checkpoints" / "latest"
-    return int(latest.read_text().removeprefix("iter_")) if latest.exists() else 0
-
-
 def durations(marks: list[tuple[float, str, int]]) -> dict[str, float]:
     """Mean seconds per phase from one run's markers."""
     open_at: dict[str, float] = {}
@@ -320,83 +317,6 @@ def one_kill(run_dir: Path, iterations: int, target: str, occurrence: int, typic
             "killed_at_s": None if killed_at is None else round(killed_at, 2), "rc": rc,
             "landed": child.last_mark(), "resume_before": before, "resume_after": resume_point(run_dir),
             "tail": child.tail}
-
-
-# ----------------------------------------------------------------------------------------------- checks
-
-
-def store_rows(run_dir: Path) -> dict[str, list]:
-    con = sqlite3.connect(f"{(run_dir / 'stats.sqlite').resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        return {
-            "counts": con.execute("SELECT iteration, phase, COUNT(*) FROM attempts GROUP BY 1, 2 ORDER BY 1, 2").fetchall(),
-            "attempts": con.execute("SELECT question, iteration, phase, reward, length, policy_version "
-                                    "FROM attempts ORDER BY rowid").fetchall(),
-            "selected": con.execute("SELECT iteration, group_concat(question, ',') FROM "
-                                    "(SELECT * FROM selections WHERE selected = 1 ORDER BY rowid) "
-                                    "GROUP BY iteration ORDER BY iteration").fetchall(),
-            "selections": con.execute("SELECT iteration, question, selected FROM selections ORDER BY rowid").fetchall(),
-            "last_committed": con.execute("SELECT value FROM meta WHERE key = 'last_committed'").fetchall(),
-        }
-    finally:
-        con.close()
-
-
-def metric_rows(run_dir: Path) -> list[dict]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
-
-
-def compare(ref: Path, killed: Path, iterations: int) -> dict[str, object]:
-    import torch
-    from safetensors.torch import load_file
-
-    checks: dict[str, object] = {}
-    a, b = store_rows(ref), store_rows(killed)
-    checks["store_counts_equal"] = a["counts"] == b["counts"]
-    checks["store_attempts_equal"] = a["attempts"] == b["attempts"]
-    checks["store_selections_equal"] = a["selections"] == b["selections"]
-    checks["last_committed"] = int(b["last_committed"][0][0])
-    same = sum(x == y for x, y in zip(a["selected"], b["selected"]))
-    checks["selected_questions_same"] = f"{same}/{len(a['selected'])} iterations"
-    dup = {(it, ph): n for it, ph, n in b["counts"]}
-    expected_iters = set(range(iterations + 1))
-    checks["store_iterations"] = sorted({it for it, _ in dup})
-    ma, mb = metric_rows(ref), metric_rows(killed)
-    checks["metrics_iterations"] = [r["iteration"] for r in mb]
-    checks["metrics_equal"] = ma == mb
-    if not checks["metrics_equal"]:
-        diffs = [(x.get("iteration"), k) for x, y in zip(ma, mb) for k in x if x.get(k) != y.get(k)]
-        checks["metrics_diffs"] = diffs[:10]
-    wa = load_file(str(ref / "checkpoints" / f"iter_{iterations:06d}" / "policy" / "model.safetensors"))
-    wb = load_file(str(killed / "checkpoints" / f"iter_{iterations:06d}" / "policy" / "model.safetensors"))
-    checks["weights_equal"] = wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
-    sa = torch.load(ref / "checkpoints" / f"iter_{iterations:06d}" / "trainer_state.pt", weights_only=False)
-    sb = torch.load(killed / "checkpoints" / f"iter_{iterations:06d}" / "trainer_state.pt", weights_only=False)
-    oa, ob = sa["learner"]["optimizer"]["state"], sb["learner"]["optimizer"]["state"]
-    checks["optimizer_equal"] = oa.keys() == ob.keys() and all(
-        torch.equal(oa[i][k], ob[i][k]) for i in oa for k in oa[i])
-    checks["learner_version"] = (sa["learner"]["version"], sb["learner"]["version"])
-    checks["sampler_state_equal"] = sa["sampler"] == sb["sampler"]
-    checks["rng_state_equal"] = (sa["python_rng"] == sb["python_rng"]
-                                 and torch.equal(sa["torch_rng"], sb["torch_rng"]))
-    evals_a = [{k: v for k, v in e.items()} for e in sa["history"]["evals"]]
-    evals_b = [{k: v for k, v in e.items()} for e in sb["history"]["evals"]]
-    checks["evals_equal"] = evals_a == evals_b
-    summary = json.loads((killed / "summary.json").read_text())
-    checks["summary_iterations"] = summary["iterations"]
-    leftovers = [p.name for p in (killed / "checkpoints").iterdir() if p.name.startswith(".")]
-    leftovers += [p.name for p in killed.iterdir() if p.name.endswith(".tmp")]
-    checks["leftover_temp_files"] = leftovers
-    checks["ok"] = bool(
-        checks["store_counts_equal"] and checks["store_attempts_equal"] and checks["store_selections_equal"]
-        and checks["last_committed"] == iterations and set(checks["store_iterations"]) == expected_iters
-        and checks["metrics_iterations"] == list(range(iterations + 1)) and checks["metrics_equal"]
-        and checks["weights_equal"] and checks["optimizer_equal"] and checks["sampler_state_equal"]
-        and checks["rng_state_equal"] and checks["evals_equal"] and summary["iterations"] == iterations
-        and resume_point(killed) == iterations and not leftovers
-        and same == len(a["selected"]) == iterations)
-    return checks
 
 
 # ------------------------------------------------------------------------------------------------- main
