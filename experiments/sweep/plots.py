@@ -85,11 +85,14 @@ def plot_solve_rates(groups: dict[str, list[Run]], out: Path) -> Path:
     fig, axes = plt.subplots(1, len(algos), figsize=(5 * len(algos), 3.8), squeeze=False, sharey=True)
     for ax, algo in zip(axes[0], algos, strict=True):
         for runs in (rs for rs in groups.values() if rs[0].algo == algo):
-            s, cur = solve_rates(runs), runs[0].curriculum
-            for kind, ls in (("all_solved", "-"), ("none_solved", "--")):
-                if s[kind]["iterations"]:
-                    ax.plot(s[kind]["iterations"], moving_average(np.array(s[kind]["mean"]), SMOOTH), ls=ls,
-                            color=colors[cur], label=f"{cur}: solved by {kind.split('_')[0]}")
+            cur = runs[0].curriculum
+            # A curriculum's pool (phase selection, thin) is what uniform sampling would have trained on.
+            for source, lw, tag in (("solve", 1.8, ""), ("pool_solve", 0.9, " (pool)")):
+                s = solve_rates(runs, source)
+                for kind, ls in (("all_solved", "-"), ("none_solved", "--")):
+                    if s[kind]["iterations"]:
+                        ax.plot(s[kind]["iterations"], moving_average(np.array(s[kind]["mean"]), SMOOTH), ls=ls,
+                                lw=lw, color=colors[cur], label=f"{cur}{tag}: solved by {kind.split('_')[0]}")
         ax.set(title=algo, xlabel="iteration", ylim=(0, 1))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

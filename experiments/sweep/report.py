@@ -38,6 +38,7 @@ def build(groups: dict[str, list[Run]], points: dict[str, list], metrics: list[s
         "equal_wallclock": {m: equal_wallclock(points, m) for m in METRICS},
         "noise": {m: noise(groups, points, m) for m in METRICS},
         "solve_rates": {g: solve_rates(rs) for g, rs in groups.items()},
+        "pool_solve_rates": {g: solve_rates(rs, "pool_solve") for g, rs in groups.items()},
         "paired": [],
     }
     # Differences that share the test questions are measured paired (question noise cancels in part).
@@ -171,10 +172,17 @@ def markdown(report: dict[str, Any], groups: dict[str, list[Run]]) -> str:
             "rewards (greedy responses are stored since commit 097a20c).", ""]
 
     out += ["## Training questions solved by all / none of their attempts", "",
-            "Share of the iteration's training questions (phase train), mean over seeds and over iterations.", ""]
-    rows = [[g, _pts(s["all_solved"]["overall"]), _pts(s["none_solved"]["overall"])]
+            "Share of the iteration's training questions (phase train) and, for a curriculum that scores a "
+            "candidate pool, of that pool (phase selection: what uniform sampling would have drawn), mean over "
+            "seeds and over iterations.", ""]
+    pool = report["pool_solve_rates"]
+
+    def pair(s: dict[str, Any]) -> list[str]:
+        return [_pts(s["all_solved"]["overall"]), _pts(s["none_solved"]["overall"])]
+
+    rows = [[g, *pair(s), *(pair(pool[g]) if pool[g]["all_solved"]["iterations"] else ["—", "—"])]
             for g, s in report["solve_rates"].items()]
-    out += _table(["group", "solved by all", "solved by none"], rows)
+    out += _table(["group", "trained on: solved by all", "by none", "pool: solved by all", "by none"], rows)
     return "\n".join(out)
 
 

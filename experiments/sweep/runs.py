@@ -34,6 +34,8 @@ class Run:
     # phase (eval | eval_greedy) -> iteration -> {question id: mean reward of its attempts}
     per_question: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
     solve: list[SolveFractions] = field(default_factory=list)  # phase train, per iteration
+    # phase selection (a curriculum's candidate pool, rolled out to score it), per iteration
+    pool_solve: list[SolveFractions] = field(default_factory=list)
     summary: dict[str, Any] | None = None
     store_note: str = ""  # why the store could not be read, if it could not
     by: tuple[str, ...] = ()  # more config keys that tell groups apart (e.g. learner.lr in a tuning sweep)
@@ -139,6 +141,7 @@ def read_store(run: Run) -> None:
                     table.setdefault(it, {})[q] = r
                 run.per_question[phase] = table
             run.solve = store.solve_fractions("train")
+            run.pool_solve = store.solve_fractions("selection")
     except (StoreError, sqlite3.Error) as e:
         run.store_note = str(e)
 

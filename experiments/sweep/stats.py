@@ -196,12 +196,14 @@ def mean_by_iteration(series: list[dict[int, float]]) -> tuple[np.ndarray, np.nd
     return np.array(its, dtype=int), np.array([np.mean([s[i] for s in series if i in s]) for i in its])
 
 
-def solve_rates(runs: list[Run]) -> dict[str, Any]:
-    """Share of training questions solved by all / by none of their attempts (phase train), per
-    iteration as the mean over seeds, and the mean over iterations."""
+def solve_rates(runs: list[Run], source: str = "solve") -> dict[str, Any]:
+    """Share of training questions (`source` "solve": phase train) or of a curriculum's candidate pool
+    ("pool_solve": phase selection) solved by all / by none of their attempts, per iteration as the mean
+    over seeds, and the mean over iterations."""
     out: dict[str, Any] = {}
     for kind in ("all_solved", "none_solved"):
-        its, mean = mean_by_iteration([{s.iteration: getattr(s, kind) for s in r.solve} for r in runs if r.solve])
+        its, mean = mean_by_iteration([{s.iteration: getattr(s, kind) for s in getattr(r, source)}
+                                       for r in runs if getattr(r, source)])
         out[kind] = {"iterations": its.tolist(), "mean": mean.tolist(),
                      "overall": float(mean.mean()) if len(mean) else None}
     return out
