@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from rlreason.engine.base import SamplingParams
+from rlreason.algo import vineppo
 from rlreason.learner.critic import ValueModel
 
 SOURCES = ("fresh", "truth")
@@ -22,20 +22,14 @@ SOURCES = ("fresh", "truth")
 def continuation_rewards(engine, grader, prefixes, *, n: int, temperature: float, top_p: float,
                          max_new_tokens: int, stop: tuple[str, ...], seed: int | None, version: int | None
                          ) -> tuple[list[list[float]], int]:
-    """`n` graded continuations of every prefix, one engine call (one request of n samples per prefix;
-    prefix i takes seeds seed + i * n + j). Returns the rewards per prefix and the tokens generated."""
-    params = [SamplingParams(n=n, temperature=temperature, top_p=top_p, stop=stop,
-                             max_tokens=max_new_tokens - len(p.response_ids),
-                             seed=None if seed is None else seed + i * n) for i, p in enumerate(prefixes)]
-    outs = engine.continue_from([list(p.key) for p in prefixes], params, version=version)
-    texts, golds, cut = [], [], []
-    for p, conts in zip(prefixes, outs):
-        for c in conts:
-            texts.append(p.text + c.text)
-            golds.append(p.question.answer)
-            cut.append(c.finish_reason == "length" or len(p.response_ids) + len(c.token_ids) > max_new_tokens)
-    verdicts = grader.grade(texts, golds, cut)
-    rewards = [[v.reward for v in verdicts[i * n:(i + 1) * n]] for i in range(len(prefixes))]
+    """`n` graded continuations of every prefix, one engine call, exactly as VinePPO's MC
+    (rlreason.algo.vineppo.continuation_rewards: prefix i takes seeds seed + i * n + j). Returns the rewards
+    per prefix and the tokens generated."""
+    starts = [len(p.response_ids) for p in prefixes]
+    rewards, outs = vineppo.continuation_rewards(
+        engine, grader, [list(p.key) for p in prefixes], [p.text for p in prefixes],
+        [p.question.answer for p in prefixes], starts, [max_new_tokens - s for s in starts], k=n,
+        temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, stop=stop, seed=seed, version=version)
     return rewards, sum(len(c.token_ids) for conts in outs for c in conts)
 
 

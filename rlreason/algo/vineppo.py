@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rlreason.config import StepsConfig
-from rlreason.engine.base import Engine, SamplingParams
+from rlreason.engine.base import Completion, Engine, SamplingParams
 from rlreason.rollout import Episode
 from rlreason.seeds import SeedStream
 from rlreason.segment import step_token_ends, token_char_offsets
@@ -81,6 +81,28 @@ def step_advantages(values: list[float], reward: float) -> list[float]:
     return [(reward if t == n - 1 else 0.0) + (values[t + 1] if t + 1 < n else 0.0) - values[t] for t in range(n)]
 
 
+def continuation_rewards(engine: Engine, grader: Grader, prefixes: list[list[int]], texts: list[str],
+                         answers: list[str], starts: list[int], budgets: list[int], *, k: int, temperature: float,
+                         top_p: float, max_new_tokens: int, stop: tuple[str, ...], seed: int | None,
+                         version: int | None) -> tuple[list[list[float]], list[list[Completion]]]:
+    """K graded continuations of every prefix (prompt + response tokens, the first `starts[i]` of them
+    response), in one engine call: one request per prefix with its own token budget; prefix i's samples
+    take seeds seed + i * k + j. Each continuation is graded as a full response, the prefix's response
+    text + the continuation; one that reaches the trajectory's token budget (`max_new_tokens` response
+    tokens) counts as truncated. Returns the rewards per prefix and the completions."""
+    params = [SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=b, stop=tuple(stop),
+                             seed=None if seed is None else seed + i * k) for i, b in enumerate(budgets)]
+    outs = engine.continue_from(prefixes, params, version=version)
+    graded, golds, truncated = [], [], []
+    for text, answer, start, conts in zip(texts, answers, starts, outs, strict=True):
+        for c in conts:
+            graded.append(text + c.text)
+            golds.append(answer)
+            truncated.append(c.finish_reason == "length" or start + len(c.token_ids) > max_new_tokens)
+    verdicts = grader.grade(graded, golds, truncated)
+    return [[v.reward for v in verdicts[i * k:(i + 1) * k]] for i in range(len(prefixes))], outs
+
+
 def assign_vineppo_advantages(
     episodes: list[Episode], engine: Engine, grader: Grader, tokenizer, *, task: str, k: int,
     temperature: float, top_p: float, max_new_tokens: int, steps: StepsConfig | None, seeds: SeedStream | None,
@@ -98,26 +120,15 @@ def assign_vineppo_advantages(
 
     states, state_meta, episode_states = dedup_states(episodes, plans)
 
-    # One request per state: its own budget; state i's samples take seeds seed + i * k + j of the block.
+    starts = [plans[e].starts[t] for e, t in state_meta]
+    budgets = [max_new_tokens - st if per_state_budget else max_new_tokens for st in starts]
+    texts = [episodes[e].text[: plans[e].char_starts[t]] for e, t in state_meta]
+    answers = [episodes[e].question.answer for e, _ in state_meta]
     seed = seeds.take("mc", len(states) * k) if seeds is not None else None
-    budgets = [max_new_tokens - plans[e].starts[t] if per_state_budget else max_new_tokens for e, t in state_meta]
-    params = [SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=b, stop=tuple(stop),
-                             seed=None if seed is None else seed + i * k) for i, b in enumerate(budgets)]
-    outs = engine.continue_from(states, params, version=version)
-
-    # Grade every continuation as a full response: the trajectory's text up to the state + continuation.
-    # A continuation that reaches the trajectory's own token budget counts as truncated.
-    texts, golds, truncated = [], [], []
-    for s, conts in enumerate(outs):
-        e, t = state_meta[s]
-        ep, start = episodes[e], plans[e].starts[t]
-        prefix_text = ep.text[: plans[e].char_starts[t]]
-        for c in conts:
-            texts.append(prefix_text + c.text)
-            golds.append(ep.question.answer)
-            truncated.append(c.finish_reason == "length" or start + len(c.token_ids) > max_new_tokens)
-    verdicts = grader.grade(texts, golds, truncated)
-    values = [sum(v.reward for v in verdicts[s * k:(s + 1) * k]) / k for s in range(len(states))]
+    rewards, outs = continuation_rewards(engine, grader, states, texts, answers, starts, budgets, k=k,
+                                         temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                                         stop=stop, seed=seed, version=version)
+    values = [sum(r) / k for r in rewards]
 
     n_steps = n_capped = 0
     for ep, plan, ids in zip(episodes, plans, episode_states):
