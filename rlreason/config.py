@@ -270,8 +270,8 @@ class RewardConfig:
 
 
 @dataclass
-class DistConfig:
-    """Data-parallel runs under torchrun (rlreason/dist/); ignored in a single process."""
+class DistributedConfig:
+    """Data-parallel runs under torchrun (rlreason/distributed/); ignored in a single process."""
     offload_ref: bool = False  # GPUs: keep the reference model's shards in CPU memory between uses
     timeout_s: float = 1800.0  # a collective waiting longer than this fails the run (a rank died or hung)
 
@@ -288,7 +288,7 @@ class Config:
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
-    dist: DistConfig = field(default_factory=DistConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
     seed: int = 0
     run_name: str = MISSING
     resume: str = "auto"  # auto | never | must
@@ -357,9 +357,13 @@ class ConfigError(ValueError):
 
 def check_run_dir(run_dir: Path) -> None:
     """The output dir must be writable before anything is loaded or computed."""
+    import os
+
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write_probe"
+        # One probe per process: under torchrun every rank checks the same dir at once, and a shared
+        # probe file could be unlinked by one rank between another's write and unlink.
+        probe = run_dir / f".write_probe.{os.getpid()}"
         probe.write_text("ok")
         probe.unlink()
     except OSError as e:

@@ -3,7 +3,7 @@
 The same engine, prompt formatting and grader as training (rlreason.rollout.Roller), so the numbers are
 the ones a run's own evals would give. `model.path` may be a model dir or hub id, a run dir (its newest
 intact checkpoint) or a checkpoint dir (RUN/checkpoints/iter_N); a sharded (torchrun) checkpoint is
-exported to a model dir inside the output dir first and removed after (rlreason/dist/export.py). Writes
+exported to a model dir inside the output dir first and removed after (rlreason/distributed/export.py). Writes
 into the output dir
 (hydra.run.dir, default outputs/eval/MODEL-DATA-SPLIT):
 
@@ -44,7 +44,7 @@ class Target:
 
 def resolve_target(cfg) -> Target:
     """What `model.path` points at: a model, a run dir or a checkpoint dir."""
-    from rlreason.dist.export import is_sharded
+    from rlreason.distributed.export import is_sharded
     from rlreason.model.load import resolve_model_path
     from rlreason.trainer import checkpoint
 
@@ -70,7 +70,7 @@ def resolve_target(cfg) -> Target:
     saved = run / ".hydra" / "config.yaml"
     run_cfg = OmegaConf.load(saved) if saved.is_file() else None
     if is_sharded(ckpt):  # no policy/ dir: evaluate_model exports the shards into the output dir first
-        from rlreason.dist.export import base_model
+        from rlreason.distributed.export import base_model
 
         base, tok = base_model(ckpt, os.path.expanduser(cfg.cache_dir))
         return Target("", cfg.model.tokenizer or tok, run_cfg, str(ckpt), base)
@@ -89,7 +89,7 @@ def evaluate_model(cfg, out_dir: Path, engine=None) -> Path:
     model's weights are synced; else one is started on them."""
     import shutil
 
-    from rlreason.dist.export import export
+    from rlreason.distributed.export import export
 
     out_dir.mkdir(parents=True, exist_ok=True)
     target = resolve_target(cfg)
@@ -98,7 +98,7 @@ def evaluate_model(cfg, out_dir: Path, engine=None) -> Path:
     target.weights = str(out_dir / f".export-{Path(target.checkpoint).name}")
     shutil.rmtree(target.weights, ignore_errors=True)  # left by an eval that was killed
     print(f"rlreason: {target.checkpoint} is a sharded checkpoint: exporting it to {target.weights} for this eval "
-          f"(removed after; python -m rlreason.dist.export {target.checkpoint} OUT keeps one)")
+          f"(removed after; python -m rlreason.distributed.export {target.checkpoint} OUT keeps one)")
     try:
         export(Path(target.checkpoint), Path(target.weights), base=target.base, tokenizer=target.tokenizer,
                with_critic=False)

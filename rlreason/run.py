@@ -91,7 +91,7 @@ def main(cfg: DictConfig) -> None:
     except ConfigError as e:
         fail(str(e))
     scrub_saved_configs()
-    from rlreason.dist import slurm
+    from rlreason.distributed import slurm
 
     if slurm.per_node_launch_requested():  # a SLURM task of hydra/launcher=slurm_torchrun: start torchrun
         from hydra.core.hydra_config import HydraConfig

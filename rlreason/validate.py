@@ -211,7 +211,7 @@ def validate(cfg: Any) -> None:
 
 def tensor_parallel_problems(engine: Any, world: int, local_world: int) -> list[str]:
     """Under torchrun, engine.tensor_parallel_size=T makes each T consecutive ranks one vLLM engine
-    (rlreason/dist/engine.py). A group must not straddle nodes (torchrun numbers a node's ranks
+    (rlreason/distributed/engine.py). A group must not straddle nodes (torchrun numbers a node's ranks
     consecutively, so T must divide --nproc-per-node, and with it the world size)."""
     tp = engine.tensor_parallel_size
     if tp < 1:

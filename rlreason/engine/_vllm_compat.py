@@ -92,7 +92,7 @@ def build_llm(cfg: Any, model_path: str, tokenizer_path: str, *, dtype: str, see
     )
     if torch.distributed.is_available() and torch.distributed.is_initialized() and (
             not on_cpu() or cfg.tensor_parallel_size > 1):
-        # Under torchrun (rlreason/dist/): the external launcher takes the rank's GPU from LOCAL_RANK (the
+        # Under torchrun (rlreason/distributed/): the external launcher takes the rank's GPU from LOCAL_RANK (the
         # plain in-process executor would put every rank's engine on cuda:0) and joins the existing process
         # group. Its TP groups are consecutive ranks (ranks 0..T-1 one engine, T..2T-1 the next, ...; vLLM
         # treats the W/T engines as independent "external DP"). With tensor_parallel_size 1 each rank is

@@ -23,8 +23,8 @@ from transformers import AutoModelForCausalLM, get_scheduler
 
 from rlreason.algo.advantages import gae
 from rlreason.algo.losses import clipped_policy_loss, clipped_value_loss, kl_penalty
-from rlreason.dist import SINGLE, Dist
-from rlreason.dist.fsdp import full_weights, gather_lists, micro_batches, norm_value
+from rlreason.distributed import SINGLE, Dist
+from rlreason.distributed.fsdp import full_weights, gather_lists, micro_batches, norm_value
 from rlreason.learner.batch import Batch, pack, unpack
 from rlreason.learner.critic import ValueModel
 from rlreason.rollout import Episode
@@ -49,7 +49,7 @@ class Learner:
                  init_path: str | None = None, dist: Dist = SINGLE, offload_ref: bool = False):
         """`model_path` is the starting model (reference and critic backbone); `init_path`, when
         resuming, holds the policy weights to continue from. `dist`: under torchrun the models are
-        sharded with FSDP2 and each rank trains on its share of every minibatch (rlreason/dist/fsdp.py)."""
+        sharded with FSDP2 and each rank trains on its share of every minibatch (rlreason/distributed/fsdp.py)."""
         self.cfg, self.algo, self.device, self.pad_id, self.temperature = cfg, algo_cfg, device, pad_id, temperature
         self.dist = dist
         load_to = "cpu" if dist.active else device  # sharded runs: fully_shard moves each shard to the device
@@ -66,7 +66,7 @@ class Learner:
             if self.critic is not None:
                 self.critic.backbone.gradient_checkpointing_enable()
         if dist.active:  # before the optimizers: sharding replaces the parameters
-            from rlreason.dist.fsdp import shard_model
+            from rlreason.distributed.fsdp import shard_model
 
             for m in (self.policy, self.critic):
                 if m is not None:
@@ -105,7 +105,7 @@ class Learner:
 
     def _micro_batches(self, episodes: list[Episode]) -> Iterator[tuple[list[Episode], Batch, bool]]:
         """This rank's micro-batches (all of them in one process) and whether each is real or the
-        padding pass a sharded model needs so that every rank runs as many (rlreason/dist/fsdp.py)."""
+        padding pass a sharded model needs so that every rank runs as many (rlreason/distributed/fsdp.py)."""
         for chunk, real in micro_batches(episodes, self.cfg.micro_batch_size, self.dist):
             yield chunk, pack(chunk, self.pad_id).to(self.device), real
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
-from rlreason import dist as distributed
+from rlreason import distributed
 from rlreason.config import ConfigError, check_run_dir, grader_task
 from rlreason.trainer import checkpoint
 from rlreason.validate import tensor_parallel_problems
@@ -184,7 +184,7 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     from rlreason.reward import Grader
     from rlreason.rollout import Roller
 
-    dist = distributed.setup(cfg.dist.timeout_s)
+    dist = distributed.setup(cfg.distributed.timeout_s)
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world))
     if problems := tensor_parallel_problems(cfg.engine, dist.world, local_world):  # train() skips validate()
         raise ConfigError("; ".join(problems))
@@ -224,7 +224,7 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
                              seed=cfg.seed, max_model_len=context)
     grader = Grader(grader_task(cfg), timeout_s=cfg.reward.timeout_s, workers=cfg.reward.workers)
     if dist.active:  # each call split across the ranks' engines and graders, results on every rank
-        from rlreason.dist.engine import ShardedEngine, ShardedGrader
+        from rlreason.distributed.engine import ShardedEngine, ShardedGrader
 
         tp = cfg.engine.tensor_parallel_size if cfg.engine.name == "vllm" else 1
         engine, grader = ShardedEngine(engine, dist, tp), ShardedGrader(grader, dist)
@@ -236,13 +236,13 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
                       total_updates=iterations_updates(cfg), pad_id=tokenizer.pad_token_id,
                       temperature=cfg.rollout.temperature, seed=cfg.seed,
                       gradient_checkpointing=cfg.model.gradient_checkpointing, init_path=policy_path,
-                      dist=dist, offload_ref=cfg.dist.offload_ref)
+                      dist=dist, offload_ref=cfg.distributed.offload_ref)
     run_id = hashlib.sha1(f"{cfg.run_name}|{run_dir.resolve()}".encode()).hexdigest()[:16]
-    if dist.main:  # rank 0 owns the run's shared files (rlreason/dist/rank.py)
+    if dist.main:  # rank 0 owns the run's shared files (rlreason/distributed/rank.py)
         store = StatsStore(run_dir / "stats.sqlite", run_id)
         logger = Logger(cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True))
     else:
-        from rlreason.dist.rank import NullStore, QuietLogger
+        from rlreason.distributed.rank import NullStore, QuietLogger
 
         store, logger = NullStore(), QuietLogger()
     sampler = make_sampler(cfg.curriculum, train, store, cfg.seed)
@@ -254,7 +254,7 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
         run.start_iteration = state["iteration"]
         learner.load_state_dict(state["learner"], optimizers=not dist.active)
         if dist.active:
-            from rlreason.dist.checkpoint import load
+            from rlreason.distributed.checkpoint import load
 
             load(path, learner_state(learner))
         elif learner.critic is not None:
@@ -283,8 +283,8 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
 
 
 def learner_state(learner):
-    """The learner's sharded models and optimizers as one DCP state (rlreason/dist/checkpoint.py)."""
-    from rlreason.dist.checkpoint import LearnerState
+    """The learner's sharded models and optimizers as one DCP state (rlreason/distributed/checkpoint.py)."""
+    from rlreason.distributed.checkpoint import LearnerState
 
     models = {"policy": learner.policy} | ({"critic": learner.critic} if learner.critic is not None else {})
     optimizers = [o for o in (learner.optimizer, getattr(learner, "critic_optimizer", None)) if o is not None]
@@ -307,7 +307,7 @@ def save_checkpoint(run: Run, iteration: int) -> Path:
         "world_size": run.dist.world,
     }
     if run.dist.active:
-        from rlreason.dist import checkpoint as dist_checkpoint
+        from rlreason.distributed import checkpoint as dist_checkpoint
 
         return dist_checkpoint.save(run.run_dir / "checkpoints", iteration, learner_state(run.learner), state,
                                     run.dist, keep=keep)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from rlreason.algo import assign_outcome_advantages, assign_vineppo_advantages
 from rlreason.curriculum import attempts_from_groups as attempts
-from rlreason.dist import SyncMeter, select
+from rlreason.distributed import SyncMeter, select
 from rlreason.seeds import SeedStream
 from rlreason.trainer.build import Run, build, save_checkpoint
 from rlreason.trainer.evaluate import evaluate, headline
@@ -66,7 +66,7 @@ def train_iteration(run: Run, it: int, phases: Phases) -> dict[str, float]:
     roller.seeds = SeedStream(cfg.seed, it)
 
     with phases("selection"):
-        # Global selection: the sampler runs on rank 0, its rollouts on every rank (rlreason/dist/select.py).
+        # Global selection: the sampler runs on rank 0, its rollouts on every rank (rlreason/distributed/select.py).
         sel = select.next_batch(run.dist, run.sampler, it, cfg.trainer.questions_per_iteration, n,
                                 partial(roller, phase="selection"))
     with phases("rollout"):
@@ -150,7 +150,7 @@ def train(cfg, run_dir: Path | None = None, engine=None) -> Path:
             _report(run, path)
     except BaseException:
         # A failing rank leaves at once, without the closing barrier: torchrun then stops the others,
-        # which would otherwise wait in a collective for it (rlreason/dist/__init__.py).
+        # which would otherwise wait in a collective for it (rlreason/distributed/__init__.py).
         run.close(close_engine=engine is None, clean=False)
         raise
     run.close(close_engine=engine is None)

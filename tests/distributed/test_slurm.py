@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rlreason.dist.slurm import first_host, node_command, per_node_launch_requested
+from rlreason.distributed.slurm import first_host, node_command, per_node_launch_requested
 
 
 @pytest.mark.parametrize("nodelist, host", [("gpu[07-08,12]", "gpu07"), ("a1,b2", "a1"), ("node3", "node3"),

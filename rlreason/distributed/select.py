@@ -9,7 +9,7 @@ stored once, by rank 0.
 
 from __future__ import annotations
 
-from rlreason.dist import Dist
+from rlreason.distributed import Dist
 
 _ROLLOUT, _DONE = "rollout", "done"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM
 
-from rlreason.dist.memory import estimate, parameters
+from rlreason.distributed.memory import estimate, parameters
 
 TINY = Path(__file__).resolve().parents[2] / "rlreason" / "model" / "assets" / "tiny-arith"
 

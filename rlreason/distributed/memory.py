@@ -1,10 +1,10 @@
 """Computed GPU memory of a run, per GPU, from the model's architecture (its HF config.json).
 
-    python -m rlreason.dist.memory MODEL_DIR_OR_CONFIG_JSON --gpus 8 --micro-batch 4 --seq 1300
+    python -m rlreason.distributed.memory MODEL_DIR_OR_CONFIG_JSON --gpus 8 --micro-batch 4 --seq 1300
 
 An estimate of the large terms, not a measurement (activations are approximate):
   - training state, sharded over the GPUs by FSDP2: fp32 weights 4 + fp32 gradients 4 + Adam moments 8
-    bytes per parameter; the bf16 reference model 2 bytes per parameter (0 with dist.offload_ref);
+    bytes per parameter; the bf16 reference model 2 bytes per parameter (0 with distributed.offload_ref);
   - the update's peak: the float32 logits of one micro-batch, about 5 copies alive at once in
     learner.token_logprobs (logits, scaled, log-softmax, its exp, the entropy product); the layer-boundary
     hidden states kept by gradient checkpointing; one layer's recompute; two gathered FSDP layers (bf16);

@@ -1,4 +1,4 @@
-"""`torchrun ... tests/dist/child.py OVERRIDES...`: rlreason.run's main, unchanged, except that with
+"""`torchrun ... tests/distributed/child.py OVERRIDES...`: rlreason.run's main, unchanged, except that with
 RLREASON_TEST_KILL=RANK:ITERATION the rank RANK SIGKILLs itself when iteration ITERATION starts its MC
 phase (the other rank is then waiting for it inside a collective). With RLREASON_TEST_REPORT_ENGINE=1 each
 rank prints one line `rlreason-test-engine {json}`: its vLLM tensor-parallel group's ranks, taken when the

@@ -20,8 +20,8 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from rlreason.dist import Dist
-from rlreason.dist.shard import balanced, contiguous
+from rlreason.distributed import Dist
+from rlreason.distributed.shard import balanced, contiguous
 from rlreason.engine.base import Completion, SamplingParams, per_prompt
 
 

