@@ -159,6 +159,30 @@ class RolloutConfig:
 
 
 @dataclass
+class MCConfig:
+    """VinePPO's Monte-Carlo cost options (rlreason/algo/mc.py, vine_tree.py); each states its bias."""
+
+    # Where V(s_0) comes from. mc: K continuations from the prompt (the reference). group: the mean reward
+    # of the question's other N - 1 rollouts, which are N - 1 samples from s_0 already paid for
+    # (leave-one-out, so a trajectory's baseline never sees its own reward: unbiased).
+    v0: str = "mc"
+    # Adaptive K, the reference's confidence-interval-aware expander: start at algo.mc_rollouts, add
+    # new_rollouts to each state whose Wald interval is longer than ci_length, up to max_rollouts.
+    # null: fixed K. Biased towards 0 and 1 (rlreason/algo/mc.py gives the figure).
+    max_rollouts: int | None = None
+    new_rollouts: int = 4
+    ci_length: float = 0.05
+    # Biased shortcut: a question whose N rollouts all got the same reward gets no MC and advantage 0 on
+    # every token (as GRPO/RLOO would give it); the step credit inside such groups is lost.
+    skip_uniform_groups: bool = False
+    # "Vine tree": also train on the MC continuations (their own tokens, the prefix masked) with
+    # advantage r_j - mean of the K - 1 siblings; only those with a non-zero advantage, at most
+    # tree_max per iteration (a seeded uniform subset). rlreason/algo/vine_tree.py says what it weights.
+    tree: bool = False
+    tree_max: int = 128
+
+
+@dataclass
 class AlgoConfig:
     name: str = MISSING  # vineppo | ppo | grpo | rloo
     clip_eps: float = 0.2
@@ -177,7 +201,8 @@ class AlgoConfig:
     # null: off (the reference has no such correction).
     tis_cap: float | None = None
     # vineppo
-    mc_rollouts: int = 9  # K continuations per intermediate state
+    mc_rollouts: int = 9  # K continuations per intermediate state (the first round's, with adaptive K)
+    mc: MCConfig = field(default_factory=MCConfig)
     # ppo (critic + GAE)
     gamma: float = 1.0
     lam: float = 1.0

@@ -31,6 +31,7 @@ CHOICES = {
     "logger.mode": ("auto", "online", "offline", "disabled"),
     "learner.schedule": ("linear", "constant", "cosine"),
     "algo.kl_reduction": ("sequence_sum", "token_mean"),
+    "algo.mc.v0": ("mc", "group"),
     "resume": ("auto", "never", "must"),
     "device": ("auto", "cpu", "cuda"),
     "model.dtype": ("auto", "float32", "bfloat16", "float16"),
@@ -113,6 +114,25 @@ def _raise(problems: list[str]) -> None:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
 
 
+def _mc_problems(cfg: Any) -> list[str]:
+    """VinePPO's MC options (algo.mc, rlreason/algo/mc.py)."""
+    mc, k, out = cfg.algo.mc, cfg.algo.mc_rollouts, []
+    if mc.max_rollouts is not None and mc.max_rollouts < k:
+        out.append(f"algo.mc.max_rollouts={mc.max_rollouts} must be >= algo.mc_rollouts={k} (the first round), "
+                   "or null for a fixed K")
+    if mc.new_rollouts < 1 or mc.ci_length < 0:
+        out.append(f"algo.mc.new_rollouts={mc.new_rollouts} must be >= 1 and algo.mc.ci_length={mc.ci_length} >= 0")
+    if mc.v0 == "group" and cfg.rollout.samples_per_question < 2:
+        out.append("algo.mc.v0=group takes V(s_0) from the other rollouts of the question: it needs "
+                   f"rollout.samples_per_question >= 2 (got {cfg.rollout.samples_per_question})")
+    if mc.tree and k < 2:
+        out.append(f"algo.mc.tree=true gives each continuation the mean of its siblings as baseline: it needs "
+                   f"algo.mc_rollouts >= 2 (got {k})")
+    if mc.tree_max < 1:
+        out.append(f"algo.mc.tree_max={mc.tree_max} must be >= 1")
+    return out
+
+
 def validate(cfg: Any) -> None:
     """Cross-field checks that types cannot express. Raises ConfigError listing every problem."""
     _raise(_schema_problems(cfg, Config))  # the checks below read known, set keys only: typos first
@@ -160,6 +180,7 @@ def validate(cfg: Any) -> None:
         problems.append(f"algo.vf_coef={cfg.algo.vf_coef} must be > 0")
     if not 0 < cfg.algo.clip_eps < 1:
         problems.append(f"algo.clip_eps={cfg.algo.clip_eps} must be in (0, 1)")
+    problems += _mc_problems(cfg)
     steps = cfg.data.steps
     if steps.max_value_steps is not None and steps.max_value_steps < 0:
         problems.append(f"data.steps.max_value_steps={steps.max_value_steps} must be >= 0 or null (no cap)")

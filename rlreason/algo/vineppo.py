@@ -15,15 +15,24 @@ As in the reference (McGill-NLP/VinePPO math_episode_generator_with_mc_advantage
 `_create_value_estimation_requests` / `_compute_step_advantages`), `data.steps.max_value_steps` = M caps
 the estimated states at s_0..s_M; the later states take the trajectory's own return (the reward), so
 their steps get advantage 0 and step M gets reward - V(s_M).
+
+The options that cut the MC cost (algo.mc, each documented with its bias where it has one): V(s_0) from
+the group's other rollouts (v0=group, unbiased), adaptive K (rlreason/algo/mc.py, biased towards 0/1),
+no MC for groups whose rollouts all agree (skip_uniform_groups, biased: drops their step credit), and
+training on the continuations (tree, rlreason/algo/vine_tree.py).
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rlreason.config import StepsConfig
-from rlreason.engine.base import Completion, Engine, SamplingParams
+from rlreason.algo.advantages import rloo_advantages
+from rlreason.algo.mc import adaptive_continuation_rewards, continuation_rewards
+from rlreason.algo.vine_tree import tree_episodes
+from rlreason.config import MCConfig, StepsConfig
+from rlreason.engine.base import Engine
 from rlreason.rollout import Episode
 from rlreason.seeds import SeedStream
 from rlreason.segment import step_token_ends, token_char_offsets
@@ -51,12 +60,13 @@ def plan_steps(ep: Episode, tokenizer, task: str, steps: StepsConfig | None = No
     return StepPlan(starts, ends, char_starts, len(starts) if cap is None else min(len(starts), cap + 1))
 
 
-def dedup_states(episodes: list[Episode], plans: list[StepPlan]
+def dedup_states(episodes: list[Episode], plans: list[StepPlan], first_step: int = 0
                  ) -> tuple[list[list[int]], list[tuple[int, int]], list[list[int]]]:
-    """Unique states by exact token prefix (same prefix, same value), of the estimated steps only.
+    """Unique states by exact token prefix (same prefix, same value), of the estimated steps from
+    `first_step` on (1: s_0 is valued otherwise).
 
     Returns the unique prefixes, the (episode, step) that first produced each, and for every episode
-    the state index of each of its estimated steps.
+    the state index of each of its estimated steps from `first_step` on.
     """
     index: dict[tuple[int, ...], int] = {}
     states: list[list[int]] = []
@@ -65,6 +75,8 @@ def dedup_states(episodes: list[Episode], plans: list[StepPlan]
     for e, (ep, plan) in enumerate(zip(episodes, plans)):
         ids = []
         for t, start in enumerate(plan.starts[:plan.estimated]):
+            if t < first_step:
+                continue
             key = tuple(ep.prompt_ids) + tuple(ep.response_ids[:start])
             if key not in index:
                 index[key] = len(states)
@@ -81,32 +93,35 @@ def step_advantages(values: list[float], reward: float) -> list[float]:
     return [(reward if t == n - 1 else 0.0) + (values[t + 1] if t + 1 < n else 0.0) - values[t] for t in range(n)]
 
 
-def continuation_rewards(engine: Engine, grader: Grader, prefixes: list[list[int]], texts: list[str],
-                         answers: list[str], starts: list[int], budgets: list[int], *, k: int, temperature: float,
-                         top_p: float, max_new_tokens: int, stop: tuple[str, ...], seed: int | None,
-                         version: int | None) -> tuple[list[list[float]], list[list[Completion]]]:
-    """K graded continuations of every prefix (prompt + response tokens, the first `starts[i]` of them
-    response), in one engine call: one request per prefix with its own token budget; prefix i's samples
-    take seeds seed + i * k + j. Each continuation is graded as a full response, the prefix's response
-    text + the continuation; one that reaches the trajectory's token budget (`max_new_tokens` response
-    tokens) counts as truncated. Returns the rewards per prefix and the completions."""
-    params = [SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=b, stop=tuple(stop),
-                             seed=None if seed is None else seed + i * k) for i, b in enumerate(budgets)]
-    outs = engine.continue_from(prefixes, params, version=version)
-    graded, golds, truncated = [], [], []
-    for text, answer, start, conts in zip(texts, answers, starts, outs, strict=True):
-        for c in conts:
-            graded.append(text + c.text)
-            golds.append(answer)
-            truncated.append(c.finish_reason == "length" or start + len(c.token_ids) > max_new_tokens)
-    verdicts = grader.grade(graded, golds, truncated)
-    return [[v.reward for v in verdicts[i * k:(i + 1) * k]] for i in range(len(prefixes))], outs
+def group_loo_values(episodes: list[Episode]) -> list[float]:
+    """V(s_0) per episode from its question's other rollouts: the mean reward of the other N - 1 (the
+    RLOO baseline). Episodes of one question share s_0; a trajectory never sees its own reward."""
+    by_question: dict[str, list[int]] = {}
+    for i, ep in enumerate(episodes):
+        by_question.setdefault(ep.question.id, []).append(i)
+    out = [0.0] * len(episodes)
+    for idx in by_question.values():
+        if len(idx) < 2:
+            raise ValueError("algo.mc.v0=group needs at least 2 rollouts per question")
+        rewards = [episodes[i].reward for i in idx]
+        for i, a, r in zip(idx, rloo_advantages(rewards), rewards):
+            out[i] = r - a  # r - (r - baseline)
+    return out
+
+
+def uniform_group_members(episodes: list[Episode]) -> set[int]:
+    """Indices of the episodes whose question's rollouts all got the same reward."""
+    rewards: dict[str, set[float]] = {}
+    for ep in episodes:
+        rewards.setdefault(ep.question.id, set()).add(ep.reward)
+    return {i for i, ep in enumerate(episodes) if len(rewards[ep.question.id]) == 1}
 
 
 def assign_vineppo_advantages(
     episodes: list[Episode], engine: Engine, grader: Grader, tokenizer, *, task: str, k: int,
     temperature: float, top_p: float, max_new_tokens: int, steps: StepsConfig | None, seeds: SeedStream | None,
-    version: int | None, stop: tuple[str, ...] = (), per_state_budget: bool = True,
+    version: int | None, stop: tuple[str, ...] = (), per_state_budget: bool = True, mc: MCConfig | None = None,
+    tree_out: list[Episode] | None = None,
 ) -> dict[str, float]:
     """Fill `ep.advantages` for every episode with MC step advantages; return MC metrics.
 
@@ -115,41 +130,69 @@ def assign_vineppo_advantages(
     very sample, biasing V(s_0) towards its own return). None: the engine's unseeded stream.
     `per_state_budget=False` asks every state for the full `max_new_tokens`, as rlreason did before
     (only `make bench` uses it, to measure what the per-state budget saves).
+    `mc`: the cost options (algo.mc); `tree_out`: with mc.tree, the continuation episodes to train on
+    are appended to it.
     """
-    plans = [plan_steps(ep, tokenizer, task, steps) for ep in episodes]
+    mc = mc or MCConfig()
+    skipped = uniform_group_members(episodes) if mc.skip_uniform_groups else set()
+    active = [i for i in range(len(episodes)) if i not in skipped]
+    valued = [episodes[i] for i in active]
+    plans = [plan_steps(ep, tokenizer, task, steps) for ep in valued]
+    v0_group = mc.v0 == "group"
+    v0 = group_loo_values(valued) if v0_group and valued else []
 
-    states, state_meta, episode_states = dedup_states(episodes, plans)
+    states, state_meta, episode_states = dedup_states(valued, plans, first_step=1 if v0_group else 0)
 
     starts = [plans[e].starts[t] for e, t in state_meta]
     budgets = [max_new_tokens - st if per_state_budget else max_new_tokens for st in starts]
-    texts = [episodes[e].text[: plans[e].char_starts[t]] for e, t in state_meta]
-    answers = [episodes[e].question.answer for e, _ in state_meta]
-    seed = seeds.take("mc", len(states) * k) if seeds is not None else None
-    rewards, outs = continuation_rewards(engine, grader, states, texts, answers, starts, budgets, k=k,
-                                         temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                                         stop=stop, seed=seed, version=version)
-    values = [sum(r) / k for r in rewards]
+    texts = [valued[e].text[: plans[e].char_starts[t]] for e, t in state_meta]
+    answers = [valued[e].question.answer for e, _ in state_meta]
+    sample = dict(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, stop=stop, version=version)
+    rounds = 1
+    if mc.max_rollouts is not None:
+        rewards, outs, rounds = adaptive_continuation_rewards(
+            engine, grader, states, texts, answers, starts, budgets, k0=k, max_rollouts=mc.max_rollouts,
+            new_rollouts=mc.new_rollouts, ci_threshold=mc.ci_length, seeds=seeds, **sample)
+    else:
+        seed = seeds.take("mc", len(states) * k) if seeds is not None else None
+        rewards, outs = continuation_rewards(engine, grader, states, texts, answers, starts, budgets, k=k,
+                                             seed=seed, **sample) if states else ([], [])
+    values = [sum(r) / len(r) for r in rewards]
 
     n_steps = n_capped = 0
-    for ep, plan, ids in zip(episodes, plans, episode_states):
+    for i in skipped:  # no MC: every token 0, as GRPO / RLOO give a group whose rewards all agree
+        episodes[i].advantages = [0.0] * len(episodes[i].response_ids)
+    for e, (ep, plan, ids) in enumerate(zip(valued, plans, episode_states)):
+        own = ([v0[e]] if v0_group and plan.estimated else []) + [values[i] for i in ids]
         # States past the cap take the trajectory's return (reference: values filled from the end).
-        capped = len(plan.starts) - len(ids)
-        step_adv = step_advantages([values[i] for i in ids] + [ep.reward] * capped, ep.reward)
+        capped = len(plan.starts) - len(own)
+        step_adv = step_advantages(own + [ep.reward] * capped, ep.reward)
         ep.advantages = [0.0] * len(ep.response_ids)
         for a, start, end in zip(step_adv, plan.starts, plan.ends):
             ep.advantages[start:end] = [a] * (end - start)
-        n_steps += len(ids)
+        n_steps += len(own)
         n_capped += capped
 
+    metrics: dict[str, float] = {}
+    if mc.tree and tree_out is not None:
+        rng = random.Random(f"{seeds.run_seed}/{seeds.iteration}/vine_tree" if seeds is not None else "vine_tree")
+        extra, metrics = tree_episodes([valued[e] for e, _ in state_meta], states, rewards, outs,
+                                       limit=mc.tree_max, rng=rng)
+        tree_out += extra
+
+    continuations = sum(len(r) for r in rewards)
     mc_tokens = sum(len(c.token_ids) for conts in outs for c in conts)
-    return {
+    return metrics | {
         "mc/states": float(n_steps),
         "mc/unique_states": float(len(states)),
         "mc/dedup_ratio": n_steps / max(len(states), 1),
-        "mc/continuations": float(len(states) * k),
+        "mc/continuations": float(continuations),
+        "mc/continuations_per_state": continuations / max(len(states), 1),
+        "mc/rounds": float(rounds),
         "mc/tokens": float(mc_tokens),
         "mc/value_mean": sum(values) / max(len(values), 1),
-        "mc/steps_per_episode": (n_steps + n_capped) / max(len(episodes), 1),
+        "mc/steps_per_episode": (n_steps + n_capped) / max(len(valued), 1),
         "mc/capped_states": float(n_capped),
-        "mc/requested_tokens": float(sum(budgets) * k),
+        "mc/skipped_episodes": float(len(skipped)),
+        "mc/requested_tokens": float(sum(b * len(r) for b, r in zip(budgets, rewards))),
     }

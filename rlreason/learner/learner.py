@@ -141,10 +141,14 @@ class Learner:
         and a separate no-grad pass would compute the same numbers again (~1/3 of learner time)."""
         return not (self.cfg.epochs == 1 and self.cfg.minibatch_size >= n_episodes)
 
-    def update(self, episodes: list[Episode]) -> dict[str, float]:
+    def update(self, episodes: list[Episode], extra: list[Episode] = ()) -> dict[str, float]:
         """Apply `epochs` x (len / minibatch) optimizer steps. Episodes must carry advantages
-        (ppo: they are computed here from the critic with GAE)."""
-        old_logp = self.logprobs(episodes) if self.needs_old_logprobs(len(episodes)) else None
+        (ppo: they are computed here from the critic with GAE). `extra` (VinePPO's continuations,
+        algo.mc.tree) are spread evenly over the same minibatches: they add tokens to each step, not
+        steps, so the number of optimizer steps and the LR schedule stay what the config says."""
+        n_traj = len(episodes)
+        episodes = list(episodes) + list(extra)
+        old_logp = self.logprobs(episodes) if self.needs_old_logprobs(n_traj) else None
         ref_logp = self.logprobs(episodes, self.ref) if self.ref is not None else None
         old_values = self.values(episodes) if self.critic is not None else None
         if old_values is not None:
@@ -154,14 +158,17 @@ class Learner:
                     rewards[-1] = ep.reward
                 ep.advantages, ep.returns = gae(rewards, v, self.algo.gamma, self.algo.lam)
         metrics: dict[str, list[float]] = defaultdict(list)
-        order = list(range(len(episodes)))
+        order, order_extra = list(range(n_traj)), list(range(n_traj, len(episodes)))
         mb = self.cfg.minibatch_size
+        steps = -(-n_traj // mb)
         try:
             self._train_mode(True)
             for epoch in range(self.cfg.epochs):
                 self.rng.shuffle(order)
-                for start in range(0, len(order), mb):
-                    idx = order[start : start + mb]
+                if order_extra:
+                    self.rng.shuffle(order_extra)
+                for step in range(steps):
+                    idx = order[step * mb : (step + 1) * mb] + order_extra[step::steps]
                     for k, v in self._step(episodes, idx, old_logp, ref_logp, old_values, epoch == 0).items():
                         metrics[k].append(v)
         finally:

@@ -73,6 +73,7 @@ def train_iteration(run: Run, it: int, phases: Phases) -> dict[str, float]:
         groups = sel.groups if sel.groups is not None else roller(sel.questions, n)
     episodes = [ep for g in groups for ep in g]
     metrics = dict(sel.metrics)  # curriculum/*: hit histograms, learnability, rollouts spent on selection
+    tree: list = []  # algo.mc.tree: VinePPO's continuations, trained beside the trajectories
 
     with phases("mc" if cfg.algo.name == "vineppo" else "advantages"):
         if cfg.algo.name == "vineppo":
@@ -80,13 +81,13 @@ def train_iteration(run: Run, it: int, phases: Phases) -> dict[str, float]:
                 episodes, run.engine, run.grader, run.tokenizer, task=run.roller.task, k=cfg.algo.mc_rollouts,
                 temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
                 max_new_tokens=cfg.rollout.max_new_tokens, steps=cfg.data.steps, stop=tuple(cfg.rollout.stop),
-                seeds=roller.seeds, version=learner.version)
+                seeds=roller.seeds, version=learner.version, mc=cfg.algo.mc, tree_out=tree)
         elif cfg.algo.name in ("grpo", "rloo"):
             metrics |= assign_outcome_advantages(cfg.algo.name, groups, cfg.algo.normalize_std)
 
     with phases("learner"):
         run.engine.sleep()  # engine.sleep_mode on GPUs: the update gets the engine's memory (no-op on CPU)
-        metrics |= {f"learner/{k}": v for k, v in learner.update(episodes).items()}
+        metrics |= {f"learner/{k}": v for k, v in learner.update(episodes, tree).items()}
     with phases("sync"), SyncMeter(metrics):
         run.engine.wake_up()
         run.engine.sync_weights(learner.named_weights(), learner.version)

@@ -129,3 +129,72 @@ def test_per_state_budget_generates_fewer_tokens_on_the_real_engine(vllm_engine,
     assert out[True]["mc/requested_tokens"] < out[False]["mc/requested_tokens"]
     assert out[True]["mc/tokens"] <= out[False]["mc/tokens"]
     assert out[True]["mc/unique_states"] == out[False]["mc/unique_states"]
+
+
+# --- the cost options (algo.mc) ---
+
+def two_groups(tokenizer, rewards_a, rewards_b):
+    qa, qb = Question(id="a", problem="p", answer="1"), Question(id="b", problem="p", answer="1")
+    out = []
+    for q, rewards, prompt in ((qa, rewards_a, (1, 2)), (qb, rewards_b, (3,))):
+        for i, r in enumerate(rewards):
+            e = line_episode(tokenizer, 2 + i, r, prompt=prompt)
+            e.question = q
+            out.append(e)
+    return out
+
+
+def assign(eps, tokenizer, engine, grader, **mc):
+    from rlreason.algo.vineppo import assign_vineppo_advantages
+    from rlreason.config import MCConfig
+
+    tree = []
+    m = assign_vineppo_advantages(eps, engine, grader, tokenizer, task="arith", k=2, temperature=1.0, top_p=1.0,
+                                  max_new_tokens=200, steps=None, seeds=SeedStream(0, 1), version=None,
+                                  mc=MCConfig(**mc), tree_out=tree)
+    return m, tree
+
+
+def test_v0_from_the_group_is_the_leave_one_out_mean_and_the_prompts_get_no_continuations(tiny_tokenizer):
+    from rlreason.algo.vineppo import plan_steps
+
+    eps = two_groups(tiny_tokenizer, [1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 1.0])
+    engine = Recorder()
+    m, _ = assign(eps, tiny_tokenizer, engine, ConstGrader(0.25), v0="group")
+    prefixes, _ = engine.calls[0]
+    assert not {(1, 2), (3,)} & {tuple(p) for p in prefixes}  # s_0 of either question is never continued
+    for e in eps:
+        group = [x.reward for x in eps if x.question.id == e.question.id and x is not e]
+        v0 = sum(group) / len(group)
+        first_step = e.advantages[0]
+        assert first_step == pytest.approx(0.25 - v0)  # A_0 = V(s_1) - V(s_0), V(s_1) from MC (0.25)
+        assert len(plan_steps(e, tiny_tokenizer, "arith").starts) > 1
+    assert m["mc/states"] == sum(len(plan_steps(e, tiny_tokenizer, "arith").starts) for e in eps)
+
+
+def test_skip_uniform_groups_gives_zero_advantages_and_spends_no_mc_on_them(tiny_tokenizer):
+    eps = two_groups(tiny_tokenizer, [1.0, 1.0, 1.0], [0.0, 1.0])
+    engine = Recorder()
+    m, _ = assign(eps, tiny_tokenizer, engine, ConstGrader(0.5), skip_uniform_groups=True)
+    prefixes, _ = engine.calls[0]
+    assert all(tuple(p[:1]) == (3,) for p in prefixes)  # only question b's states
+    assert all(a == 0.0 for e in eps[:3] for a in e.advantages) and m["mc/skipped_episodes"] == 3
+    assert any(a != 0.0 for e in eps[3:] for a in e.advantages)
+
+
+class AlternatingGrader:
+    """Continuations alternate right / wrong: every state is mixed after its first two."""
+
+    def grade(self, texts, golds, truncated):
+        from rlreason.reward.grader import Verdict
+        return [Verdict(float(i % 2), "") for i in range(len(texts))]
+
+
+def test_adaptive_k_and_the_tree_through_the_mc_phase(tiny_tokenizer):
+    eps = two_groups(tiny_tokenizer, [1.0, 0.0], [0.0, 1.0])
+    engine = Recorder()
+    m, tree = assign(eps, tiny_tokenizer, engine, AlternatingGrader(), max_rollouts=6, new_rollouts=2, tree=True,
+                     tree_max=5)
+    assert len(engine.calls) == 3 and m["mc/rounds"] == 3 and m["mc/continuations_per_state"] == 6
+    assert m["tree/eligible"] == 6 * m["mc/unique_states"] and len(tree) == m["tree/episodes"] == 5
+    assert {tuple(t.prompt_ids) for t in tree} <= {tuple(p) for p in engine.calls[0][0]}

@@ -145,3 +145,14 @@ def test_tis_weights_and_mismatch_statistics_on_the_real_engine(vllm_engine, ini
     assert abs(m["pg_loss"] - -sum(wi * ai for wi, ai in zip(w, advs)) / len(advs)) < 1e-5
     off = learner(tiny_model_dir, pad).update(eps)
     assert "tis_weight_mean" not in off and abs(off["pg_loss"] + sum(advs) / len(advs)) < 1e-5
+
+
+def test_extra_episodes_join_the_trajectories_steps_instead_of_adding_steps(tiny_model_dir, tiny_tokenizer):
+    """VinePPO's continuations (algo.mc.tree) ride in the trajectories' minibatches: 16 trajectories in
+    minibatches of 8 are 2 optimizer steps with or without 6 extra episodes, and the extras move the weights."""
+    pad = tiny_tokenizer.pad_token_id
+    plain, with_extra = learner(tiny_model_dir, pad, "vineppo"), learner(tiny_model_dir, pad, "vineppo")
+    plain.update(episodes(16))
+    with_extra.update(episodes(16), episodes(6))
+    assert plain.version == with_extra.version == 2
+    assert not all(torch.allclose(x, y) for x, y in zip(weights(plain).values(), weights(with_extra).values()))

@@ -35,6 +35,21 @@ def test_vineppo_iteration_on_vllm(make_cfg, vllm_engine, tmp_path):
 
 
 @pytest.mark.vllm
+def test_vineppo_cost_options_run_end_to_end_and_train_on_the_continuations(make_cfg, vllm_engine, tmp_path):
+    """V(s_0) from the group, adaptive K and the vine tree together, on the real engine: the prompt states
+    get no continuations, states that disagree get more, and the learner sees the continuations."""
+    cfg = make_cfg("algo=vineppo", "trainer.iterations=1", "algo.mc.v0=group", "algo.mc.max_rollouts=4",
+                   "algo.mc.new_rollouts=2", "algo.mc.tree=true", "algo.mc.tree_max=12", "trainer.eval_every=100")
+    s = _summary(train(cfg, tmp_path, engine=vllm_engine))
+    assert s["iterations"] == 1 and s["skipped_updates"] == 0
+    (r,) = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines() if "train/reward" in line]
+    assert 2 <= r["mc/continuations_per_state"] <= 4 and r["mc/rounds"] >= 1
+    assert 0 < r["tree/episodes"] <= 12
+    # the continuations join the trajectories' minibatches: 16 trajectories / 8 = 2 steps, as without them
+    assert r["learner/lr"] > 0 and s["skipped_updates"] == 0
+
+
+@pytest.mark.vllm
 @pytest.mark.parametrize("algo", ["ppo", "grpo", "rloo"])
 def test_baselines_run_end_to_end_on_vllm(make_cfg, vllm_engine, tmp_path, algo):
     cfg = make_cfg(f"algo={algo}", "trainer.iterations=1", "trainer.eval_every=1")

@@ -1,0 +1,111 @@
+"""VinePPO's Monte-Carlo sampling: K graded continuations per state, fixed or adaptive.
+
+`continuation_rewards` is the one place continuations are sampled and graded (VinePPO's MC phase and
+experiments/value_analysis.py both call it). `adaptive_continuation_rewards` is the reference's
+confidence-interval-aware expander (McGill-NLP/VinePPO src/treetune/inference_strategies/tree_inference/
+expansion.py `ConfidenceIntervalAwareEfficientIIDExpander`, configs/episode_generators/
+ciAwre_10ir_4nr_ci0.05.jsonnet: start 10, add 4, at most 30, CI length 0.05), batched: every round is one
+engine call over all the states still open.
+
+The reference's rule, kept exactly: after n continuations with mean p, the state's interval length is
+2 * 1.96 * sqrt(p (1 - p) / n) (Wald); while it exceeds `ci_length` and n < `max_rollouts`, sample
+`new_rollouts` more (the last round only up to the cap). A state whose first K0 continuations all agree
+(p = 0 or 1) has length 0 and stops at once; at the sizes used (n <= 30, threshold 0.05) every state
+with mixed results runs to the cap, so the rule reads: "K0 if unanimous, else the cap".
+
+Bias of stopping early (the mean of a sample whose size depends on its own values is not unbiased):
+with K0 = 2 and cap 4, E[V] = p^2 + p (1 - p) (1 + 2p) / 2, e.g. 0.152 at p = 0.2 (bias -0.048), 0.5 at
+p = 0.5, 0.848 at p = 0.8: values are pulled towards 0 and 1, at most by ~0.05 at K0 = 2 (smaller for a
+larger K0). `expected_adaptive_value` computes it exactly; tests/algo/test_mc.py checks the sampler
+against it. Off by default (algo.mc.max_rollouts = null).
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import accumulate
+from typing import TYPE_CHECKING
+
+from rlreason.engine.base import Completion, Engine, SamplingParams
+
+if TYPE_CHECKING:
+    from rlreason.reward import Grader
+    from rlreason.seeds import SeedStream
+
+
+def continuation_rewards(engine: Engine, grader: Grader, prefixes: list[list[int]], texts: list[str],
+                         answers: list[str], starts: list[int], budgets: list[int], *, k: int | list[int],
+                         temperature: float, top_p: float, max_new_tokens: int, stop: tuple[str, ...],
+                         seed: int | None, version: int | None) -> tuple[list[list[float]], list[list[Completion]]]:
+    """k[i] graded continuations of every prefix (prompt + response tokens, the first `starts[i]` of them
+    response), in one engine call: one request per prefix with its own token budget; prefix i's samples
+    take seeds seed + sum(k[:i]) + j (seed + i * k + j for one k). Each continuation is graded as a full
+    response, the prefix's response text + the continuation; one that reaches the trajectory's token
+    budget (`max_new_tokens` response tokens) counts as truncated. Returns the rewards per prefix and the
+    completions."""
+    ks = [k] * len(prefixes) if isinstance(k, int) else list(k)
+    offsets = [0, *accumulate(ks)]
+    params = [SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=b, stop=tuple(stop),
+                             seed=None if seed is None else seed + offsets[i]) for i, (n, b) in enumerate(zip(ks, budgets))]
+    outs = engine.continue_from(prefixes, params, version=version)
+    graded, golds, truncated = [], [], []
+    for text, answer, start, conts in zip(texts, answers, starts, outs, strict=True):
+        for c in conts:
+            graded.append(text + c.text)
+            golds.append(answer)
+            truncated.append(c.finish_reason == "length" or start + len(c.token_ids) > max_new_tokens)
+    verdicts = grader.grade(graded, golds, truncated)
+    return [[v.reward for v in verdicts[offsets[i]:offsets[i + 1]]] for i in range(len(prefixes))], outs
+
+
+def ci_length(rewards: list[float], z: float = 1.96) -> float:
+    """The reference's interval length for a mean of 0/1 rewards: 2 z sqrt(p (1 - p) / n)."""
+    p = sum(rewards) / len(rewards)
+    return 2 * z * math.sqrt(max(p * (1 - p), 0.0) / len(rewards))
+
+
+def adaptive_continuation_rewards(engine: Engine, grader: Grader, prefixes: list[list[int]], texts: list[str],
+                                  answers: list[str], starts: list[int], budgets: list[int], *, k0: int,
+                                  max_rollouts: int, new_rollouts: int, ci_threshold: float, seeds: SeedStream | None,
+                                  **sample) -> tuple[list[list[float]], list[list[Completion]], int]:
+    """K0 continuations of every prefix, then rounds of `new_rollouts` more for the prefixes whose
+    interval is still longer than `ci_threshold`, up to `max_rollouts` each (one engine call per round).
+    Seeds come from the iteration's "mc" block, each round its own fresh ones. Returns the rewards and
+    completions per prefix (each list as long as that prefix's sample) and the number of rounds."""
+    rewards: list[list[float]] = [[] for _ in prefixes]
+    outs: list[list[Completion]] = [[] for _ in prefixes]
+    open_, want, rounds = list(range(len(prefixes))), [k0] * len(prefixes), 0
+    while open_:
+        ks = [want[i] for i in open_]
+        seed = seeds.take("mc", sum(ks)) if seeds is not None else None
+        r, o = continuation_rewards(engine, grader, [prefixes[i] for i in open_], [texts[i] for i in open_],
+                                    [answers[i] for i in open_], [starts[i] for i in open_],
+                                    [budgets[i] for i in open_], k=ks, seed=seed, **sample)
+        for i, ri, oi in zip(open_, r, o):
+            rewards[i] += ri
+            outs[i] += oi
+        rounds += 1
+        open_ = [i for i in open_ if len(rewards[i]) < max_rollouts and ci_length(rewards[i]) > ci_threshold]
+        want = {i: min(new_rollouts, max_rollouts - len(rewards[i])) for i in open_}
+    return rewards, outs, rounds
+
+
+def expected_adaptive_value(p: float, k0: int, max_rollouts: int, new_rollouts: int, ci_threshold: float) -> float:
+    """E[mean of the adaptive sample] for a state whose continuations succeed with probability p, by
+    exact enumeration over the success counts (the bias of stopping early is this minus p)."""
+    from math import comb
+
+    # dist maps (successes, n) of a still-open state to its probability
+    dist, expected = {(s, k0): comb(k0, s) * p ** s * (1 - p) ** (k0 - s) for s in range(k0 + 1)}, 0.0
+    while dist:
+        nxt: dict[tuple[int, int], float] = {}
+        for (s, n), pr in dist.items():
+            if n >= max_rollouts or ci_length([1.0] * s + [0.0] * (n - s)) <= ci_threshold:
+                expected += pr * s / n
+                continue
+            m = min(new_rollouts, max_rollouts - n)
+            for j in range(m + 1):
+                key = (s + j, n + m)
+                nxt[key] = nxt.get(key, 0.0) + pr * comb(m, j) * p ** j * (1 - p) ** (m - j)
+        dist = nxt
+    return expected
