@@ -50,11 +50,26 @@ def compose_cfg(*overrides: str):
     return cfg
 
 
-def variants(extra: tuple[str, ...]) -> dict[str, list[str]]:
-    """name -> overrides: the three algorithms, plus VinePPO at the paper's K when that is not the default."""
+# VinePPO's MC cost options (algo.mc, rlreason/algo/mc.py), each alone on top of the configured K, and the
+# combination the results page's sweep runs (experiments/RESULTS.md, "VinePPO that pays for itself").
+CUTS = {
+    "v0group": ["algo.mc.v0=group"],
+    "adaptive": ["algo.mc_rollouts=2", "algo.mc.max_rollouts=${algo.mc_rollouts_cap}"],
+    "skipuniform": ["algo.mc.skip_uniform_groups=true"],
+    "tree": ["algo.mc.tree=true"],
+}
+
+
+def variants(extra: tuple[str, ...], cuts: bool = True) -> dict[str, list[str]]:
+    """name -> overrides: the three algorithms, VinePPO at the paper's K when that is not the default,
+    and VinePPO with each MC cut (adaptive K: 2 first, up to the configured K where the first 2 disagree)."""
     out = {algo: [f"algo={algo}", *extra] for algo in ALGOS}
-    if compose_cfg("algo=vineppo", *extra).algo.mc_rollouts != PAPER_K:
+    k = compose_cfg("algo=vineppo", *extra).algo.mc_rollouts
+    if k != PAPER_K:
         out[f"vineppo_k{PAPER_K}"] = ["algo=vineppo", *extra, f"algo.mc_rollouts={PAPER_K}"]
+    for name, overrides in CUTS.items() if cuts else ():
+        out[f"vineppo_{name}"] = ["algo=vineppo", *extra,
+                                  *(o.replace("${algo.mc_rollouts_cap}", str(k)) for o in overrides)]
     return out
 
 
@@ -144,8 +159,12 @@ def summarise(name: str, cfg, secs: list[float], spent: list[dict[str, float]],
     out[f"{name}/prefix_cache_hit_rate"] = mean(hits) if hits else "not exposed"
     if cfg.algo.name == "vineppo":
         out[f"{name}/mc_rollouts"] = int(cfg.algo.mc_rollouts)
-        for key in ("states", "unique_states", "dedup_ratio", "continuations", "tokens", "steps_per_episode"):
+        for key in ("states", "unique_states", "dedup_ratio", "continuations", "tokens", "steps_per_episode",
+                    "rounds", "uniform_group_abs_adv_share"):
             out[f"{name}/mc_{key}"] = mean(m[f"mc/{key}"] for m in metrics)
+        if cfg.algo.mc.tree:
+            for key in ("eligible", "episodes", "tokens"):
+                out[f"{name}/tree_{key}"] = mean(m.get(f"tree/{key}", 0.0) for m in metrics)
         # The mc phase (grading of the continuations excluded: that is the grading phase) = the engine's
         # continue_from + the Python around it.
         mc_s = phase_s.get("mc", 0.0)
@@ -198,6 +217,9 @@ def run(extra: tuple[str, ...] = (), warmup: int = WARMUP, timed: int = TIMED) -
     for name, cfg in cfgs.items():
         out |= summarise(name, cfg, secs[name], spent[name], metrics[name])
     for name in cfgs:
+        if name.startswith("vineppo_") and "vineppo" in cfgs:  # each cut against plain VinePPO
+            out[f"{name}_over_vineppo"] = out[f"{name}/iteration_s"] / out["vineppo/iteration_s"]
+            out[f"{name}_mc_tokens_over_vineppo"] = out[f"{name}/mc_tokens"] / out["vineppo/mc_tokens"]
         if name.startswith("vineppo"):
             for other in ("ppo", "grpo"):
                 out[f"{name}_over_{other}"] = out[f"{name}/iteration_s"] / out[f"{other}/iteration_s"]

@@ -173,12 +173,19 @@ def assign_vineppo_advantages(
         n_steps += len(own)
         n_capped += capped
 
-    metrics: dict[str, float] = {}
+    # What skip_uniform_groups would drop (or dropped: then 0): the share of the advantage mass in groups
+    # whose rollouts all agree, the bias of that shortcut in one number.
+    uniform = uniform_group_members(episodes)
+    mass = [sum(abs(a) for a in ep.advantages) for ep in episodes]
+    metrics: dict[str, float] = {"mc/uniform_group_abs_adv_share": sum(mass[i] for i in uniform) / (sum(mass) or 1.0),
+                                 "mc/uniform_groups": len({episodes[i].question.id for i in uniform})
+                                 / max(len({ep.question.id for ep in episodes}), 1)}
     if mc.tree and tree_out is not None:
         rng = random.Random(f"{seeds.run_seed}/{seeds.iteration}/vine_tree" if seeds is not None else "vine_tree")
-        extra, metrics = tree_episodes([valued[e] for e, _ in state_meta], states, rewards, outs,
+        extra, tree_metrics = tree_episodes([valued[e] for e, _ in state_meta], states, rewards, outs,
                                        limit=mc.tree_max, rng=rng)
         tree_out += extra
+        metrics |= tree_metrics
 
     continuations = sum(len(r) for r in rewards)
     mc_tokens = sum(len(c.token_ids) for conts in outs for c in conts)
