@@ -215,6 +215,10 @@ class CurriculumConfig:
     explore_frac: float = 0.25  # learnability_history: share of the batch for unseen/stale questions
     skip_prob: float = 0.9  # skip_zero_variance: chance to skip an all-equal question
     max_refill_rounds: int = 4  # filter_groups: extra sampling rounds to refill the batch
+    # How every curriculum walks the train set: false = epochs without replacement (each question once per
+    # epoch); true = a fresh random subset every iteration, seeded by (seed, iteration), no repeats within
+    # an iteration (the reference's dataset_sample_with_replacement, experiment=paper).
+    with_replacement: bool = False
     # sfl, LILO's buffered variant (thomfoster/VinePPO math_episode_generator_with_sfl.py; defaults: its
     # configs/true_sfl/true_sfl_rec_config_math.jsonnet): every refresh_every (T) iterations roll out
     # n_candidates (N) random questions n_select (L) times and keep the buffer_size (K) best by p(1-p);
