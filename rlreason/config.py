@@ -196,7 +196,10 @@ class LearnerConfig:
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_ratio: float = 0.03
-    schedule: str = "linear"  # linear | constant | cosine
+    # linear: transformers' warmup from 0; log: the reference's DeepSpeed WarmupDecayLR warmup, lr x
+    # log(step + 1) / log(W) over W = max(2, ceil(warmup_ratio x steps)) (rlreason/learner/schedule.py)
+    warmup: str = "linear"  # linear | log
+    schedule: str = "linear"  # after warmup: linear (decay to 0) | constant | cosine (warmup=linear only)
     grad_clip: float = 1.0
     epochs: int = 2  # PPO epochs over each iteration's episodes
     minibatch_size: int = 64  # episodes per optimizer step
