@@ -13,7 +13,7 @@ warmup_num_steps = ceil(warmup_ratio x total) and total_num_steps = the run's op
 Here step s of the optimizer runs at lr x factor(s) (torch's LambdaLR). The reference's DeepSpeed 0.14.1
 steps its scheduler only after each optimizer step and never before the first, so its first step ran at
 the full learning rate and step s + 1 at factor(s); this schedule is that sequence without the stray
-full-rate first step (DeepSpeed fixed it in 0.15.2, PR #6597).
+full-rate first step (DeepSpeed issue #6569, fixed by PR #6597).
 """
 
 from __future__ import annotations
