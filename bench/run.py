@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 SECTIONS: dict[str, str] = {  # name -> module with run()
+    "curriculum": "bench.curriculum",
     "engine": "bench.engine",
     "iteration": "bench.iteration",
     "mc_budget": "bench.mc_budget",

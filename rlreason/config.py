@@ -221,7 +221,10 @@ class LearnerConfig:
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_ratio: float = 0.03
-    schedule: str = "linear"  # linear | constant | cosine
+    # linear: transformers' warmup from 0; log: the reference's DeepSpeed WarmupDecayLR warmup, lr x
+    # log(step + 1) / log(W) over W = max(2, ceil(warmup_ratio x steps)) (rlreason/learner/schedule.py)
+    warmup: str = "linear"  # linear | log
+    schedule: str = "linear"  # after warmup: linear (decay to 0) | constant | cosine (warmup=linear only)
     grad_clip: float = 1.0
     epochs: int = 2  # PPO epochs over each iteration's episodes
     minibatch_size: int = 64  # episodes per optimizer step
@@ -240,6 +243,10 @@ class CurriculumConfig:
     explore_frac: float = 0.25  # learnability_history: share of the batch for unseen/stale questions
     skip_prob: float = 0.9  # skip_zero_variance: chance to skip an all-equal question
     max_refill_rounds: int = 4  # filter_groups: extra sampling rounds to refill the batch
+    # How every curriculum walks the train set: false = epochs without replacement (each question once per
+    # epoch); true = a fresh random subset every iteration, seeded by (seed, iteration), no repeats within
+    # an iteration (the reference's dataset_sample_with_replacement, experiment=paper).
+    with_replacement: bool = False
     # sfl, LILO's buffered variant (thomfoster/VinePPO math_episode_generator_with_sfl.py; defaults: its
     # configs/true_sfl/true_sfl_rec_config_math.jsonnet): every refresh_every (T) iterations roll out
     # n_candidates (N) random questions n_select (L) times and keep the buffer_size (K) best by p(1-p);

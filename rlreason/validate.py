@@ -30,6 +30,7 @@ CHOICES = {
     "logger.name": ("console", "wandb"),
     "logger.mode": ("auto", "online", "offline", "disabled"),
     "learner.schedule": ("linear", "constant", "cosine"),
+    "learner.warmup": ("linear", "log"),
     "algo.kl_reduction": ("sequence_sum", "token_mean"),
     "algo.mc.v0": ("mc", "group"),
     "resume": ("auto", "never", "must"),
@@ -171,6 +172,9 @@ def validate(cfg: Any) -> None:
         problems.append(f"learner.lr={cfg.learner.lr} must be > 0")
     if not 0 <= cfg.learner.warmup_ratio < 1:
         problems.append(f"learner.warmup_ratio={cfg.learner.warmup_ratio} must be in [0, 1)")
+    if cfg.learner.warmup == "log" and cfg.learner.schedule == "cosine":
+        problems.append("learner.warmup=log decays linearly (schedule=linear, DeepSpeed's WarmupDecayLR) or not at "
+                        "all (schedule=constant, WarmupLR); cosine needs learner.warmup=linear")
     if cfg.algo.kl_coef < 0:
         problems.append(f"algo.kl_coef={cfg.algo.kl_coef} must be >= 0 (0 disables the KL term)")
     for path in ("algo.ratio_threshold", "algo.tis_cap"):

@@ -82,3 +82,29 @@ def test_scale_presets_are_the_paper_run_on_the_public_sft_checkpoints(preset, m
     assert cfg.run_name == f"{preset}-s0-w8"  # a sharded run keeps its own run dir
     monkeypatch.delenv("WORLD_SIZE")
     assert compose_cfg(f"experiment={preset}").run_name == f"{preset}-s0"
+
+
+@pytest.mark.parametrize("preset, data", [("paper", "math"), ("paper", "gsm8k"), ("rho1b_math_vineppo", "math"),
+                                          ("deepseek7b_math_vineppo", "math")])
+def test_paper_presets_run_vineppo_at_the_papers_k(preset, data):
+    # config.yaml's CPU default (K = 4) sits after algo/vineppo.yaml (K = 9) in the defaults list: a preset
+    # that does not set K itself would run the paper at K = 4
+    assert compose_cfg("algo=vineppo").algo.mc_rollouts == 4
+    cfg = compose_cfg(f"experiment={preset}", "algo=vineppo", f"data={data}", "model=deepseekmath7b_sft_math")
+    validate(cfg)
+    assert cfg.algo.mc_rollouts == 9
+    # and the reference's LR schedule and question sampling (rlreason/learner/schedule.py, curriculum/order.py)
+    assert (cfg.learner.warmup, cfg.learner.schedule, cfg.learner.warmup_ratio) == ("log", "linear", 0.03)
+    assert cfg.curriculum.with_replacement is True
+
+
+def test_defaults_keep_linear_warmup_and_epochs():
+    cfg = compose_cfg()
+    assert cfg.learner.warmup == "linear" and cfg.curriculum.with_replacement is False
+
+
+def test_log_warmup_with_cosine_is_a_config_error():
+    with pytest.raises(ConfigError, match="learner.warmup=log"):
+        validate(compose_cfg("learner.warmup=log", "learner.schedule=cosine"))
+    with pytest.raises(ConfigError, match="learner.warmup='exp'"):
+        validate(compose_cfg("learner.warmup=exp"))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlreason.config import CurriculumConfig
-from rlreason.curriculum.order import EpochOrder, derived_rng
+from rlreason.curriculum.order import derived_rng, make_order
 from rlreason.curriculum.store import QuestionStat, StatsStore, attempts_from_groups
 from rlreason.data.record import Question
 from rlreason.rollout import Group
@@ -65,7 +65,7 @@ class Sampler:
             raise ValueError("curriculum: the train set is empty")
         self.cfg, self.train, self.store, self.seed = cfg, train, store, seed
         self.index = {q.id: i for i, q in enumerate(train)}
-        self.order = EpochOrder(len(train), seed)
+        self.order = make_order(len(train), seed, cfg.with_replacement)
 
     def next_batch(self, iteration: int, batch: int, n_train: int, rollout_fn: RolloutFn) -> Selection:
         raise NotImplementedError
@@ -80,9 +80,10 @@ class Sampler:
 
     # -- shared steps --------------------------------------------------------------------------------
 
-    def _check(self, batch: int) -> None:
+    def _begin(self, iteration: int, batch: int) -> None:
         if not 0 < batch <= len(self.train):
             raise ValueError(f"curriculum: batch of {batch} from a train set of {len(self.train)}")
+        self.order.begin(iteration)  # with replacement: this iteration's fresh permutation
 
     def _rollout(self, rollout_fn: RolloutFn, questions: list[Question], n: int, iteration: int) -> list[Group]:
         groups = rollout_fn(questions, n) if questions else []
@@ -114,24 +115,25 @@ class Sampler:
 
 
 class Uniform(Sampler):
-    """Every question once per epoch, in a seeded random order."""
+    """Every question once per epoch, in a seeded random order (with_replacement: a fresh random batch
+    every iteration)."""
 
     name = "uniform"
 
     def next_batch(self, iteration: int, batch: int, n_train: int, rollout_fn: RolloutFn) -> Selection:
-        self._check(batch)
+        self._begin(iteration, batch)
         chosen = [self.train[i] for i in self.order.take(batch)]
         return self._finish(iteration, chosen, chosen, None, 0, n_train, {})
 
 
 class Learnability(Sampler):
     """LILO: roll out a pool of pool_factor x batch questions n_select times each, keep the batch with the
-    highest p(1-p). The pool is drawn without replacement across the epoch, like uniform."""
+    highest p(1-p). The pool is drawn like uniform's batch: along the epoch, or afresh each iteration."""
 
     name = "learnability"
 
     def next_batch(self, iteration: int, batch: int, n_train: int, rollout_fn: RolloutFn) -> Selection:
-        self._check(batch)
+        self._begin(iteration, batch)
         n = self.cfg.n_select
         pool = [self.train[i] for i in self.order.take(min(self.cfg.pool_factor * batch, len(self.train)))]
         groups = self._rollout(rollout_fn, pool, n, iteration)
@@ -152,8 +154,9 @@ class SFL(Sampler):
     buffer_size best by p(1-p) (np.var of the 0/1 rewards) form the buffer; every batch draws
     int(buffer_frac x batch) questions from the buffer at random and the rest uniformly. The buffer
     rollouts are not trained on (as in the reference). Differences: the uniform part follows the epoch
-    order and skips questions already drawn from the buffer (the reference samples afresh each iteration
-    and may repeat one); the buffer is refreshed at iterations 1, 1 + T, ... (the loop counts from 1)."""
+    order (or, with_replacement, a fresh permutation) and skips questions already drawn from the buffer
+    (the reference samples afresh each iteration and may repeat one); the buffer is refreshed at
+    iterations 1, 1 + T, ... (the loop counts from 1)."""
 
     name = "sfl"
 
@@ -163,7 +166,7 @@ class SFL(Sampler):
         self.refreshed_at = 0
 
     def next_batch(self, iteration: int, batch: int, n_train: int, rollout_fn: RolloutFn) -> Selection:
-        self._check(batch)
+        self._begin(iteration, batch)
         metrics: dict[str, float] = {}
         candidates: list[Question] = []
         spent = 0
@@ -205,7 +208,7 @@ class LearnabilityHistory(Sampler):
     name = "learnability_history"
 
     def next_batch(self, iteration: int, batch: int, n_train: int, rollout_fn: RolloutFn) -> Selection:
-        self._check(batch)
+        self._begin(iteration, batch)
         stats = self._history(iteration, self.cfg.decay)
         seen = list(stats)
         scores = [learnability(stats[q].p, stats[q].n, self.cfg.bessel) for q in seen]
@@ -234,7 +237,7 @@ class SkipZeroVariance(Sampler):
     name = "skip_zero_variance"
 
     def next_batch(self, iteration: int, batch: int, n_train: int, rollout_fn: RolloutFn) -> Selection:
-        self._check(batch)
+        self._begin(iteration, batch)
         stats = self._history(iteration, None)
         rng = derived_rng(self.seed, iteration, "skip")
         skipped: list[int] = []
@@ -249,6 +252,8 @@ class SkipZeroVariance(Sampler):
         taken = self.order.take(batch, accept)
         if len(taken) < batch:  # a whole epoch skipped: nothing better to train on
             taken += self.order.take(batch - len(taken), exclude=taken)
+        if len(taken) < batch:  # with replacement: the iteration's permutation is used up, so the skipped
+            taken += [i for i in skipped if i not in taken][:batch - len(taken)]
         chosen = [self.train[i] for i in taken]
         considered = [self.train[i].id for i in skipped] + [q.id for q in chosen]
         metrics = self._history_metrics(stats, considered, [q.id for q in chosen])
@@ -266,7 +271,7 @@ class FilterGroups(Sampler):
     name = "filter_groups"
 
     def next_batch(self, iteration: int, batch: int, n_train: int, rollout_fn: RolloutFn) -> Selection:
-        self._check(batch)
+        self._begin(iteration, batch)
         drawn: list[int] = []
         all_groups: list[Group] = []
         kept: list[Group] = []

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 import torch
-from transformers import AutoModelForCausalLM, get_scheduler
+from transformers import AutoModelForCausalLM
 
 from rlreason.algo.advantages import gae
 from rlreason.algo.losses import clipped_policy_loss, clipped_value_loss, kl_penalty
@@ -27,6 +27,7 @@ from rlreason.distributed import SINGLE, Dist
 from rlreason.distributed.fsdp import full_weights, gather_lists, micro_batches, norm_value
 from rlreason.learner.batch import Batch, pack, unpack
 from rlreason.learner.critic import ValueModel
+from rlreason.learner.schedule import make_scheduler
 from rlreason.rollout import Episode
 
 
@@ -89,9 +90,7 @@ class Learner:
     def _optimizer(self, model: torch.nn.Module, lr: float, total_updates: int):
         cfg = self.cfg
         opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
-        schedule = {"linear": "linear", "constant": "constant_with_warmup", "cosine": "cosine"}[cfg.schedule]
-        return opt, get_scheduler(schedule, opt, num_warmup_steps=int(cfg.warmup_ratio * total_updates),
-                                  num_training_steps=max(total_updates, 1))
+        return opt, make_scheduler(opt, cfg, total_updates)
 
     def _train_mode(self, on: bool) -> None:
         """Train mode for the update, eval mode for no-grad passes (the reference model stays in eval)."""

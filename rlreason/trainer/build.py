@@ -23,7 +23,8 @@ from rlreason.trainer import checkpoint
 from rlreason.validate import tensor_parallel_problems
 
 # Changing any of these between a checkpoint and a resume makes the checkpoint incompatible.
-FINGERPRINT_KEYS = ("model.name", "model.path", "algo.name", "data.name", "curriculum.name")
+FINGERPRINT_KEYS = ("model.name", "model.path", "algo.name", "data.name", "curriculum.name",
+                    "curriculum.with_replacement")  # the sampler's saved order is of one kind or the other
 
 
 @dataclass

@@ -213,12 +213,13 @@ def test_sfl_buffer_refresh_and_mix(store):
 
 @pytest.mark.parametrize("name", ["uniform", "learnability", "sfl", "learnability_history", "skip_zero_variance",
                                   "filter_groups"])
-def test_resume_continues_exactly(tmp_path, name):
+@pytest.mark.parametrize("with_replacement", [False, True])
+def test_resume_continues_exactly(tmp_path, name, with_replacement):
     qs = questions(23)
     rng = random.Random(0)
     policy = FakePolicy({q.id: rng.choice([0.0, 0.25, 0.5, 0.75, 1.0]) for q in qs})
     c = cfg(name, pool_factor=2, n_select=4, window=3, skip_prob=0.8, explore_frac=0.3, refresh_every=4,
-            n_candidates=12, buffer_size=5, buffer_frac=0.4)
+            n_candidates=12, buffer_size=5, buffer_frac=0.4, with_replacement=with_replacement)
     kw = dict(batch=5, n_train=4, policy=policy)
 
     with StatsStore(tmp_path / "a.sqlite", "run") as store:

@@ -226,6 +226,7 @@ def finished_run(tmp_path_factory, make_cfg):
     (["algo=rloo"], "algo.name: checkpoint 'grpo' vs now 'rloo'"),
     (["model=hf", "model.path=" + str(TINY)], f"model.path: checkpoint 'builtin:tiny-arith' vs now '{TINY}'"),
     (["curriculum=learnability"], "curriculum.name: checkpoint 'uniform' vs now 'learnability'"),
+    (["curriculum.with_replacement=true"], "curriculum.with_replacement: checkpoint False vs now True"),
     (["data=gsm8k", "data.train_path=/x.jsonl", "data.test_path=/y.jsonl"], "data.name: checkpoint 'arith' vs now 'gsm8k'"),
 ])
 def test_incompatible_checkpoint_is_refused_before_compute(finished_run, make_cfg, monkeypatch, overrides, expected):
