@@ -136,9 +136,14 @@ def sampled_logprobs(output: Any) -> list[float]:
 
 
 def in_process(llm: Any) -> bool:
+    """Whether the model's worker lives in this process: an in-process engine core *and* an executor
+    that runs its worker here ("uni"; "external_launcher" under torchrun). With tensor_parallel_size > 1
+    and no torchrun, vLLM picks its multiprocess executor under the in-process core: the weights and
+    the model-parallel state are then in the worker processes, not here."""
     from vllm.v1.engine.core_client import InprocClient
 
-    return isinstance(llm.llm_engine.engine_core, InprocClient)
+    backend = llm.llm_engine.vllm_config.parallel_config.distributed_executor_backend
+    return isinstance(llm.llm_engine.engine_core, InprocClient) and backend in ("uni", "external_launcher")
 
 
 def push_weights(llm: Any, named_tensors: Iterable[tuple[str, torch.Tensor]], scratch_dir: str | None) -> None:
