@@ -34,12 +34,18 @@ class TrainingDiverged(RuntimeError):
     """Too many consecutive non-finite updates."""
 
 
-def token_logprobs(model, batch: Batch, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """log pi(token_{i+1} | prefix) at `temperature` and the per-position entropy, both [B, L-1]."""
+def token_logprobs(model, batch: Batch, temperature: float, *, entropy_grad: bool = False
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """log pi(token_{i+1} | prefix) at `temperature` and the per-position entropy, both [B, L-1].
+
+    The entropy carries a graph only with `entropy_grad` (a loss term, algo.entropy_coef > 0): its
+    graph holds two more logits-sized fp32 tensors (the softmax and the product), which a logged-only
+    entropy would keep alive until the micro-batch's backward, and past it into the next one."""
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits[:, :-1].float()
     logp_all = torch.log_softmax(logits / temperature, dim=-1)
     logp = logp_all.gather(-1, batch.input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+        entropy = -(logp_all.exp() * logp_all).sum(-1)
     return logp, entropy
 
 
@@ -199,7 +205,8 @@ class Learner:
             if algo.whiten_advantages:
                 adv = (adv - mean) * inv_std * mask
             with self._ctx():
-                logp, entropy = token_logprobs(self.policy, batch, self.temperature)
+                logp, entropy = token_logprobs(self.policy, batch, self.temperature,
+                                               entropy_grad=bool(algo.entropy_coef))
                 if old_logp is None:  # one step from the sampling weights: its own forward pass is "old"
                     old = logp.detach()
                 else:
