@@ -24,7 +24,7 @@ from transformers import AutoModelForCausalLM, get_scheduler
 from rlreason.algo.advantages import gae
 from rlreason.algo.losses import clipped_policy_loss, clipped_value_loss, kl_penalty
 from rlreason.distributed import SINGLE, Dist
-from rlreason.distributed.fsdp import full_weights, gather_lists, micro_batches, norm_value
+from rlreason.distributed.fsdp import full_weights, gather_lists, micro_batches, norm_value, reshard
 from rlreason.learner.batch import Batch, pack, unpack
 from rlreason.learner.critic import ValueModel
 from rlreason.rollout import Episode
@@ -57,6 +57,7 @@ class Learner:
         resuming, holds the policy weights to continue from. `dist`: under torchrun the models are
         sharded with FSDP2 and each rank trains on its share of every minibatch (rlreason/distributed/fsdp.py)."""
         self.cfg, self.algo, self.device, self.pad_id, self.temperature = cfg, algo_cfg, device, pad_id, temperature
+        self.dtype = dtype  # the reference's and the engine's: weight syncs are gathered in it
         self.dist = dist
         load_to = "cpu" if dist.active else device  # sharded runs: fully_shard moves each shard to the device
         self.autocast = dtype != torch.float32 and device != "cpu"
@@ -124,6 +125,7 @@ class Learner:
             for chunk, batch, real in self._micro_batches(episodes):
                 logp, _ = token_logprobs(model, batch, self.temperature)
                 out += unpack(logp, chunk) if real else []
+        reshard(model)  # no backward follows that would free the root's gathered parameters
         return gather_lists(out, self.dist)
 
     @torch.no_grad()
@@ -134,11 +136,13 @@ class Learner:
             for chunk, batch, real in self._micro_batches(episodes):
                 values = self.critic(batch.input_ids, batch.attention_mask)
                 out += unpack(values, chunk) if real else []
+        reshard(self.critic)
         return gather_lists(out, self.dist)
 
     def named_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
-        """Full policy tensors under their HF names; sharded, each is gathered as it is consumed."""
-        yield from full_weights(self.policy)
+        """Full policy tensors under their HF names; sharded, each is gathered as it is consumed, in the
+        engine's dtype."""
+        yield from full_weights(self.policy, self.dtype)
 
     # ----------------------------------------------------------------- the update
     def needs_old_logprobs(self, n_episodes: int) -> bool:
