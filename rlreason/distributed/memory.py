@@ -62,9 +62,12 @@ def kv_bytes_per_token(c: dict[str, Any], *, dtype_bytes: int = 2, tensor_parall
 def estimate(c: dict[str, Any], *, gpus: int, micro_batch: int, seq: int, kl: bool = True,
              offload_ref: bool = False, engine_fraction: float = 0.4, gpu_gib: float = 80.0,
              max_num_seqs: int = 512, tensor_parallel: int = 1, enforce_eager: bool = False,
-             critic: bool = False) -> dict[str, float]:
-    """GiB per GPU of each term and of the two phases (see the module doc)."""
+             critic: bool = False, fsdp: bool | None = None) -> dict[str, float]:
+    """GiB per GPU of each term and of the two phases (see the module doc). `critic`: algo=ppo's value
+    model (the backbone and a scalar head: the policy less its LM head). `fsdp`: the learner is sharded
+    (default: more than one GPU)."""
     n, layer = parameters(c)
+    fsdp = gpus > 1 if fsdp is None else fsdp
     h, inter, layers, vocab = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["vocab_size"]
     tokens = micro_batch * seq
     root = root_parameters(c)
@@ -76,17 +79,18 @@ def estimate(c: dict[str, Any], *, gpus: int, micro_batch: int, seq: int, kl: bo
         "reference_bf16": 0.0 if not kl or offload_ref else 2 * n / gpus / GIB,
         "logits": 5 * 4 * tokens * vocab / GIB,
         "activations": (2 * tokens * h * layers + 2 * 2 * tokens * (4 * h + 3 * inter)) / GIB,
-        "gathered_layers": 2 * 2 * layer / GIB if gpus > 1 else 0.0,
-        "root_unit": (2 + 4) * root / GIB if gpus > 1 else 0.0,
-        "autocast_copies": 2 * n / GIB if gpus == 1 else 0.0,
+        "critic_state": 16 * (n - c["vocab_size"] * h) / gpus / GIB if critic else 0.0,
+        "gathered_layers": 2 * 2 * layer / GIB if fsdp else 0.0,
+        "root_unit": (2 + 4) * root / GIB if fsdp else 0.0,
+        "autocast_copies": 2 * n / GIB if not fsdp else 0.0,
         "runtime": CUDA_CONTEXT_GIB + (NCCL_GIB if gpus > 1 else 0.0) + (0.0 if enforce_eager else CUDA_GRAPHS_GIB),
         "engine": engine_fraction * gpu_gib,
     }
     out["update_peak"] = sum(out[k] for k in ("weights_fp32", "grads_fp32", "adam", "reference_bf16", "logits",
                                               "activations", "gathered_layers", "root_unit", "autocast_copies",
-                                              "runtime"))
+                                              "runtime", "critic_state"))
     out["generation_peak"] = (out["weights_fp32"] + out["adam"] + out["reference_bf16"] + out["engine"]
-                              + out["runtime"])
+                              + out["runtime"] + out["critic_state"] * 12 / 16)  # less its freed gradients
     out["fits"] = float(max(out["update_peak"], out["generation_peak"]) <= gpu_gib)
 
     # The engine's budget: its weights, one profiled forward (a layer's intermediates for the batched tokens,

@@ -42,9 +42,14 @@ def test_the_root_unit_is_what_lies_outside_the_decoder_layers():
     assert round(sharded["root_unit"], 1) == 4.7 and sharded["autocast_copies"] == 0  # bf16 params + fp32 grads
     assert single["root_unit"] == 0 and round(single["autocast_copies"], 1) == 12.9  # no FSDP: autocast's copies
     terms = ("weights_fp32", "grads_fp32", "adam", "reference_bf16", "logits", "activations", "gathered_layers",
-             "root_unit", "autocast_copies", "runtime")
+             "root_unit", "autocast_copies", "runtime", "critic_state")
     assert abs(sharded["update_peak"] - sum(sharded[k] for k in terms)) < 1e-9
     assert sharded["runtime"] > single["runtime"]  # NCCL's buffers
+    ppo = estimate(DEEPSEEK, gpus=8, micro_batch=4, seq=1300, critic=True)
+    n, head = parameters(DEEPSEEK)[0], DEEPSEEK["vocab_size"] * DEEPSEEK["hidden_size"]
+    assert ppo["critic_state"] == pytest.approx(2 * sharded["adam"] * (n - head) / n)  # 16 B/param, no LM head
+    world_one = estimate(DEEPSEEK, gpus=1, micro_batch=4, seq=1300, fsdp=True)  # FSDP2 at world size 1
+    assert world_one["root_unit"] == sharded["root_unit"] and world_one["autocast_copies"] == 0
 
 
 def test_a_7b_engine_at_40_percent_is_preemption_bound():
