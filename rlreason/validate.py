@@ -214,10 +214,9 @@ def tensor_parallel_problems(engine: Any, world: int, local_world: int) -> list[
     (rlreason/distributed/engine.py). A group must not straddle nodes (torchrun numbers a node's ranks
     consecutively, so T must divide --nproc-per-node, and with it the world size).
 
-    In one process T > 1 is refused. vLLM would start T worker processes of its own, which rlreason's
-    in-process weight sync cannot reach (its tensors cannot cross processes), and it would buy nothing:
-    the learner keeps the whole model on one GPU at 8x the engine's bytes per parameter, so a model
-    whose engine needs T GPUs cannot train there anyway."""
+    In one process T > 1 is refused for training (rlreason.eval allows it): the learner keeps the whole
+    model on one GPU at 8x the engine's bytes per parameter, so a model whose engine needs T GPUs cannot
+    train there, and every weight sync would go through a file to vLLM's own worker processes."""
     tp = engine.tensor_parallel_size
     if tp < 1:
         return [f"engine.tensor_parallel_size={tp} must be >= 1"]
@@ -229,7 +228,7 @@ def tensor_parallel_problems(engine: Any, world: int, local_world: int) -> list[
         return [f"engine.tensor_parallel_size={tp} needs torchrun: start `torchrun --nproc-per-node={tp} -m "
                 f"rlreason.run ...` (or a multiple of {tp}), so that each {tp} ranks form one engine and the "
                 f"learner is sharded over all of them; in one process the learner would hold the whole model "
-                f"on one GPU, and vLLM's own worker processes cannot take the in-place weight sync"]
+                f"on one GPU, and every weight sync would go through a file to vLLM's own worker processes"]
     if local_world % tp or world % tp:
         return [f"engine.tensor_parallel_size={tp} must divide the processes per node ({local_world}, "
                 f"torchrun --nproc-per-node) and the world size ({world}): each {tp} consecutive ranks on one "

@@ -20,8 +20,8 @@ An estimate of the large terms, not a measurement (activations are approximate):
     fewer means vLLM preempts and generation is bound by the cache, not the batch;
   - an allowance per process, not computed: CUDA context and cuBLAS workspace, NCCL's buffers (more than
     one GPU) and, without engine.enforce_eager, vLLM's CUDA-graph pool;
-  - host RAM at start: each rank loads the full policy (fp32), reference (bf16) and critic (fp32) on the
-    CPU before sharding, so a node needs that times its ranks.
+  - host RAM at start: each rank loads each model in full on the CPU and shards it before loading the
+    next, so it holds the fp32 policy (the largest) at most, and a node that times its ranks.
 """
 
 from __future__ import annotations
@@ -106,8 +106,9 @@ def estimate(c: dict[str, Any], *, gpus: int, micro_batch: int, seq: int, kl: bo
     out["preemption_bound"] = float(out["kv_sequences"] < max_num_seqs)
     need = out["engine_weights"] + out["engine_activations"] + max_num_seqs * seq * per_token / GIB
     out["engine_fraction_for_max_num_seqs"] = need / gpu_gib  # > 1: not on this GPU
-    # Host RAM while loading, before sharding: every rank holds the full models on the CPU.
-    out["host_load_per_rank"] = (4 * n + (2 * n if kl else 0) + (4 * n if critic else 0)) / GIB
+    # Host RAM while loading: every rank holds one full model on the CPU at a time (the fp32 policy or critic
+    # is the largest) until fully_shard moves its shards to the GPU.
+    out["host_load_per_rank"] = 4 * n / GIB
     return out
 
 

@@ -59,28 +59,35 @@ class Learner:
         self.cfg, self.algo, self.device, self.pad_id, self.temperature = cfg, algo_cfg, device, pad_id, temperature
         self.dtype = dtype  # the reference's and the engine's: weight syncs are gathered in it
         self.dist = dist
-        load_to = "cpu" if dist.active else device  # sharded runs: fully_shard moves each shard to the device
         self.autocast = dtype != torch.float32 and device != "cpu"
-        load_dtype = torch.float32  # master weights in fp32; bf16 only through autocast on GPU
-        self.policy = AutoModelForCausalLM.from_pretrained(init_path or model_path, dtype=load_dtype).to(load_to)
-        self.ref = None
-        if algo_cfg.kl_coef > 0:
-            self.ref = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(load_to).eval()
-            self.ref.requires_grad_(False)
-        self.critic = ValueModel(model_path, seed=seed).to(load_to) if algo_cfg.name == "ppo" else None
-        if gradient_checkpointing:  # the reference checkpoints the critic too (PPOTrainer._init_critic_model)
-            self.policy.gradient_checkpointing_enable()
-            if self.critic is not None:
-                self.critic.backbone.gradient_checkpointing_enable()
-        if dist.active:  # before the optimizers: sharding replaces the parameters
+
+        def place(model, offload: bool = False):
+            """Move to the device or, under torchrun, shard (fully_shard moves each shard there). Each model
+            is sharded as soon as it is loaded, before the optimizers (sharding replaces the parameters), so
+            a rank holds one full model on the CPU at a time, not all of them."""
+            if not dist.active:
+                return model.to(device)
             from rlreason.distributed.fsdp import shard_model
 
-            for m in (self.policy, self.critic):
-                if m is not None:
-                    shard_model(m, dist, device=device, mixed_precision=self.autocast)
-            if self.ref is not None:
-                shard_model(self.ref, dist, device=device, mixed_precision=self.autocast,
-                            offload=offload_ref and device != "cpu")
+            return shard_model(model, dist, device=device, mixed_precision=self.autocast,
+                               offload=offload and device != "cpu")
+
+        # Master weights in fp32; bf16 only through autocast on GPU.
+        self.policy = AutoModelForCausalLM.from_pretrained(init_path or model_path, dtype=torch.float32)
+        if gradient_checkpointing:
+            self.policy.gradient_checkpointing_enable()
+        self.policy = place(self.policy)
+        self.ref = None
+        if algo_cfg.kl_coef > 0:
+            self.ref = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).eval()
+            self.ref.requires_grad_(False)
+            self.ref = place(self.ref, offload=offload_ref)
+        self.critic = None
+        if algo_cfg.name == "ppo":
+            self.critic = ValueModel(model_path, seed=seed)
+            if gradient_checkpointing:  # the reference checkpoints the critic too (PPOTrainer._init_critic_model)
+                self.critic.backbone.gradient_checkpointing_enable()
+            self.critic = place(self.critic)
         self._train_mode(False)
         self.optimizer, self.scheduler = self._optimizer(self.policy, cfg.lr, total_updates)
         self.critic_optimizer = self.critic_scheduler = None

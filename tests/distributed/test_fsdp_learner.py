@@ -45,6 +45,23 @@ def _worker(rank: int, port: int, model_dir: str, pad_id: int, out: str) -> None
     from rlreason.distributed import setup
 
     dist = setup(timeout_s=300)
+    # Each model is sharded before the next is loaded: a rank never holds two full models on the CPU.
+    import rlreason.distributed.fsdp as fsdp
+    import rlreason.learner.critic as critic_module
+    import rlreason.learner.learner as learner_module
+
+    events: list[str] = []
+
+    def recording(fn, name):
+        def wrapped(*args, **kwargs):
+            events.append(name)
+            return fn(*args, **kwargs)
+        return wrapped
+
+    learner_module.AutoModelForCausalLM.from_pretrained = recording(
+        learner_module.AutoModelForCausalLM.from_pretrained, "load")
+    critic_module.AutoModel.from_pretrained = recording(critic_module.AutoModel.from_pretrained, "load")
+    fsdp.shard_model = recording(fsdp.shard_model, "shard")
     learner = make(model_dir, pad_id, dist)
     metrics = learner.update(episodes(7))
     w = weights(learner)  # a collective: every rank gathers
@@ -62,7 +79,7 @@ def _worker(rank: int, port: int, model_dir: str, pad_id: int, out: str) -> None
     bf16 = dict(full_weights(learner.policy, torch.bfloat16))  # shards cast before the gather
     if rank == 0:
         torch.save({"weights": w, "metrics": metrics, "version": learner.version, "unsharded": unsharded,
-                    "bf16": bf16}, out)
+                    "bf16": bf16, "events": events}, out)
 
 
 def free_port() -> int:
@@ -99,6 +116,7 @@ def test_sharded_ppo_update_equals_the_single_process_update(tiny_model_dir, tin
     for key in ("pg_loss", "value_loss", "kl_ref", "grad_norm", "clip_frac", "entropy"):
         assert sharded["metrics"][key] == pytest.approx(metrics[key], rel=1e-4, abs=1e-6), key
     assert sharded["unsharded"] == []
+    assert sharded["events"] == ["load", "shard"] * 3  # policy, reference, critic: one full model at a time
     policy = {k.removeprefix("policy."): v for k, v in sharded["weights"].items() if k.startswith("policy.")}
     assert sharded["bf16"].keys() == policy.keys()
     assert all(v.dtype == torch.bfloat16 and torch.equal(v, policy[k].to(torch.bfloat16))
