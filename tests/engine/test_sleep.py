@@ -33,16 +33,21 @@ class RecordingLLM:
         return True
 
 
-@pytest.fixture
-def gpu_engine(monkeypatch, tiny_tokenizer):
+def recording_engine(monkeypatch, tokenizer, sleep_mode: bool) -> tuple[VLLMEngine, RecordingLLM]:
+    """A VLLMEngine as on a GPU (the CPU worker has no sleep mode) around a RecordingLLM."""
     llm = RecordingLLM()
     monkeypatch.setattr(compat, "build_llm", lambda *a, **k: llm)
     monkeypatch.setattr(compat, "on_cpu", lambda: False)
     monkeypatch.setattr(compat, "check_alive", lambda llm: None)
     monkeypatch.setattr(compat, "in_process", lambda llm: True)
-    engine = VLLMEngine(EngineConfig(name="vllm", sleep_mode=True), "unused", tiny_tokenizer, dtype="bfloat16",
+    engine = VLLMEngine(EngineConfig(name="vllm", sleep_mode=sleep_mode), "unused", tokenizer, dtype="bfloat16",
                         seed=0, max_model_len=64)
     return engine, llm
+
+
+@pytest.fixture
+def gpu_engine(monkeypatch, tiny_tokenizer):
+    return recording_engine(monkeypatch, tiny_tokenizer, sleep_mode=True)
 
 
 def test_sleep_discards_and_the_sync_brings_the_kv_cache_back_after_the_weights(gpu_engine):
@@ -72,12 +77,7 @@ def test_a_sync_alone_wakes_everything_and_no_generation_runs_on_discarded_weigh
 
 
 def test_without_sleep_mode_nothing_sleeps(monkeypatch, tiny_tokenizer):
-    llm = RecordingLLM()
-    monkeypatch.setattr(compat, "build_llm", lambda *a, **k: llm)
-    monkeypatch.setattr(compat, "on_cpu", lambda: False)
-    monkeypatch.setattr(compat, "check_alive", lambda llm: None)
-    monkeypatch.setattr(compat, "in_process", lambda llm: True)
-    engine = VLLMEngine(EngineConfig(name="vllm"), "unused", tiny_tokenizer, dtype="bfloat16", seed=0, max_model_len=64)
+    engine, llm = recording_engine(monkeypatch, tiny_tokenizer, sleep_mode=False)
     engine.sleep()
     engine.wake_up()
     engine.sync_weights([("a", torch.zeros(1))], version=1)
