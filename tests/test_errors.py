@@ -67,6 +67,9 @@ CLI_CASES = [
      ["learner.minibatch_size=7 does not divide the 128 episodes per iteration"]),
     ("k-zero", ["algo.mc_rollouts=0"], ["algo.mc_rollouts=0 must be >= 1"]),
     ("hf-without-path", ["model=hf"], ["model.path must be set (model=hf model.path=HUB_ID_OR_DIR)"]),
+    # vLLM's own TP workers in one process: it used to end in a traceback at engine start (issue 20)
+    ("tp-in-one-process", ["engine=vllm", "engine.tensor_parallel_size=2", "trainer.iterations=1"],
+     ["engine.tensor_parallel_size=2 needs torchrun", "torchrun --nproc-per-node=2 -m rlreason.run"]),
 ]
 
 

@@ -68,17 +68,32 @@ def shard_model(model: nn.Module, dist: Dist, *, device: str, mixed_precision: b
     return model
 
 
-def full_weights(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+def full_weights(model: nn.Module, dtype: torch.dtype | None = None) -> Iterator[tuple[str, torch.Tensor]]:
     """The model's full tensors one by one, under its plain (HF) names, on every rank.
 
     A sharded parameter is all-gathered when the consumer asks for it and dropped when it moves on,
-    so a weight sync adds one full tensor of memory, not a model. All ranks must iterate in step."""
+    so a weight sync adds one full tensor of memory, not a model. With `dtype` (the engine's) a shard
+    is cast before the gather: a bf16 gather of fp32 master weights moves and holds half the bytes
+    (the engine would cast it on load anyway). All ranks must iterate in step."""
     from torch.distributed.tensor import DTensor
 
     for name, tensor in model.state_dict().items():
         if isinstance(tensor, DTensor):
-            tensor = tensor.full_tensor()
+            tensor = (tensor.to(dtype) if dtype is not None else tensor).full_tensor()
         yield name, tensor.detach()
+
+
+def reshard(model: nn.Module | None) -> None:
+    """Free the gathered parameters FSDP2 keeps on the root unit after a forward pass.
+
+    The root (embeddings, final norm, LM head: 1.7 GB in bf16 for a 7B with a 100k vocabulary) is not
+    resharded after its forward by default, because a backward normally follows at once. After a
+    no-grad pass none does, and the reference model, which only runs no-grad passes, would keep its
+    root gathered on every GPU for the whole run."""
+    from torch.distributed.fsdp import FSDPModule
+
+    if isinstance(model, FSDPModule):
+        model.reshard()
 
 
 def norm_value(norm: torch.Tensor) -> float:

@@ -22,6 +22,10 @@ What this version needs, measured on CPU:
     CPU gives TP=1's tokens, log-probs within 6e-6, before and after a reload). On
     CPU the in-process engine binds no threads (VLLM_CPU_OMP_THREADS_BIND belongs to the multiprocess
     executor): each rank's engine runs on torchrun's OMP_NUM_THREADS (1 unless set).
+  - tensor_parallel_size T > 1 in one process (no torchrun; only rlreason.eval allows it) gets vLLM's
+    multiprocess executor under the in-process engine core: the model lives in T worker processes, so
+    `in_process` is False and weights go through the scratch file (measured on CPU: the same tokens and
+    log-probs after a round trip of the weights).
   - `VLLM_CPU_KVCACHE_SPACE` (whole GiB) overrides `kv_cache_memory_bytes` when set.
   - prefix-cache counters are only kept with stats on (`disable_log_stats=False`), read back through
     `LLM.get_metrics()` (process-wide Prometheus counters of the latest engine).
@@ -98,6 +102,10 @@ def build_llm(cfg: Any, model_path: str, tokenizer_path: str, *, dtype: str, see
         # treats the W/T engines as independent "external DP"). With tensor_parallel_size 1 each rank is
         # its own engine; on CPU that case keeps the in-process executor it was tested with.
         kwargs["distributed_executor_backend"] = "external_launcher"
+    elif cfg.tensor_parallel_size > 1 and on_cpu():
+        # One process (rlreason.eval; training refuses it, validate.py): vLLM starts T workers of its own
+        # and by default binds each to a NUMA node of its own, which a one-node machine does not have.
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
     if on_cpu():
         kwargs.update(block_size=cfg.block_size or CPU_BLOCK_SIZE,
                       kv_cache_memory_bytes=cfg.kv_cache_memory_bytes or CPU_KV_BYTES,
@@ -136,9 +144,14 @@ def sampled_logprobs(output: Any) -> list[float]:
 
 
 def in_process(llm: Any) -> bool:
+    """Whether the model's worker lives in this process: an in-process engine core *and* an executor
+    that runs its worker here ("uni"; "external_launcher" under torchrun). With tensor_parallel_size > 1
+    and no torchrun, vLLM picks its multiprocess executor under the in-process core: the weights and
+    the model-parallel state are then in the worker processes, not here."""
     from vllm.v1.engine.core_client import InprocClient
 
-    return isinstance(llm.llm_engine.engine_core, InprocClient)
+    backend = llm.llm_engine.vllm_config.parallel_config.distributed_executor_backend
+    return isinstance(llm.llm_engine.engine_core, InprocClient) and backend in ("uni", "external_launcher")
 
 
 def push_weights(llm: Any, named_tensors: Iterable[tuple[str, torch.Tensor]], scratch_dir: str | None) -> None:

@@ -81,7 +81,10 @@ class Engine(Protocol):
         """Release accelerator memory while the learner trains (no-op where unsupported)."""
         ...
 
-    def wake_up(self) -> None: ...
+    def wake_up(self) -> None:
+        """Bring back what `sleep` released. An engine whose sleep discarded its weights (vLLM) generates
+        again only after the next `sync_weights`."""
+        ...
 
     def stats(self) -> dict[str, float]:
         """Counters since start: generated tokens, prefix-cache hit rate where known."""

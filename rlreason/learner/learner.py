@@ -24,7 +24,7 @@ from transformers import AutoModelForCausalLM
 from rlreason.algo.advantages import gae
 from rlreason.algo.losses import clipped_policy_loss, clipped_value_loss, kl_penalty
 from rlreason.distributed import SINGLE, Dist
-from rlreason.distributed.fsdp import full_weights, gather_lists, micro_batches, norm_value
+from rlreason.distributed.fsdp import full_weights, gather_lists, micro_batches, norm_value, reshard
 from rlreason.learner.batch import Batch, pack, unpack
 from rlreason.learner.critic import ValueModel
 from rlreason.learner.schedule import make_scheduler
@@ -35,12 +35,18 @@ class TrainingDiverged(RuntimeError):
     """Too many consecutive non-finite updates."""
 
 
-def token_logprobs(model, batch: Batch, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """log pi(token_{i+1} | prefix) at `temperature` and the per-position entropy, both [B, L-1]."""
+def token_logprobs(model, batch: Batch, temperature: float, *, entropy_grad: bool = False
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """log pi(token_{i+1} | prefix) at `temperature` and the per-position entropy, both [B, L-1].
+
+    The entropy carries a graph only with `entropy_grad` (a loss term, algo.entropy_coef > 0): its
+    graph holds two more logits-sized fp32 tensors (the softmax and the product), which a logged-only
+    entropy would keep alive until the micro-batch's backward, and past it into the next one."""
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits[:, :-1].float()
     logp_all = torch.log_softmax(logits / temperature, dim=-1)
     logp = logp_all.gather(-1, batch.input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+        entropy = -(logp_all.exp() * logp_all).sum(-1)
     return logp, entropy
 
 
@@ -52,29 +58,37 @@ class Learner:
         resuming, holds the policy weights to continue from. `dist`: under torchrun the models are
         sharded with FSDP2 and each rank trains on its share of every minibatch (rlreason/distributed/fsdp.py)."""
         self.cfg, self.algo, self.device, self.pad_id, self.temperature = cfg, algo_cfg, device, pad_id, temperature
+        self.dtype = dtype  # the reference's and the engine's: weight syncs are gathered in it
         self.dist = dist
-        load_to = "cpu" if dist.active else device  # sharded runs: fully_shard moves each shard to the device
         self.autocast = dtype != torch.float32 and device != "cpu"
-        load_dtype = torch.float32  # master weights in fp32; bf16 only through autocast on GPU
-        self.policy = AutoModelForCausalLM.from_pretrained(init_path or model_path, dtype=load_dtype).to(load_to)
-        self.ref = None
-        if algo_cfg.kl_coef > 0:
-            self.ref = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(load_to).eval()
-            self.ref.requires_grad_(False)
-        self.critic = ValueModel(model_path, seed=seed).to(load_to) if algo_cfg.name == "ppo" else None
-        if gradient_checkpointing:  # the reference checkpoints the critic too (PPOTrainer._init_critic_model)
-            self.policy.gradient_checkpointing_enable()
-            if self.critic is not None:
-                self.critic.backbone.gradient_checkpointing_enable()
-        if dist.active:  # before the optimizers: sharding replaces the parameters
+
+        def place(model, offload: bool = False):
+            """Move to the device or, under torchrun, shard (fully_shard moves each shard there). Each model
+            is sharded as soon as it is loaded, before the optimizers (sharding replaces the parameters), so
+            a rank holds one full model on the CPU at a time, not all of them."""
+            if not dist.active:
+                return model.to(device)
             from rlreason.distributed.fsdp import shard_model
 
-            for m in (self.policy, self.critic):
-                if m is not None:
-                    shard_model(m, dist, device=device, mixed_precision=self.autocast)
-            if self.ref is not None:
-                shard_model(self.ref, dist, device=device, mixed_precision=self.autocast,
-                            offload=offload_ref and device != "cpu")
+            return shard_model(model, dist, device=device, mixed_precision=self.autocast,
+                               offload=offload and device != "cpu")
+
+        # Master weights in fp32; bf16 only through autocast on GPU.
+        self.policy = AutoModelForCausalLM.from_pretrained(init_path or model_path, dtype=torch.float32)
+        if gradient_checkpointing:
+            self.policy.gradient_checkpointing_enable()
+        self.policy = place(self.policy)
+        self.ref = None
+        if algo_cfg.kl_coef > 0:
+            self.ref = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).eval()
+            self.ref.requires_grad_(False)
+            self.ref = place(self.ref, offload=offload_ref)
+        self.critic = None
+        if algo_cfg.name == "ppo":
+            self.critic = ValueModel(model_path, seed=seed)
+            if gradient_checkpointing:  # the reference checkpoints the critic too (PPOTrainer._init_critic_model)
+                self.critic.backbone.gradient_checkpointing_enable()
+            self.critic = place(self.critic)
         self._train_mode(False)
         self.optimizer, self.scheduler = self._optimizer(self.policy, cfg.lr, total_updates)
         self.critic_optimizer = self.critic_scheduler = None
@@ -117,6 +131,7 @@ class Learner:
             for chunk, batch, real in self._micro_batches(episodes):
                 logp, _ = token_logprobs(model, batch, self.temperature)
                 out += unpack(logp, chunk) if real else []
+        reshard(model)  # no backward follows that would free the root's gathered parameters
         return gather_lists(out, self.dist)
 
     @torch.no_grad()
@@ -127,11 +142,13 @@ class Learner:
             for chunk, batch, real in self._micro_batches(episodes):
                 values = self.critic(batch.input_ids, batch.attention_mask)
                 out += unpack(values, chunk) if real else []
+        reshard(self.critic)
         return gather_lists(out, self.dist)
 
     def named_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
-        """Full policy tensors under their HF names; sharded, each is gathered as it is consumed."""
-        yield from full_weights(self.policy)
+        """Full policy tensors under their HF names; sharded, each is gathered as it is consumed, in the
+        engine's dtype."""
+        yield from full_weights(self.policy, self.dtype)
 
     # ----------------------------------------------------------------- the update
     def needs_old_logprobs(self, n_episodes: int) -> bool:
@@ -205,7 +222,8 @@ class Learner:
             if algo.whiten_advantages:
                 adv = (adv - mean) * inv_std * mask
             with self._ctx():
-                logp, entropy = token_logprobs(self.policy, batch, self.temperature)
+                logp, entropy = token_logprobs(self.policy, batch, self.temperature,
+                                               entropy_grad=bool(algo.entropy_coef))
                 if old_logp is None:  # one step from the sampling weights: its own forward pass is "old"
                     old = logp.detach()
                 else:

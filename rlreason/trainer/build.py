@@ -111,6 +111,12 @@ def check_world_size(found: tuple[Path, dict], world: int) -> None:
 
 
 def resolve_device(cfg) -> tuple[str, torch.dtype]:
+    from rlreason.cuda_check import current_problem
+
+    if cfg.device != "cpu" and not torch.cuda.is_available() and (why := current_problem()):
+        # A GPU machine whose torch cannot use it: device=auto would train on the CPU, silently and ~100x
+        # slower. device=cpu says that is meant.
+        raise ConfigError(f"{why}; or run with device=cpu to use the CPU on purpose")
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device=cuda but no CUDA device is visible; use device=cpu or device=auto")

@@ -45,11 +45,41 @@ def _worker(rank: int, port: int, model_dir: str, pad_id: int, out: str) -> None
     from rlreason.distributed import setup
 
     dist = setup(timeout_s=300)
+    # Each model is sharded before the next is loaded: a rank never holds two full models on the CPU.
+    import rlreason.distributed.fsdp as fsdp
+    import rlreason.learner.critic as critic_module
+    import rlreason.learner.learner as learner_module
+
+    events: list[str] = []
+
+    def recording(fn, name):
+        def wrapped(*args, **kwargs):
+            events.append(name)
+            return fn(*args, **kwargs)
+        return wrapped
+
+    learner_module.AutoModelForCausalLM.from_pretrained = recording(
+        learner_module.AutoModelForCausalLM.from_pretrained, "load")
+    critic_module.AutoModel.from_pretrained = recording(critic_module.AutoModel.from_pretrained, "load")
+    fsdp.shard_model = recording(fsdp.shard_model, "shard")
     learner = make(model_dir, pad_id, dist)
     metrics = learner.update(episodes(7))
     w = weights(learner)  # a collective: every rank gathers
+    # After no-grad passes no root unit stays gathered: every parameter is registered as a shard again
+    # (FSDP2 keeps the root's full parameters after a forward unless told; issue 20).
+    learner.logprobs(episodes(3))
+    learner.logprobs(episodes(3), learner.ref)
+    learner.values(episodes(3))
+    from torch.distributed.tensor import DTensor
+
+    unsharded = [f"{i}.{n}" for i, m in enumerate((learner.policy, learner.ref, learner.critic))
+                 for n, p in m.named_parameters() if not isinstance(p, DTensor)]
+    from rlreason.distributed.fsdp import full_weights
+
+    bf16 = dict(full_weights(learner.policy, torch.bfloat16))  # shards cast before the gather
     if rank == 0:
-        torch.save({"weights": w, "metrics": metrics, "version": learner.version}, out)
+        torch.save({"weights": w, "metrics": metrics, "version": learner.version, "unsharded": unsharded,
+                    "bf16": bf16, "events": events}, out)
 
 
 def free_port() -> int:
@@ -85,3 +115,9 @@ def test_sharded_ppo_update_equals_the_single_process_update(tiny_model_dir, tin
     assert diffs.mean().item() <= MEAN_ATOL  # a wrong gradient (a padding pass counted, a missing share) is not
     for key in ("pg_loss", "value_loss", "kl_ref", "grad_norm", "clip_frac", "entropy"):
         assert sharded["metrics"][key] == pytest.approx(metrics[key], rel=1e-4, abs=1e-6), key
+    assert sharded["unsharded"] == []
+    assert sharded["events"] == ["load", "shard"] * 3  # policy, reference, critic: one full model at a time
+    policy = {k.removeprefix("policy."): v for k, v in sharded["weights"].items() if k.startswith("policy.")}
+    assert sharded["bf16"].keys() == policy.keys()
+    assert all(v.dtype == torch.bfloat16 and torch.equal(v, policy[k].to(torch.bfloat16))
+               for k, v in sharded["bf16"].items())

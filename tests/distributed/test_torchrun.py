@@ -179,7 +179,8 @@ def test_a_tensor_parallel_engine_over_two_ranks_matches_one_process(make_cfg, v
 
 
 @pytest.mark.parametrize("tp, world, local_world, engine, ok", [
-    (2, 2, 2, "vllm", True), (2, 4, 2, "vllm", True), (1, 3, 3, "vllm", True), (4, 1, 1, "vllm", True),
+    (2, 2, 2, "vllm", True), (2, 4, 2, "vllm", True), (1, 3, 3, "vllm", True), (1, 1, 1, "vllm", True),
+    (4, 1, 1, "vllm", False), (2, 1, 1, "hf", False),
     (3, 4, 4, "vllm", False), (4, 8, 2, "vllm", False), (2, 2, 2, "hf", False), (0, 2, 2, "vllm", False)])
 def test_tensor_parallel_size_must_fit_the_ranks_of_a_node(make_cfg, tp, world, local_world, engine, ok,
                                                             monkeypatch):

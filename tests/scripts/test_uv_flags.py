@@ -28,3 +28,15 @@ def test_pip_config_to_uv_flags():
 
 def test_no_pip_config_no_flags():
     assert uv_flags.uv_flags("") == []
+
+
+def test_a_gpu_install_leaves_out_the_cpu_torch_index():
+    """With PyTorch's CPU index among the sources, torch==2.13.0+cpu would meet vLLM's torch==2.13.0 pin."""
+    listing = "\n".join([
+        "global.extra-index-url='https://download.pytorch.org/whl/cpu https://mirror.example/simple'",
+        "user.find-links='https://download.pytorch.org/whl/cpu/torch_stable.html'",
+    ])
+    cpu = uv_flags.uv_flags(listing)
+    assert "https://download.pytorch.org/whl/cpu" in cpu
+    assert uv_flags.uv_flags(listing, gpu=True) == [
+        "--extra-index-url", "https://mirror.example/simple", "--index-strategy", "unsafe-best-match"]

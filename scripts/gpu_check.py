@@ -1,0 +1,313 @@
+"""What rlreason runs on one GPU without vLLM, checked in a few minutes; prints one table.
+
+    scripts/gpu_check.sh [WHEEL_DIR]                    # on the GPU machine (see the .sh for the wheels)
+    python scripts/gpu_check.py --device cpu --size tiny  # this script's own test, on a CPU (gloo, fp32)
+
+Checks, each a row (result, seconds, peak allocated GiB, rlreason.distributed.memory's figure, notes):
+  - torch sees the GPU (rlreason.cuda_check);
+  - engine=hf rollouts on the device;
+  - a GRPO+KL update in bf16 autocast with gradient checkpointing, asserting both are active (a decoder
+    layer runs twice per training micro-batch: forward and recompute);
+  - a PPO step with its critic;
+  - FSDP2 over NCCL at world size 1: the update on sharded models, every parameter a shard again after it,
+    the weight sync gathered in bf16;
+  - checkpoint and resume through torch.distributed.checkpoint: the resumed learner's next update equals
+    the original's.
+The model is a random Llama built here (no download): `small` is ~0.22 B parameters with a 32k vocabulary.
+Peaks are torch's allocator (no CUDA context); the estimate is the same without its runtime allowance.
+Exit status 1 if any check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import socket
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SIZES = {
+    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=4, vocab_size=512),
+    "small": dict(hidden_size=1024, intermediate_size=2816, num_hidden_layers=12, num_attention_heads=16,
+                  num_key_value_heads=16, vocab_size=32000),
+}
+SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+
+
+def build_model(size: str, seq: int, out: Path) -> dict:
+    """A random Llama and a word-level tokenizer of the same vocabulary, saved as an HF dir."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    arch = SIZES[size]
+    vocab = {t: i for i, t in enumerate(SPECIALS + [f"w{i}" for i in range(arch["vocab_size"] - len(SPECIALS))])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+                            unk_token="<unk>").save_pretrained(out)
+    torch.manual_seed(0)
+    config = LlamaConfig(**arch, max_position_embeddings=2 * seq, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                         tie_word_embeddings=False)
+    LlamaForCausalLM(config).save_pretrained(out)
+    return json.loads((out / "config.json").read_text())
+
+
+def episodes(n: int, seq: int, vocab: int, seed: int = 0):
+    from rlreason.data.record import Question
+    from rlreason.rollout import Episode
+
+    g = torch.Generator().manual_seed(seed)
+    prompt_len = seq // 4
+    out = []
+    for i in range(n):
+        ids = torch.randint(len(SPECIALS), vocab, (seq,), generator=g).tolist()
+        q = Question(id=f"q{i}", problem="p", answer="a")
+        resp = ids[prompt_len:]
+        out.append(Episode(q, ids[:prompt_len], resp, [0.0] * len(resp), "", "length", reward=float(i % 2),
+                           advantages=[1.0 if i % 2 else -1.0] * len(resp)))
+    return out
+
+
+class Check:
+    def __init__(self, args, model_dir: str, config: dict):
+        self.args, self.model_dir, self.config = args, model_dir, config
+        self.cuda = args.device == "cuda"
+        self.dtype = torch.bfloat16 if self.cuda else torch.float32
+        self.rows: list[dict] = []
+
+    def run(self, name: str, fn, estimate_kwargs: dict | None = None) -> None:
+        from rlreason.distributed.memory import estimate
+
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        row = {"check": name, "ok": False, "seconds": 0.0, "peak_gib": None, "estimate_gib": None, "note": ""}
+        try:
+            row["note"] = fn() or ""
+            row["ok"] = True
+        except Exception as e:  # a failed check is a row, the others still run
+            row["note"] = f"{type(e).__name__}: {e}"[:300]
+            traceback.print_exc()
+        if self.cuda:
+            torch.cuda.synchronize()
+            row["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        row["seconds"] = time.perf_counter() - t0
+        if estimate_kwargs is not None:
+            a = self.args
+            est = estimate(self.config, gpus=1, micro_batch=a.micro_batch, seq=a.seq, engine_fraction=0.0,
+                           **estimate_kwargs)
+            row["estimate_gib"] = est["update_peak"] - est["runtime"]
+        self.rows.append(row)
+
+    def learner(self, algo: str, dist=None, checkpointing: bool = True):
+        from rlreason.config import AlgoConfig, LearnerConfig
+        from rlreason.distributed import SINGLE
+        from rlreason.learner.learner import Learner
+
+        a = self.args
+        cfg = LearnerConfig(lr=1e-5, warmup_ratio=0.0, schedule="constant", epochs=1, minibatch_size=a.episodes,
+                            micro_batch_size=a.micro_batch)
+        return Learner(self.model_dir, cfg, AlgoConfig(name=algo, kl_coef=0.05), device=a.device, dtype=self.dtype,
+                       total_updates=10, pad_id=0, temperature=1.0, gradient_checkpointing=checkpointing,
+                       dist=dist or SINGLE)
+
+    def eps(self, seed: int = 0):
+        return episodes(self.args.episodes, self.args.seq, self.config["vocab_size"], seed)
+
+
+def check_gpu(c: Check) -> str:
+    from rlreason.cuda_check import current_problem, nvidia_driver
+
+    if not c.cuda:
+        return "cpu run: not checked"
+    if (why := current_problem()) or not torch.cuda.is_available():
+        raise RuntimeError(why or "torch.cuda.is_available() is False")
+    p = torch.cuda.get_device_properties(0)
+    return f"{p.name}, {p.total_memory / 2**30:.0f} GiB, torch {torch.__version__}, CUDA {torch.version.cuda}, " \
+           f"driver {nvidia_driver()}"
+
+
+def check_rollouts(c: Check) -> str:
+    from transformers import AutoTokenizer
+
+    from rlreason.config import EngineConfig
+    from rlreason.engine import SamplingParams
+    from rlreason.engine.hf import HFEngine
+
+    tok = AutoTokenizer.from_pretrained(c.model_dir)
+    engine = HFEngine(EngineConfig(name="hf", hf_batch_size=32), c.model_dir, tok, dtype=str(c.dtype).split(".")[-1],
+                      seed=0, max_model_len=c.args.seq, device=c.args.device)
+    assert engine.model.device.type == c.args.device, engine.model.device
+    prompts = [ep.prompt_ids for ep in c.eps()[:8]]
+    t0 = time.perf_counter()
+    groups = engine.generate(prompts, SamplingParams(n=4, temperature=1.0, max_tokens=64, seed=1))
+    seconds = time.perf_counter() - t0
+    done = [x for g in groups for x in g]
+    assert [len(g) for g in groups] == [4] * len(prompts)
+    assert all(x.token_ids and len(x.logprobs) == len(x.token_ids) and all(map(math.isfinite, x.logprobs))
+               for x in done)
+    tokens = sum(len(x.token_ids) for x in done)
+    engine.close()
+    return f"{len(done)} samples, {tokens / seconds:.0f} tokens/s"
+
+
+def count_layer_calls(learner):
+    """Calls of the first decoder layer in train mode (the update's micro-batches), in a one-item list."""
+    from rlreason.distributed.fsdp import _layers
+
+    calls = [0]
+
+    def hook(module, args):
+        if module.training:
+            calls[0] += 1
+
+    _layers(learner.policy)[0].register_forward_pre_hook(hook)
+    return calls
+
+
+def check_update(c: Check) -> str:
+    learner = c.learner("grpo")
+    calls = count_layer_calls(learner)
+    metrics = learner.update(c.eps())
+    micro = c.args.episodes // c.args.micro_batch
+    assert learner.autocast == c.cuda, "bf16 autocast is on exactly on the GPU"
+    assert learner.policy.is_gradient_checkpointing
+    assert calls[0] == 2 * micro, f"layer 0 ran {calls[0]} times in {micro} micro-batches: checkpointing is off"
+    assert learner.version == 1 and math.isfinite(metrics["pg_loss"]) and math.isfinite(metrics["kl_ref"])
+    return f"autocast {'bf16' if learner.autocast else 'off'}, checkpointing on ({calls[0]} layer calls / {micro})"
+
+
+def check_ppo(c: Check) -> str:
+    learner = c.learner("ppo")
+    head = next(learner.critic.head.parameters()).detach().clone()
+    metrics = learner.update(c.eps())
+    assert learner.critic.backbone.is_gradient_checkpointing
+    assert math.isfinite(metrics["value_loss"]) and not torch.equal(head, next(learner.critic.head.parameters()))
+    return f"value_loss {metrics['value_loss']:.3g}, critic stepped"
+
+
+def world_of_one(group):
+    """A Dist of world size 1 that still takes the sharded path (rlreason.distributed.Dist.active is
+    world > 1): FSDP2, DTensor shards and the DCP checkpoint, without a second GPU."""
+    from rlreason.distributed import Dist
+
+    class Sharded(Dist):
+        @property
+        def active(self) -> bool:
+            return True
+
+    return Sharded(0, 1, 0, group)
+
+
+def init_world(c: Check):
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        kwargs = {"device_id": torch.device("cuda", 0)} if c.cuda else {}
+        dist.init_process_group("nccl" if c.cuda else "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0,
+                                world_size=1, **kwargs)
+    return world_of_one(dist.new_group(backend="gloo"))
+
+
+def check_fsdp(c: Check, state: dict) -> str:
+    import torch.distributed as dist
+    from torch.distributed.tensor import DTensor
+
+    world = init_world(c)
+    learner = c.learner("grpo", dist=world)
+    metrics = learner.update(c.eps())
+    plain = [n for m in (learner.policy, learner.ref) for n, p in m.named_parameters() if not isinstance(p, DTensor)]
+    assert not plain, f"not shards after the update: {plain[:3]}"
+    synced = list(learner.named_weights())
+    assert all(t.dtype == c.dtype for _, t in synced), "the sync gathers in the engine's dtype"
+    assert math.isfinite(metrics["pg_loss"]) and learner.version == 1
+    state.update(learner=learner, world=world)
+    return f"backend {dist.get_backend()}, {len(synced)} tensors synced in {str(c.dtype).split('.')[-1]}"
+
+
+def check_resume(c: Check, state: dict) -> str:
+    from rlreason.distributed import checkpoint as dcp
+    from rlreason.distributed.fsdp import full_weights
+
+    learner, world = state["learner"], state["world"]
+
+    def learner_state(x):
+        return dcp.LearnerState({"policy": x.policy}, [x.optimizer])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run_state = {"learner": {k: v for k, v in learner.state_dict().items() if "optimizer" not in k}}
+        path = dcp.save(Path(tmp), 1, learner_state(learner), run_state, world)
+        resumed = c.learner("grpo", dist=world)
+        resumed.load_state_dict(torch.load(path / "trainer_state.pt", weights_only=False)["learner"],
+                                optimizers=False)
+        dcp.load(path, learner_state(resumed))
+    a, b = dict(full_weights(learner.policy)), dict(full_weights(resumed.policy))
+    assert all(torch.equal(a[k], b[k]) for k in a), "the resumed weights differ"
+    batch = c.eps(seed=1)
+    learner.update(batch)
+    resumed.update(batch)
+    a, b = dict(full_weights(learner.policy)), dict(full_weights(resumed.policy))
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst <= 1e-6, f"the next update after resuming differs by {worst:.3g}"
+    return f"DCP round trip exact; next update within {worst:.1g}"
+
+
+def table(rows: list[dict]) -> str:
+    def gib(x):
+        return "-" if x is None else f"{x:.2f}"
+
+    lines = [f"{'check':<38} {'result':<6} {'s':>6} {'peak GiB':>9} {'est. GiB':>9}  note"]
+    for r in rows:
+        lines.append(f"{r['check']:<38} {'ok' if r['ok'] else 'FAIL':<6} {r['seconds']:>6.1f} {gib(r['peak_gib']):>9} "
+                     f"{gib(r['estimate_gib']):>9}  {r['note']}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    ap.add_argument("--size", choices=tuple(SIZES), default="small")
+    ap.add_argument("--seq", type=int, default=1024, help="tokens per episode (a quarter of them prompt)")
+    ap.add_argument("--episodes", type=int, default=16, help="episodes per update (one minibatch)")
+    ap.add_argument("--micro-batch", type=int, default=4)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        config = build_model(args.size, args.seq, Path(tmp))
+        c = Check(args, tmp, config)
+        state: dict = {}
+        c.run("torch sees the GPU", lambda: check_gpu(c))
+        c.run("engine=hf rollouts", lambda: check_rollouts(c))
+        c.run("update: bf16 autocast + checkpointing", lambda: check_update(c), {"fsdp": False})
+        c.run("PPO step with its critic", lambda: check_ppo(c), {"fsdp": False, "critic": True})
+        c.run("FSDP2 update, world size 1", lambda: check_fsdp(c, state), {"fsdp": True})
+        c.run("DCP checkpoint and resume", lambda: check_resume(c, state))  # two learners alive: no estimate
+    print(f"\nrlreason GPU check: device {args.device}, model {args.size} "
+          f"({json.dumps({k: config[k] for k in SIZES[args.size]})}), seq {args.seq}, "
+          f"{args.episodes} episodes / update, micro-batch {args.micro_batch}")
+    print(table(c.rows))
+    print("gpu-check " + json.dumps(c.rows), flush=True)
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return 0 if all(r["ok"] for r in c.rows) else 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())
