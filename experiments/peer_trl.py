@@ -52,6 +52,8 @@ ALGOS = ("grpo", "rloo")  # the baselines TRL also has
 EXTRA = ("rlreason-vineppo",)
 RUN_NAMES = (*(f"{side}-{algo}" for algo in ALGOS for side in SIDES), *EXTRA)
 KEYS = ("lr", "schedule", "max_new_tokens", "eval_questions")
+# Run files written before --algo existed: a resumed comparison must not run (and count) those seeds again.
+LEGACY = {"trl-grpo": "trl", "rlreason-grpo": "rlreason"}
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         preflight(args)
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             for name in run_names(args):
-                if (runs / f"{name}-s{seed}.json").is_file():
+                if any((runs / f"{n}-s{seed}.json").is_file() for n in (name, LEGACY.get(name, name))):
                     continue
                 cmd = [sys.executable, __file__, "--one", name, "--seed", str(seed), *passthrough(args)]
                 log = out / "logs" / f"{name}-s{seed}.log"

@@ -48,6 +48,9 @@ def curves(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for fw in sorted({canonical(r["framework"]) for r in runs}):
         mine = sorted((r for r in runs if canonical(r["framework"]) == fw), key=lambda r: r["seed"])
+        seeds = [r["seed"] for r in mine]
+        if len(set(seeds)) < len(seeds):  # e.g. an old "trl-s0.json" beside "trl-grpo-s0.json"
+            raise ValueError(f"{fw}: seed recorded twice ({seeds}); remove one of the run files")
         by_step = [{e["step"]: e["accuracy"] for e in r["evals"]} for r in mine]
         steps = sorted(set.intersection(*(set(b) for b in by_step)))
         out[fw] = {"seeds": [r["seed"] for r in mine],

@@ -4,6 +4,7 @@ a bad file or field stops it before compute, and the child processes get the use
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -121,3 +122,19 @@ def test_runs_alternate_frameworks_and_children_get_the_users_data(files):
     assert peer_trl.settings(child)["lr"] == 5e-5 and child.source.checker == "exact"
     builtin = peer_trl.parse(["--one", "rlreason-grpo", *peer_trl.passthrough(peer_trl.parse([]))])
     assert builtin.source.builtin
+
+
+def test_resuming_an_old_comparison_skips_its_runs(tmp_path, monkeypatch):
+    # Runs written before --algo were "trl-s0.json" and "rlreason-s0.json": GRPO, not to be run again.
+    model, runs = tmp_path / "model", tmp_path / "out" / "runs"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    runs.mkdir(parents=True)
+    for fw, name in (("trl", "trl"), ("rlreason-grpo", "rlreason")):
+        (runs / f"{name}-s0.json").write_text(json.dumps(
+            {"framework": fw, "seed": 0, "evals": [{"step": 0, "accuracy": 0.3}], "s_per_step": 1.0}))
+    started = []
+    monkeypatch.setattr(peer_trl.subprocess, "run",
+                        lambda cmd, **kw: started.append(cmd) or subprocess.CompletedProcess(cmd, 1))
+    peer_trl.main(["--model", str(model), "--algo", "grpo", "--seeds", "2", "--out", str(tmp_path / "out")])
+    assert [c[c.index("--one") + 1:c.index("--one") + 4:2] for c in started] == [["trl-grpo", "1"], ["rlreason-grpo", "1"]]

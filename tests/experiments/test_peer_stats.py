@@ -114,3 +114,10 @@ def test_summarise_and_table_against_baseline():
     assert f"-20.0 [{lo:+.1f}, {hi:+.1f}] (p=0.10)" in text and "s/step" in text
     # The same table from summary.json, whose step keys JSON has turned into strings
     assert stats.table(json.loads(json.dumps(summary))) == text
+
+
+def test_a_seed_recorded_twice_is_refused():
+    # A run file from before --algo ("trl") and its renamed rerun ("trl-grpo") are the same framework
+    runs = [record("trl", 0, {0: 0.4}), record("trl-grpo", 0, {0: 0.5}), record("trl-grpo", 1, {0: 0.5})]
+    with pytest.raises(ValueError, match="seed recorded twice"):
+        stats.curves(runs)
