@@ -23,7 +23,8 @@ accuracy at step 0, every `--eval-every` steps and at the end, seconds per step 
 checkpoints, the framework's per-step logs and the questions drawn at every step. A run whose JSON
 exists is skipped, so an interrupted comparison continues. `OUT/summary.json` and the printed table give
 per eval step the mean with its 95% t-interval over seeds, and rlreason minus TRL (same algo) with
-Welch's 95% interval and the exact permutation p-value; the same for seconds per step.
+Welch's 95% interval and the exact permutation p-value; the same for seconds per step. Figures:
+`python experiments/peer/plot.py OUT`; per-run training signals: `python experiments/peer/analyse.py OUT/runs`.
 
 The settings of each side, read from TRL 1.16's grpo_*/rloo_* config and trainer code, and where the
 two algorithms differ inside: experiments/peer/README.md.

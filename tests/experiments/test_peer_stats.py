@@ -121,3 +121,15 @@ def test_a_seed_recorded_twice_is_refused():
     runs = [record("trl", 0, {0: 0.4}), record("trl-grpo", 0, {0: 0.5}), record("trl-grpo", 1, {0: 0.5})]
     with pytest.raises(ValueError, match="seed recorded twice"):
         stats.curves(runs)
+
+
+def test_plot_one_figure_per_rlreason_run(tmp_path):
+    from peer import plot
+
+    runs = [record(fw, s, {0: 0.4, 25: 0.45 + 0.01 * s, 50: 0.5 + 0.02 * s})
+            for fw in ("trl-grpo", "rlreason-grpo", "trl-rloo", "rlreason-rloo") for s in range(3)]
+    (tmp_path / "runs").mkdir()
+    write(tmp_path / "runs", runs)
+    paths = plot.main([str(tmp_path)])
+    assert sorted(p.name for p in paths) == ["rlreason-grpo.png", "rlreason-rloo.png"]
+    assert all(p.stat().st_size > 10_000 for p in paths)
