@@ -143,8 +143,11 @@ def preflight(args: argparse.Namespace) -> None:
     model = Path(args.model)
     if (model / "config.json").is_file():
         info = model / "build_info.json"
-        built = f" ({json.loads(info.read_text()).get('greedy_acc', float('nan')):.1%} greedy at its build)" \
-            if info.is_file() else ""
+        build = json.loads(info.read_text()) if info.is_file() else {}
+        if args.source.builtin and build and build["build"]["sft_steps"] != args.sft_steps:
+            sys.exit(f"peer_trl: --model {model} was built with {build['build']['sft_steps']} SFT steps, not "
+                     f"--sft-steps {args.sft_steps}: give another dir to build it there")
+        built = f" ({build['greedy_acc']:.1%} greedy at its build)" if build else ""
         print(f"start model {model}{built}; {len(train)} train, {len(test)} test questions", flush=True)
     elif args.source.builtin:
         print(f"building the start model into {model} ...", flush=True)
@@ -175,7 +178,10 @@ def main(argv: list[str] | None = None) -> None:
                                         env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}).returncode
                 print(f"{name} seed {seed}: {'done' if rc == 0 else f'FAILED (exit {rc}), see {log}'} "
                       f"in {time.time() - t0:.0f} s", flush=True)
-    summary = stats.summarise(stats.load_runs(runs))
+    records = stats.load_runs(runs)
+    if not records:
+        sys.exit(f"peer_trl: no run records in {runs}")
+    summary = stats.summarise(records)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(stats.table(summary))
 
