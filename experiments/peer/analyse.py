@@ -3,10 +3,12 @@
     python experiments/peer/analyse.py OUT/runs
 
 For every run: greedy accuracy at the start and the end, and over its steps the train reward, policy
-entropy, gradient norm (before clipping), share of groups whose 8 rewards are all equal (no GRPO
-signal), response length and truncation, and the mean chain length (level) of the questions it drew.
+entropy, gradient norm (before clipping) and the share of steps it exceeded the clip (TRL's RLOO loss is
+a per-sequence sum, rlreason's a token mean: the same direction, a norm ~response length larger, so
+clipped more often), share of groups whose 8 rewards are all equal (no GRPO/RLOO signal), response
+length and truncation, and the mean level of the questions it drew (where the questions have levels).
 Then the rank correlation of each signal with the final accuracy over all runs, and how many questions
-two seeds' draws share.
+two seeds' draws share. The curves with their intervals and the differences: peer_trl.py --aggregate-only.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from peer import stats, task  # noqa: E402
+from peer import stats  # noqa: E402
+from peer.source import Source  # noqa: E402
 
 # one name per signal: (TRL log key, rlreason metrics key)
 SIGNALS = {
@@ -32,9 +35,9 @@ SIGNALS = {
 }
 
 
-def signals(run: dict, levels: dict[str, int]) -> dict[str, float]:
+def signals(run: dict, levels: dict[str, int | None]) -> dict[str, float]:
     rows = run["per_step"]
-    col = 0 if run["framework"] == "trl" else 1
+    col = 0 if run["framework"].startswith("trl") else 1
     half = len(rows) // 2
     out = {"start": run["evals"][0]["accuracy"], "final": run["evals"][-1]["accuracy"]}
     for name, keys in SIGNALS.items():
@@ -42,9 +45,21 @@ def signals(run: dict, levels: dict[str, int]) -> dict[str, float]:
         if vals:
             out[f"{name}_1st_half"] = statistics.fmean(vals[:half] or vals)
             out[f"{name}_2nd_half"] = statistics.fmean(vals[half:])
-    drawn = [levels[q] for step in run["questions"] for q in step]
-    out["level_drawn"] = statistics.fmean(drawn)
+    clip = run.get("settings", {}).get("grad_clip")
+    norms = [r[SIGNALS["grad_norm"][col]] for r in rows if SIGNALS["grad_norm"][col] in r]
+    if clip and norms:
+        out["grad_clipped"] = sum(n > clip for n in norms) / len(norms)
+    drawn = [levels.get(q) for step in run["questions"] for q in step]
+    if drawn and None not in drawn:
+        out["level_drawn"] = statistics.fmean(drawn)  # type: ignore[arg-type]
     return out
+
+
+def question_levels(run: dict) -> dict[str, int | None]:
+    """Question id -> level, from the run's own source (the built-in task, or its JSONL files)."""
+    src = run.get("source", "builtin")
+    train, _, _ = (Source() if src == "builtin" else Source(**src)).load()
+    return {q.id: q.level for q in train}
 
 
 def rank(xs: list[float]) -> list[float]:
@@ -65,10 +80,9 @@ def main() -> None:
     p.add_argument("runs")
     a = p.parse_args()
     runs = stats.load_runs(a.runs)
-    train, _ = task.splits()
-    levels = {q.id: q.level for q in train}
+    levels = question_levels(runs[0])
     table = {(r["framework"], r["seed"]): signals(r, levels) for r in runs}
-    keys = list(next(iter(table.values())))
+    keys = list(dict.fromkeys(k for s in table.values() for k in s))
     print(f"{'run':<22}" + "".join(f"{k[:14]:>15}" for k in keys))
     for (fw, seed), s in sorted(table.items()):
         print(f"{fw + ' s' + str(seed):<22}" + "".join(f"{s.get(k, float('nan')):>15.3f}" for k in keys))

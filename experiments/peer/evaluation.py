@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 
 from rlreason.config import EngineConfig
-from rlreason.data.prompts import ARITH_TEMPLATE
 from rlreason.engine import make_engine
 from rlreason.reward import Grader
 from rlreason.rollout import Roller
@@ -20,11 +19,12 @@ from rlreason.trainer.evaluate import score_groups
 
 
 class GreedyEval:
-    def __init__(self, model_dir: str, tokenizer, questions, max_new_tokens: int):
+    def __init__(self, model_dir: str, tokenizer, questions, max_new_tokens: int, task: str, template: str | None):
+        """`task` and `template`: the grader's checker and the prompt template of the run's Source."""
         self.engine = make_engine(EngineConfig(name="hf", hf_batch_size=300), model_dir, tokenizer,
                                   dtype="float32", seed=0, max_model_len=256)
-        self.grader = Grader("arith")
-        self.roller = Roller(self.engine, tokenizer, self.grader, task="arith", template=ARITH_TEMPLATE,
+        self.grader = Grader(task)
+        self.roller = Roller(self.engine, tokenizer, self.grader, task=task, template=template,
                              use_chat_template=False, temperature=1.0, top_p=1.0, max_new_tokens=max_new_tokens)
         self.questions = questions
         self.seconds = 0.0

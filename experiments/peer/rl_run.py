@@ -1,4 +1,4 @@
-"""One rlreason run (algo=grpo by default) on the comparison's task -> a run record (dict, JSON-ready)."""
+"""One rlreason run (algo=grpo, rloo or vineppo) on the comparison's questions -> a run record (dict, JSON-ready)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from peer import task
+from peer.source import Source
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 def overrides(model_dir: str, seed: int, steps: int, eval_every: int, s: dict[str, Any], algo: str = "grpo",
-              engine: str = "vllm") -> list[str]:
-    """The Hydra overrides that set rlreason to the settings TRL runs with (see peer_trl.py's table)."""
-    arith = [f"data.arith.{k}={v}" for k, v in task.ARITH.items()]
+              engine: str = "vllm", source: Source | None = None) -> list[str]:
+    """The Hydra overrides that set rlreason to the settings TRL runs with (experiments/peer/README.md)."""
+    source = source or Source()
+    # GRPO's std scaling as TRL's scale_rewards="group"; rloo has no such switch (TRL's RLOO: normalize_advantages=False)
+    std = ["algo.normalize_std=true"] if algo in ("grpo", "vineppo") else []
     return [
-        f"algo={algo}", "data=arith", "model=hf", f"model.path={model_dir}", f"engine={engine}",
-        "curriculum=uniform", "logger=console", f"seed={seed}", "resume=never", *arith,
-        "algo.kl_coef=0.0", f"algo.clip_eps={s['clip_eps']}", "algo.normalize_std=true",
+        f"algo={algo}", "model=hf", f"model.path={model_dir}", f"engine={engine}",
+        "curriculum=uniform", "logger=console", f"seed={seed}", "resume=never", *source.overrides(),
+        "algo.kl_coef=0.0", f"algo.clip_eps={s['clip_eps']}", *std,
         f"rollout.samples_per_question={s['samples_per_question']}", f"rollout.temperature={s['temperature']}",
         "rollout.top_p=1.0", f"rollout.max_new_tokens={s['max_new_tokens']}",
         f"learner.lr={s['lr']}", f"learner.schedule={s['schedule']}", "learner.warmup_ratio=0.0",
@@ -54,7 +56,7 @@ def cpu_clock(loop) -> dict[str, float]:
 
 
 def run(model_dir: str, out_dir: str, seed: int, steps: int, eval_every: int, s: dict[str, Any],
-        algo: str = "grpo", engine: str = "vllm") -> dict[str, Any]:
+        algo: str = "grpo", engine: str = "vllm", source: Source | None = None) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
 
     from rlreason.config import register_configs
@@ -66,7 +68,7 @@ def run(model_dir: str, out_dir: str, seed: int, steps: int, eval_every: int, s:
 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
-        cfg = compose("config", overrides=overrides(model_dir, seed, steps, eval_every, s, algo, engine))
+        cfg = compose("config", overrides=overrides(model_dir, seed, steps, eval_every, s, algo, engine, source))
     validate(cfg)
     run_dir = Path(out_dir)
     summary = json.loads(train(cfg, run_dir).read_text())
@@ -81,7 +83,7 @@ def run(model_dir: str, out_dir: str, seed: int, steps: int, eval_every: int, s:
                                 "ORDER BY iteration, rowid"):
             drawn.setdefault(it, []).append(q)
     name = f"rlreason-{algo}" + ("" if engine == "vllm" else f"-{engine}")
-    return {"framework": name, "seed": seed,
+    return {"framework": name, "algo": algo, "seed": seed,
             "steps": steps, "evals": [{"step": e["iteration"], "accuracy": e["eval/accuracy"]} for e in summary["evals"]],
             "s_per_step": train_s / steps, "cpu_s_per_step": (cpu["loop"] - cpu["excluded"]) / steps,
             "phase_seconds": phases, "per_step": per_step,

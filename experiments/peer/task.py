@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from rlreason.data.arith import ArithSpec, generate_splits
-from rlreason.data.prompts import ARITH_TEMPLATE
 from rlreason.data.record import Question
 
 # data.arith.* for rlreason; the same spec generates TRL's dataset and the SFT data.
@@ -48,15 +47,12 @@ def splits() -> tuple[list[Question], list[Question]]:
     return generate_splits(ARITH["n_train"], ARITH["n_test"], spec(), ARITH["seed"])
 
 
-def prompt(q: Question) -> str:
-    return ARITH_TEMPLATE.replace("{problem}", q.problem)
-
-
-def build_model(out_dir: str | Path) -> dict[str, Any]:
+def build_model(out_dir: str | Path, **build_overrides: Any) -> dict[str, Any]:
     """SFT the tiny Llama on this task's train split (gold solutions) and save it as an HF dir.
 
     Reuses rlreason.model.build's SFT loop and tiny.py's model/tokenizer; only the arith spec and the
-    `build:` values in BUILD differ from `python -m rlreason.model.build`.
+    `build:` values in BUILD (and `build_overrides`, e.g. sft_steps=240 for a stronger start model)
+    differ from `python -m rlreason.model.build`. A dir that already holds a build is returned as it is.
     """
     import torch
 
@@ -66,7 +62,7 @@ def build_model(out_dir: str | Path) -> dict[str, Any]:
     out = Path(out_dir)
     if (out / "build_info.json").is_file():
         return json.loads((out / "build_info.json").read_text())
-    build = default_build() | BUILD
+    build = default_build() | BUILD | build_overrides
     start = time.time()
     torch.manual_seed(build["seed"])
     train, test = splits()

@@ -1,4 +1,4 @@
-"""One TRL GRPOTrainer run on the comparison's task -> a run record (dict, JSON-ready)."""
+"""One TRL run (GRPOTrainer or RLOOTrainer) on the comparison's questions -> a run record (dict, JSON-ready)."""
 
 from __future__ import annotations
 
@@ -6,23 +6,25 @@ import time
 from typing import Any
 
 import torch
-from peer import task
 from peer.evaluation import GreedyEval
+from peer.source import Source, prompt
 from transformers import AutoTokenizer, TrainerCallback
 
+ALGOS = ("grpo", "rloo")
 
-def grpo_config(out_dir: str, seed: int, steps: int, s: dict[str, Any]):
-    """TRL's GRPOConfig with every setting the comparison depends on spelled out (see peer_trl.py's table)."""
-    from trl import GRPOConfig
 
-    return GRPOConfig(
+def trl_config(algo: str, out_dir: str, seed: int, steps: int, s: dict[str, Any]):
+    """TRL's GRPOConfig or RLOOConfig with every setting the comparison depends on spelled out
+    (experiments/peer/README.md has the table, and where TRL's defaults were changed)."""
+    from trl import GRPOConfig, RLOOConfig
+
+    common = dict(
         output_dir=out_dir, seed=seed, max_steps=steps,
         # one generation batch = one optimizer step: 16 prompts x 8 completions, no accumulation
         per_device_train_batch_size=s["questions_per_step"] * s["samples_per_question"],
         gradient_accumulation_steps=1, num_generations=s["samples_per_question"], num_iterations=1,
         max_completion_length=s["max_new_tokens"], temperature=s["temperature"], top_p=1.0, top_k=0,
-        beta=0.0, epsilon=s["clip_eps"], loss_type="dapo", scale_rewards="group",
-        mask_truncated_completions=False, shuffle_dataset=True,
+        beta=0.0, epsilon=s["clip_eps"], mask_truncated_completions=False, shuffle_dataset=True,
         learning_rate=s["lr"], lr_scheduler_type=s["schedule"], warmup_steps=0,
         optim="adamw_torch", adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8, weight_decay=0.0,
         max_grad_norm=s["grad_clip"],
@@ -30,6 +32,12 @@ def grpo_config(out_dir: str, seed: int, steps: int, s: dict[str, Any]):
         use_cpu=True, bf16=False, gradient_checkpointing=False, model_init_kwargs={"dtype": torch.float32},
         save_strategy="no", report_to="none", logging_steps=1, disable_tqdm=True, log_completions=False,
     )
+    if algo == "grpo":
+        return GRPOConfig(**common, loss_type="dapo", scale_rewards="group")
+    if algo == "rloo":
+        # RLOO's defaults already match rlreason's algo=rloo here: no advantage normalisation, no reward clip
+        return RLOOConfig(**common, normalize_advantages=False, reward_clip_range=None)
+    raise ValueError(f"algo {algo!r}: TRL has {', '.join(ALGOS)} here")
 
 
 class Recorder(TrainerCallback):
@@ -61,28 +69,31 @@ class Recorder(TrainerCallback):
                                                            if isinstance(v, int | float)}})
 
 
-def run(model_dir: str, out_dir: str, seed: int, steps: int, eval_every: int, s: dict[str, Any]) -> dict[str, Any]:
+def run(algo: str, source: Source, model_dir: str, out_dir: str, seed: int, steps: int, eval_every: int,
+        s: dict[str, Any]) -> dict[str, Any]:
     from datasets import Dataset
-    from trl import GRPOTrainer
+    from trl import GRPOTrainer, RLOOTrainer
 
     from rlreason.reward import Grader
 
-    train, test = task.splits()
+    train, test, template = source.load()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    data = Dataset.from_dict({"prompt": [task.prompt(q) for q in train], "answer": [q.answer for q in train],
+    data = Dataset.from_dict({"prompt": [prompt(q, template) for q in train], "answer": [q.answer for q in train],
                               "qid": [q.id for q in train]})
-    grader = Grader("arith")
+    grader = Grader(source.grader_task())
     drawn: list[list[str]] = []  # question ids per step, in order
 
     def reward(completions, completion_ids, answer, qid, **kw) -> list[float]:
         # Same verdicts as rlreason: a completion cut at max_new_tokens (no EOS) is "truncated", reward 0.
-        cut = [ids[-1] != tokenizer.eos_token_id for ids in completion_ids]
+        cut = [not ids or ids[-1] != tokenizer.eos_token_id for ids in completion_ids]
         drawn.append(list(dict.fromkeys(qid)))
         return [v.reward for v in grader.grade(completions, answer, cut)]
 
-    evaluate = GreedyEval(model_dir, tokenizer, test[: s["eval_questions"]], s["max_new_tokens"])
+    evaluate = GreedyEval(model_dir, tokenizer, test[: s["eval_questions"]], s["max_new_tokens"],
+                          source.grader_task(), template)
     recorder = Recorder(evaluate, eval_every, steps)
-    trainer = GRPOTrainer(model=model_dir, reward_funcs=reward, args=grpo_config(out_dir, seed, steps, s),
+    trainer_cls = GRPOTrainer if algo == "grpo" else RLOOTrainer
+    trainer = trainer_cls(model=model_dir, reward_funcs=reward, args=trl_config(algo, out_dir, seed, steps, s),
                           train_dataset=data, processing_class=tokenizer, callbacks=[recorder])
     try:
         trainer.train()
@@ -90,8 +101,7 @@ def run(model_dir: str, out_dir: str, seed: int, steps: int, eval_every: int, s:
         grader.close()
         evaluate.close()
     train_s = recorder.t_end - recorder.t_begin - recorder.eval_s
-    return {"framework": "trl", "seed": seed, "steps": steps, "evals": recorder.evals,
+    return {"framework": f"trl-{algo}", "algo": algo, "seed": seed, "steps": steps, "evals": recorder.evals,
             "s_per_step": train_s / steps,
-            "cpu_s_per_step": (recorder.cpu_end - recorder.cpu_begin - recorder.eval_cpu) / steps, "eval_seconds": evaluate.seconds, "per_step": recorder.logs,
-            "questions": drawn}
-
+            "cpu_s_per_step": (recorder.cpu_end - recorder.cpu_begin - recorder.eval_cpu) / steps,
+            "eval_seconds": evaluate.seconds, "per_step": recorder.logs, "questions": drawn}
