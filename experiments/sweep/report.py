@@ -75,6 +75,10 @@ def _ratio(x: float | None) -> str:
     return "—" if x is None else f"{x:.2f}×"
 
 
+def _ratio_ci(x: float | None, ci: tuple[float, float] | None) -> str:
+    return _ratio(x) + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if x is not None and ci is not None else "")
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
             *("| " + " | ".join(r) + " |" for r in rows), ""]
@@ -84,7 +88,7 @@ def _speedup_md(t: dict[str, Any], samples: int) -> list[str]:
     name = metric_name(t["metric"], samples)
     lines = [f"Target: the best seed-mean {name} accuracy of {t['target_group']}, {_pts(t['target'])}% "
              f"(iteration {t['target_iteration']}). Means and ranges over the seeds that reached it; speed-up = "
-             f"{t['reference']} / group (> 1: faster)." + (" The target is the starting accuracy: no speed-up to "
+             f"{t['reference']} / group (> 1: faster), with a 95% bootstrap interval over those seeds." + (" The target is the starting accuracy: no speed-up to "
              "measure yet." if t["target_iteration"] == 0 else ""), ""]
     rows = []
     ordered = sorted(t["groups"].items(), key=lambda kv: kv[0] != t["reference"])  # the reference first
@@ -92,7 +96,8 @@ def _speedup_md(t: dict[str, Any], samples: int) -> list[str]:
         missed = [f"s{r['seed']} (ran to {r['last_iteration']})" for r in row["per_run"] if r["iteration"] is None]
         rows.append([g, f"{row['reached']}/{row['runs']}" + (f"; not reached: {', '.join(missed)}" if missed else ""),
                      _range(row["iterations"], ".1f"), _range(row["seconds"], ".0f"),
-                     _ratio(row["speedup_iterations"]), _ratio(row["speedup_seconds"])])
+                     _ratio_ci(row["speedup_iterations"], row.get("speedup_iterations_ci")),
+                     _ratio_ci(row["speedup_seconds"], row.get("speedup_seconds_ci"))])
     return lines + _table(["group", "reached", "iterations", "training s", "speed-up (iterations)",
                            "speed-up (seconds)"], rows)
 

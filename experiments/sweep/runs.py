@@ -167,6 +167,11 @@ def load_runs(dirs: list[Path], by: tuple[str, ...] = ()) -> list[Run]:
     runs = [r for r in runs if r.eval_rows]
     if not runs:
         raise SweepError(f"no run has an eval row in metrics.jsonl yet: {', '.join(empty)}")
+    # A --by key names an algo's groups only where that algo's runs differ in it: PPO runs carry
+    # VinePPO's algo.mc.* keys too, and "ppo/uniform algo.mc.v0=mc" would name a knob PPO never reads.
+    for r in runs:
+        same = [x for x in runs if x.algo == r.algo]
+        r.by = tuple(k for k in by if len({str(OmegaConf.select(x.cfg, k)) for x in same}) > 1)
     return runs
 
 

@@ -115,6 +115,20 @@ def _ratio(ref: dict | None, mine: dict | None) -> float | None:
     return ref["mean"] / mine["mean"] if ref and mine and mine["mean"] > 0 else None
 
 
+def ratio_ci(ref: list[float], mine: list[float], resamples: int = BOOTSTRAP_RESAMPLES,
+             seed: int = 0) -> tuple[float, float] | None:
+    """95% bootstrap interval of mean(ref) / mean(mine), the seeds of each group resampled on their own.
+    Over 3 seeds it is wide and coarse (few distinct resamples), but it says how far one seed moves a
+    speed-up; None when either side has no seed."""
+    if not ref or not mine:
+        return None
+    rng = np.random.default_rng(seed)
+    a = rng.choice(np.asarray(ref, float), (resamples, len(ref))).mean(1)
+    b = rng.choice(np.asarray(mine, float), (resamples, len(mine))).mean(1)
+    r = a / np.maximum(b, 1e-12)
+    return float(np.percentile(r, 2.5)), float(np.percentile(r, 97.5))
+
+
 def speedup(groups: dict[str, list[Run]], points: dict[str, list[list[EvalPoint]]], metric: str,
             reference: str, target_group: str | None = None, rows: list[str] | None = None) -> dict[str, Any] | None:
     """Iterations and training seconds for each run to reach the best seed-mean accuracy of
@@ -137,9 +151,14 @@ def speedup(groups: dict[str, list[Run]], points: dict[str, list[list[EvalPoint]
                               "iterations": _stats([r["iteration"] for r in reached]),
                               "seconds": _stats([r["seconds"] for r in reached])}
     ref = table["groups"].get(reference)
+
+    def reached(row: dict[str, Any] | None, key: str) -> list[float]:
+        return [r[key] for r in row["per_run"] if r[key] is not None] if row else []
+
     for row in table["groups"].values():
-        row["speedup_iterations"] = _ratio(ref and ref["iterations"], row["iterations"])
-        row["speedup_seconds"] = _ratio(ref and ref["seconds"], row["seconds"])
+        for key, per_run_key in (("iterations", "iteration"), ("seconds", "seconds")):
+            row[f"speedup_{key}"] = _ratio(ref and ref[key], row[key])
+            row[f"speedup_{key}_ci"] = ratio_ci(reached(ref, per_run_key), reached(row, per_run_key))
     return table
 
 

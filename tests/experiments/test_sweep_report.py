@@ -151,6 +151,17 @@ def test_iterations_to_target_speedup_and_unreached_seed(sweep):
     assert vine["speedup_iterations"] == pytest.approx(25 / 15)
     assert vine["speedup_seconds"] == pytest.approx(50 / 75)  # fewer steps, but slower steps
     assert ref["speedup_iterations"] == pytest.approx(1.0)
+    # The interval resamples each group's reaching seeds: ppo {30, 20} against vineppo {10, 20}; its ends
+    # are the extreme resamples' ratios (20/20 = 1 and 30/10 = 3) and it holds the point estimate.
+    lo, hi = vine["speedup_iterations_ci"]
+    assert lo == pytest.approx(1.0) and hi == pytest.approx(3.0) and lo < vine["speedup_iterations"] < hi
+    lo, hi = ref["speedup_iterations_ci"]
+    assert lo < 1.0 < hi  # the reference against itself, resampled independently: not a zero-width 1
+
+
+def test_ratio_ci_is_none_without_seeds_and_exact_without_spread():
+    assert stats.ratio_ci([], [1.0]) is None and stats.ratio_ci([1.0], []) is None
+    assert stats.ratio_ci([4.0, 4.0], [2.0, 2.0, 2.0]) == pytest.approx((2.0, 2.0))
 
 
 def test_curriculum_target_is_the_same_algos_uniform_best(sweep, tmp_path):
@@ -295,3 +306,11 @@ def test_by_a_config_key_splits_groups_and_names_them(tmp_path):
     names = list(runs.group_runs(runs.load_runs([tmp_path], ("learner.lr",))))
     assert names == ["ppo/uniform learner.lr=1e-05", "ppo/uniform learner.lr=3e-05"]
     assert list(runs.group_runs(runs.load_runs([tmp_path]))) == ["ppo/uniform"]  # one group, two configs
+
+
+def test_by_key_names_only_the_algo_whose_runs_differ_in_it(tmp_path):
+    write_run(tmp_path / "ppo", "ppo", "uniform", 0, evals(PPO[0]), lr=3e-5)
+    for lr in (1e-5, 3e-5):
+        write_run(tmp_path / f"vine-{lr}", "vineppo", "uniform", 0, evals(PPO[0]), lr=lr)
+    names = list(runs.group_runs(runs.load_runs([tmp_path], ("learner.lr",))))
+    assert names == ["ppo/uniform", "vineppo/uniform learner.lr=1e-05", "vineppo/uniform learner.lr=3e-05"]
