@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import os
 import statistics
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from bench.iteration import TimedEngine, compose_cfg, one_iteration, start_engine
+from bench.iteration import compose_cfg, interleaved
 
 # uniform first: the engine's own first-use costs land on uniform's warm-up iteration
 CURRICULA = ("uniform", "learnability", "sfl", "learnability_history")
@@ -84,46 +82,20 @@ def _sfl_amortised(cfg, refresh: tuple[float, dict[str, float], dict[str, float]
 
 def run(extra: tuple[str, ...] = (), warmup: int = WARMUP, timed: int = TIMED) -> dict[str, Any]:
     """`extra`: Hydra overrides for every Run (tiny sizes while developing); the benchmark uses none."""
-    from rlreason.trainer.build import build
-    from rlreason.trainer.loop import Phases
-
     cfgs = {name: compose_cfg(f"curriculum={name}", *extra) for name in CURRICULA}
     base = cfgs["uniform"]
-    shared, engine_start = start_engine(base)
-    engine = TimedEngine(shared)
-    runs: dict[str, Any] = {}
-    secs: dict[str, list[float]] = {n: [] for n in cfgs}
-    spent: dict[str, list[dict[str, float]]] = {n: [] for n in cfgs}
-    metrics: dict[str, list[dict[str, float]]] = {n: [] for n in cfgs}
-    refresh: tuple[float, dict[str, float], dict[str, float]] | None = None
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-curriculum-") as tmp:
-            try:
-                for name, cfg in cfgs.items():
-                    runs[name] = build(cfg, Path(tmp) / name, engine)
-                phases = {name: Phases(r.grader, {}) for name, r in runs.items()}
-                for it in range(1, warmup + timed + 1):
-                    for name, r in runs.items():
-                        s, p, m, _ = one_iteration(r, it, phases[name])
-                        print(f"[bench] iteration {it} {name}: {s:.2f} s (selection {p.get('selection', 0):.2f} s)",
-                              flush=True)
-                        if name == "sfl" and it == 1:
-                            refresh = (s, p, m)
-                        elif it > warmup:
-                            secs[name].append(s)
-                            spent[name].append(p)
-                            metrics[name].append(m)
-            finally:
-                for r in runs.values():
-                    r.close(close_engine=False)
-    finally:
-        shared.close()
+    results, engine_start = interleaved(cfgs, warmup + timed, "bench-curriculum-")
+    # sfl's first iteration always refreshes its (empty) buffer: measured once, amortised below, and
+    # never among the timed ordinary iterations
+    refresh = results["sfl"][0][:3]
+    timed_res = {n: rs[max(warmup, 1) if n == "sfl" else warmup:] for n, rs in results.items()}
+    secs = {n: [r[0] for r in rs] for n, rs in timed_res.items()}
+    spent = {n: [r[1] for r in rs] for n, rs in timed_res.items()}
+    metrics = {n: [r[2] for r in rs] for n, rs in timed_res.items()}
 
     out: dict[str, Any] = {}
     for name in cfgs:
         out |= _per_iteration(name, secs[name], spent[name], metrics[name])
-    if refresh is None:  # sfl's first iteration always refreshes its (empty) buffer
-        raise RuntimeError("sfl's first iteration was not run")
     out |= _sfl_amortised(cfgs["sfl"], refresh, out)
     c = base
     out |= {

@@ -177,41 +177,51 @@ def summarise(name: str, cfg, secs: list[float], spent: list[dict[str, float]],
     return out
 
 
-def run(extra: tuple[str, ...] = (), warmup: int = WARMUP, timed: int = TIMED) -> dict[str, Any]:
-    """`extra`: Hydra overrides for every Run (tiny sizes while developing); the benchmark uses none."""
+Result = tuple[float, dict[str, float], dict[str, float], list[str]]  # one_iteration's
+
+
+def interleaved(cfgs: dict[str, Any], iterations: int, prefix: str) -> tuple[dict[str, list[Result]], float]:
+    """Every config as a Run on one shared engine, iterations 1..n taken round-robin (one of each Run,
+    then the next), so drifting machine load hits all alike. Each name's one_iteration results in order,
+    and the engine's start seconds."""
     from rlreason.trainer.build import build
     from rlreason.trainer.loop import Phases
 
-    plan = variants(extra)
-    cfgs = {name: compose_cfg(*ov) for name, ov in plan.items()}
-    base = next(iter(cfgs.values()))
-    shared, engine_start = start_engine(base)
+    shared, engine_start = start_engine(next(iter(cfgs.values())))
     engine = TimedEngine(shared)
     runs: dict[str, Any] = {}
-    secs: dict[str, list[float]] = {n: [] for n in cfgs}
-    spent: dict[str, list[dict[str, float]]] = {n: [] for n in cfgs}
-    metrics: dict[str, list[dict[str, float]]] = {n: [] for n in cfgs}
-    questions: dict[str, list[list[str]]] = {n: [] for n in cfgs}
+    results: dict[str, list[Result]] = {n: [] for n in cfgs}
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-iteration-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
             try:
                 for name, cfg in cfgs.items():
                     runs[name] = build(cfg, Path(tmp) / name, engine)
                 phases = {name: Phases(r.grader, {}) for name, r in runs.items()}
-                for it in range(1, warmup + timed + 1):
+                for it in range(1, iterations + 1):
                     for name, r in runs.items():
-                        s, p, m, q = one_iteration(r, it, phases[name])
-                        print(f"[bench] iteration {it} {name}: {s:.2f} s", flush=True)
-                        questions[name].append(q)
-                        if it > warmup:
-                            secs[name].append(s)
-                            spent[name].append(p)
-                            metrics[name].append(m)
+                        res = one_iteration(r, it, phases[name])
+                        sel = f" (selection {res[1]['selection']:.2f} s)" if res[1].get("selection") else ""
+                        print(f"[bench] iteration {it} {name}: {res[0]:.2f} s{sel}", flush=True)
+                        results[name].append(res)
             finally:
                 for r in runs.values():
                     r.close(close_engine=False)
     finally:
         shared.close()
+    return results, engine_start
+
+
+def run(extra: tuple[str, ...] = (), warmup: int = WARMUP, timed: int = TIMED) -> dict[str, Any]:
+    """`extra`: Hydra overrides for every Run (tiny sizes while developing); the benchmark uses none."""
+    plan = variants(extra)
+    cfgs = {name: compose_cfg(*ov) for name, ov in plan.items()}
+    base = next(iter(cfgs.values()))
+    results, engine_start = interleaved(cfgs, warmup + timed, "bench-iteration-")
+    timed_res = {n: rs[warmup:] for n, rs in results.items()}
+    secs = {n: [r[0] for r in rs] for n, rs in timed_res.items()}
+    spent = {n: [r[1] for r in rs] for n, rs in timed_res.items()}
+    metrics = {n: [r[2] for r in rs] for n, rs in timed_res.items()}
+    questions = {n: [r[3] for r in rs] for n, rs in results.items()}
 
     out: dict[str, Any] = {}
     for name, cfg in cfgs.items():
