@@ -134,6 +134,9 @@ def test_resuming_an_old_comparison_skips_its_runs(tmp_path, monkeypatch):
         (runs / f"{name}-s0.json").write_text(json.dumps(
             {"framework": fw, "seed": 0, "evals": [{"step": 0, "accuracy": 0.3}], "s_per_step": 1.0}))
     started = []
+    # The children are not started, so TRL need not be installed (CI has no `.[peer]` extra).
+    find_spec = peer_trl.importlib.util.find_spec
+    monkeypatch.setattr(peer_trl.importlib.util, "find_spec", lambda name, *a: object() if name == "trl" else find_spec(name, *a))
     monkeypatch.setattr(peer_trl.subprocess, "run",
                         lambda cmd, **kw: started.append(cmd) or subprocess.CompletedProcess(cmd, 1))
     peer_trl.main(["--model", str(model), "--algo", "grpo", "--seeds", "2", "--out", str(tmp_path / "out")])
