@@ -45,9 +45,10 @@ def figure(summary: dict, fw: str, path: Path) -> None:
     top.legend()
     diffs = [test["acc"][s] for s in steps]
     bottom.plot(steps, [100 * d["diff"] for d in diffs], color="black", lw=2)
-    if all(d["ci"] for d in diffs):
-        bottom.fill_between(steps, [100 * d["ci"][0] for d in diffs], [100 * d["ci"][1] for d in diffs],
-                            color="grey", alpha=0.3, lw=0)
+    # a step where every seed of both sides scored the same (step 0: one start model) has no spread: zero width
+    cis = [d["ci"] or ([d["diff"]] * 2 if d["se"] == 0 else None) for d in diffs]
+    if all(cis):
+        bottom.fill_between(steps, [100 * c[0] for c in cis], [100 * c[1] for c in cis], color="grey", alpha=0.3, lw=0)
     bottom.axhline(0, color="black", lw=0.5)
     bottom.set_ylabel(f"{fw} - {base}\n(points, 95% CI)")
     bottom.set_xlabel("step")

@@ -133,3 +133,22 @@ def test_plot_one_figure_per_rlreason_run(tmp_path):
     paths = plot.main([str(tmp_path)])
     assert sorted(p.name for p in paths) == ["rlreason-grpo.png", "rlreason-rloo.png"]
     assert all(p.stat().st_size > 10_000 for p in paths)
+
+
+def test_plot_draws_the_difference_band_through_a_step_without_spread(tmp_path, monkeypatch):
+    # Step 0: every seed of both sides scores the start model's 0.4, so Welch's interval is None there;
+    # the band is still drawn (zero width at that step), not dropped for the whole curve
+    import matplotlib.axes
+    from peer import plot
+
+    runs = [record(fw, s, {0: 0.4, 25: 0.45 + 0.01 * s, 50: 0.5 + 0.02 * s})
+            for fw in ("trl-grpo", "rlreason-grpo") for s in range(3)]
+    summary = stats.summarise(runs)
+    assert summary["vs_trl"]["rlreason-grpo"]["acc"][0]["ci"] is None
+    bands = []
+    real = matplotlib.axes.Axes.fill_between
+    monkeypatch.setattr(matplotlib.axes.Axes, "fill_between",
+                        lambda ax, x, lo, hi, **kw: bands.append((list(lo), list(hi))) or real(ax, x, lo, hi, **kw))
+    plot.figure(summary, "rlreason-grpo", tmp_path / "f.png")
+    assert len(bands) == 3  # two accuracy bands and the difference's
+    assert bands[-1][0][0] == bands[-1][1][0] == 0.0
