@@ -33,9 +33,10 @@ def _colors(names: list[str]) -> dict[str, Any]:
     return {n: cmap(i % 10) for i, n in enumerate(names)}
 
 
-def _save(fig, out: Path) -> Path:
+def _save(fig, out: Path, rect: tuple[float, float, float, float] = (0, 0, 1, 1)) -> Path:
+    """`rect`: the part of the figure the axes may fill (room kept for a figure legend)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    fig.tight_layout(rect=rect)
     fig.savefig(out, dpi=DPI)
     plt.close(fig)
     return out
@@ -67,10 +68,12 @@ def plot_curves(groups: dict[str, list[Run]], points: dict[str, list], samples: 
             ax.set(xlabel="iteration" if x_key == "iteration" else SECONDS_LABEL,
                    ylabel=f"held-out accuracy, {metric_name(metric, samples)}")
             ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=8, loc="lower right")
+    # Below the axes, not on them: with long group names (--by keys) an in-axes legend hid the early points.
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=2 if len(labels) > 2 else len(labels) or 1)
     fig.suptitle("Seed mean; band: min-max over seeds; bars: mean 95% bootstrap interval over questions",
                  fontsize=9)
-    return _save(fig, out)
+    return _save(fig, out, rect=(0, 0.03 * ((len(labels) + 1) // 2 + 1), 1, 1))
 
 
 def _curricula_colors(groups: dict[str, list[Run]]) -> dict[str, Any]:
