@@ -241,6 +241,9 @@ class CurriculumConfig:
     decay: float = 0.5  # history variants: weight of an attempt = decay ** (age in iterations)
     window: int = 20  # history variants: only the last `window` iterations count
     explore_frac: float = 0.25  # learnability_history: share of the batch for unseen/stale questions
+    # learnability_history: a question trained in the last `cooldown` iterations is not picked again by its
+    # score (0: off, every iteration may re-pick the same top questions and the run trains on a narrow subset)
+    cooldown: int = 0
     skip_prob: float = 0.9  # skip_zero_variance: chance to skip an all-equal question
     max_refill_rounds: int = 4  # filter_groups: extra sampling rounds to refill the batch
     # How every curriculum walks the train set: false = epochs without replacement (each question once per

@@ -222,6 +222,8 @@ def validate(cfg: Any) -> None:
         problems.append(f"curriculum.window={cfg.curriculum.window} must be >= 1")
     if cfg.curriculum.max_refill_rounds < 0:
         problems.append(f"curriculum.max_refill_rounds={cfg.curriculum.max_refill_rounds} must be >= 0")
+    if cfg.curriculum.cooldown < 0:
+        problems.append(f"curriculum.cooldown={cfg.curriculum.cooldown} must be >= 0 (0: off)")
     if not 0 <= cfg.curriculum.explore_frac <= 1:
         problems.append(f"curriculum.explore_frac={cfg.curriculum.explore_frac} must be in [0, 1]")
     if not 0 <= cfg.curriculum.skip_prob <= 1:

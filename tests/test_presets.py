@@ -43,6 +43,7 @@ def test_paper_preset_has_no_iterations_for_arith():
     ("trainer.eval_headline=best", "eval_headline"),
     ("curriculum=sfl curriculum.buffer_size=2000", "buffer_size"),
     ("curriculum=sfl curriculum.buffer_frac=1.5", "buffer_frac"),
+    ("curriculum=learnability_history curriculum.cooldown=-1", "cooldown"),
 ])
 def test_bad_values_are_config_errors(override, message):
     with pytest.raises(ConfigError, match=message):

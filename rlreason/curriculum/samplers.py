@@ -203,7 +203,10 @@ class SFL(Sampler):
 
 class LearnabilityHistory(Sampler):
     """Rank by p(1-p) from the decayed history of past training attempts (no extra rollouts), keeping
-    explore_frac of the batch for questions unseen or stale (no attempt within the window)."""
+    explore_frac of the batch for questions unseen or stale (no attempt within the window). With cooldown
+    > 0 a question trained in the last `cooldown` iterations is not picked by its score: without it the same
+    top questions come back every iteration (on arith, 60 iterations trained ~254 distinct questions, one
+    of them 54 times, and held-out accuracy stalled; experiments/RESULTS.md, 2026-12-03)."""
 
     name = "learnability_history"
 
@@ -215,7 +218,9 @@ class LearnabilityHistory(Sampler):
         ranked = top_k(scores, len(seen), derived_rng(self.seed, iteration, "tie-break"))
         n_exploit = batch - round(self.cfg.explore_frac * batch)
         # A score of 0 (always or never solved lately) teaches nothing: its slot goes to exploration.
-        exploit = [seen[i] for i in ranked if scores[i] > 0][:n_exploit]
+        cooling = set(self.store.question_stats(iteration, self.cfg.cooldown + 1, None, HISTORY_PHASE)) \
+            if self.cfg.cooldown > 0 else set()
+        exploit = [seen[i] for i in ranked if scores[i] > 0 and seen[i] not in cooling][:n_exploit]
         taken = [self.index[q] for q in exploit]
         taken += self.order.take(batch - len(taken), lambda i: self.train[i].id not in stats, exclude=taken)
         if len(taken) < batch:  # every other question was seen lately: fill with the next best by history

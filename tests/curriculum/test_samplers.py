@@ -129,6 +129,19 @@ def test_history_bessel_and_stale(store):
     assert set(chosen[:2]) == {"q0001", "q0002"}
 
 
+def test_history_cooldown_keeps_a_question_trained_lately_from_being_picked_again(store):
+    qs = questions(20)
+    history(store, 0, {f"q{i:04d}": [1.0] * i + [0.0] * (8 - i) for i in range(9)})
+    history(store, 5, {"q0004": [1.0] * 4 + [0.0] * 4})  # the best score, trained again at iteration 5
+    def chosen(cooldown: int, iteration: int) -> list[str]:
+        sampler = make_sampler(cfg("learnability_history", explore_frac=0, window=10, decay=0.5, cooldown=cooldown),
+                               qs, store, 0)
+        return [q.id for q in sampler.next_batch(iteration, 3, 8, FakePolicy({})).questions]
+    assert chosen(0, 6)[0] == "q0004"  # without a cooldown the same top question comes back every time
+    assert "q0004" not in chosen(3, 6) and set(chosen(3, 6)) <= {f"q{i:04d}" for i in range(1, 8)}
+    assert chosen(3, 9)[0] == "q0004"  # iteration 5 is more than 3 iterations back: it may be picked again
+
+
 def test_skip_zero_variance_skips_with_probability(store):
     qs = questions(2000)
     history(store, 0, {q.id: ([1.0, 1.0] if i % 2 == 0 else [1.0, 0.0]) for i, q in enumerate(qs)})
