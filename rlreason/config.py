@@ -242,8 +242,9 @@ class CurriculumConfig:
     window: int = 20  # history variants: only the last `window` iterations count
     explore_frac: float = 0.25  # learnability_history: share of the batch for unseen/stale questions
     # learnability_history: a question trained in the last `cooldown` iterations is not picked again by its
-    # score (0: off, every iteration may re-pick the same top questions and the run trains on a narrow subset)
-    cooldown: int = 0
+    # score. 0 (off) re-picked the same top questions every iteration and lost 4.6 points on arith; 10 lost
+    # 0.7 against uniform (experiments/RESULTS.md, 2026-12-03)
+    cooldown: int = 10
     skip_prob: float = 0.9  # skip_zero_variance: chance to skip an all-equal question
     max_refill_rounds: int = 4  # filter_groups: extra sampling rounds to refill the batch
     # How every curriculum walks the train set: false = epochs without replacement (each question once per

@@ -107,7 +107,7 @@ def test_history_exploits_best_and_explores_unseen(store):
     qs = questions(20)
     rewards = {f"q{i:04d}": [1.0] * i + [0.0] * (8 - i) for i in range(9)}  # q0004 has p=.5
     history(store, 0, rewards)
-    sampler = make_sampler(cfg("learnability_history", explore_frac=0.5, window=5, decay=0.5), qs, store, 0)
+    sampler = make_sampler(cfg("learnability_history", explore_frac=0.5, window=5, decay=0.5, cooldown=0), qs, store, 0)
     sel = sampler.next_batch(1, 4, 8, FakePolicy({}))
     chosen = [q.id for q in sel.questions]
     assert chosen[0] == "q0004" and chosen[1] in ("q0003", "q0005")  # best first; those two tie
@@ -120,8 +120,8 @@ def test_history_bessel_and_stale(store):
     qs = questions(6)
     history(store, 0, {"q0000": [1.0, 0.0, 1.0, 0.0] * 5})  # p=.5 over 20 attempts; stale by iteration 3
     history(store, 2, {"q0001": [1.0, 0.0], "q0002": [1.0, 0.0] * 10})  # both p=.5, n=2 vs n=20
-    plain = make_sampler(cfg("learnability_history", explore_frac=0, window=2, bessel=False), qs, store, 0)
-    bessel = make_sampler(cfg("learnability_history", explore_frac=0, window=2, bessel=True), qs, store, 0)
+    plain = make_sampler(cfg("learnability_history", explore_frac=0, window=2, bessel=False, cooldown=0), qs, store, 0)
+    bessel = make_sampler(cfg("learnability_history", explore_frac=0, window=2, bessel=True, cooldown=0), qs, store, 0)
     assert bessel.next_batch(3, 1, 2, FakePolicy({})).questions[0].id == "q0001"  # larger correction for n=2
     assert plain.next_batch(3, 1, 2, FakePolicy({})).questions[0].id in ("q0001", "q0002")  # a tie
     # q0000 is outside the window: stale, so it can only come in as exploration, after the ranked ones.
