@@ -70,7 +70,7 @@ def plot_curves(groups: dict[str, list[Run]], points: dict[str, list], samples: 
             ax.grid(alpha=0.3)
     # Below the axes, not on them: with long group names (--by keys) an in-axes legend hid the early points.
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=2 if len(labels) > 2 else len(labels) or 1)
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=min(2, max(1, len(labels))))
     fig.suptitle("Seed mean; band: min-max over seeds; bars: mean 95% bootstrap interval over questions",
                  fontsize=9)
     return _save(fig, out, rect=(0, 0.03 * ((len(labels) + 1) // 2 + 1), 1, 1))

@@ -218,9 +218,8 @@ class LearnabilityHistory(Sampler):
         ranked = top_k(scores, len(seen), derived_rng(self.seed, iteration, "tie-break"))
         n_exploit = batch - round(self.cfg.explore_frac * batch)
         # A score of 0 (always or never solved lately) teaches nothing: its slot goes to exploration.
-        cooling = set(self.store.question_stats(iteration, self.cfg.cooldown + 1, None, HISTORY_PHASE)) \
-            if self.cfg.cooldown > 0 else set()
-        exploit = [seen[i] for i in ranked if scores[i] > 0 and seen[i] not in cooling][:n_exploit]
+        exploit = [seen[i] for i in ranked
+                   if scores[i] > 0 and iteration - stats[seen[i]].last > self.cfg.cooldown][:n_exploit]
         taken = [self.index[q] for q in exploit]
         taken += self.order.take(batch - len(taken), lambda i: self.train[i].id not in stats, exclude=taken)
         if len(taken) < batch:  # every other question was seen lately: fill with the next best by history

@@ -63,6 +63,7 @@ class Attempt:
 class QuestionStat:
     p: float  # (decay-weighted) mean reward
     n: int  # attempts counted
+    last: int = -1  # the latest iteration among them
 
 
 @dataclass(frozen=True)
@@ -228,14 +229,15 @@ class StatsStore:
         where, args = self._where(phase, since, current_iter)
         rows = self.con.execute(f"SELECT question, iteration, COUNT(*), SUM(reward) FROM attempts "
                                 f"WHERE {where} GROUP BY question, iteration", args)
-        acc: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])  # weighted rewards, weights, n
+        acc: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0, -1])  # weighted rewards, weights, n, last
         for q, it, n, total in rows:
             w = 1.0 if decay is None else decay ** (current_iter - it)
             a = acc[q]
             a[0] += w * total
             a[1] += w * n
             a[2] += n
-        return {q: QuestionStat(s / w if w > 0 else 0.0, int(n)) for q, (s, w, n) in acc.items()}
+            a[3] = max(a[3], it)
+        return {q: QuestionStat(s / w if w > 0 else 0.0, int(n), int(last)) for q, (s, w, n, last) in acc.items()}
 
     def p_hat(self, current_iter: int, window: int | None = None, decay: float | None = None,
               phase: str | None = None) -> dict[str, float]:
