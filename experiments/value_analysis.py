@@ -214,8 +214,9 @@ def run(args: argparse.Namespace, engine=None) -> dict:
     from rlreason.engine import make_engine
     from rlreason.eval import load_weights
     from rlreason.model.load import resolve_model_path
-    from rlreason.reward import Grader
-    from rlreason.trainer.build import TimedGrader, context_length, load_tokenizer, resolve_device
+    from rlreason.reward import make_grader
+    from rlreason.reward.meter import GradeMeter
+    from rlreason.trainer.build import context_length, load_tokenizer, resolve_device
 
     check(args)
     cfg = load_config(args.run_dir)
@@ -226,7 +227,7 @@ def run(args: argparse.Namespace, engine=None) -> dict:
     device, dtype = resolve_device(cfg)
     train, _ = load_questions(cfg.data)
     questions = random.Random(args.seed).sample(train, min(args.questions or args.states, len(train)))
-    grader = TimedGrader(Grader(grader_task(cfg), timeout_s=cfg.reward.timeout_s, workers=cfg.reward.workers))
+    grader = GradeMeter(make_grader(cfg.reward, grader_task(cfg)))
     # The learner's rule (Learner.autocast): bfloat16 autocast on a GPU unless the run is float32.
     bf16 = device != "cpu" and dtype != torch.float32
     ctx = Context(cfg, args, tokenizer, questions, grader, device, bf16)

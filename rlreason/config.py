@@ -86,7 +86,9 @@ class FieldsConfig:
     """data=jsonl: which field of a row holds what (null = the row has no such field)."""
 
     problem: str = "problem"
-    answer: str = "answer"  # the gold final answer (a string or a number)
+    # Or the problem text built from the row's fields: "{nums} -> {target}" (a list as its items)
+    problem_template: str | None = None
+    answer: str | None = "answer"  # the gold final answer (a string or a number); optional with reward.fn
     solution: str | None = None  # a worked solution, kept with the question (not used for grading)
     id: str | None = None  # the row's own id; null = a hash of the problem text
     level: str | None = None  # int or "Level N": per-level eval breakdown
@@ -301,6 +303,13 @@ class RewardConfig:
     # hash: only "#### N", equal as numbers or as stripped strings; exact: the whole response, stripped,
     # equals the gold answer.
     checker: str = "auto"
+    # Your own reward instead (rlreason/reward/function.py): PATH.py:NAME or package.module:NAME, called
+    # as NAME(response, record) -> float | dict of components; the checker is then unused.
+    fn: str | None = None
+    weights: dict[str, float] = field(default_factory=dict)  # per component of fn's dict (default 1 each)
+    success_threshold: float = 1.0  # success = component `correct` if returned, else reward >= this
+    batched: bool = False  # fn takes (responses, records) -> list, on chunks of batch_size responses
+    batch_size: int = 64
     timeout_s: float = 5.0  # hard deadline per graded response
     workers: int = 2  # grading processes
 
@@ -364,8 +373,12 @@ class EvalConfig:
 
 def register_configs() -> None:
     cs = ConfigStore.instance()
-    cs.store(name="base_config", node=Config)
-    cs.store(name="base_eval", node=EvalConfig)
+    for name, schema in (("base_config", Config), ("base_eval", EvalConfig)):
+        node = OmegaConf.structured(schema)
+        # reward.weights is keyed by the reward function's own component names: new keys are its point
+        # (`reward.weights.format=0.1`, no Hydra `+`), so that one node is left open.
+        OmegaConf.set_struct(node.reward.weights, False)
+        cs.store(name=name, node=node)
     OmegaConf.register_new_resolver("rlreason.model_name", model_name, replace=True)
 
 
@@ -381,7 +394,10 @@ def model_name(path: str) -> str:
 
 
 def grader_task(cfg: Any) -> str:
-    """What the grader (and VinePPO's step splitter) is told the task is: reward.checker, or the data's."""
+    """What the grader (and VinePPO's step splitter) is told the task is: reward.checker, or the data's;
+    "fn" when a reward function grades."""
+    if getattr(cfg.reward, "fn", None):  # a run dir's config from before reward.fn has no such key
+        return "fn"
     if cfg.reward.checker != "auto":
         return cfg.reward.checker
     return "math" if cfg.data.name == "jsonl" else cfg.data.name

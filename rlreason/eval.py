@@ -113,19 +113,20 @@ def _evaluate(cfg, out_dir: Path, target: Target, engine) -> Path:
 
     from rlreason.data import load_split, prompt_template
     from rlreason.engine import make_engine
-    from rlreason.reward import Grader
+    from rlreason.reward import make_grader
+    from rlreason.reward.meter import GradeMeter
     from rlreason.rollout import Roller
     from rlreason.seeds import SeedStream
     from rlreason.trainer.build import context_length, load_tokenizer, resolve_device
     from rlreason.trainer.evaluate import markdown, summarize
 
     e, task = cfg.eval, grader_task(cfg)
-    questions = load_split(cfg.data, e.split)[: e.max_questions]
+    questions = load_split(cfg.data, e.split, needs_answer=not cfg.reward.fn)[: e.max_questions]
     tokenizer = load_tokenizer(cfg, target.weights, target.tokenizer)
     context = context_length(cfg, target.weights)
     device, dtype = resolve_device(cfg)
     torch.manual_seed(cfg.seed)
-    grader = Grader(task, timeout_s=cfg.reward.timeout_s, workers=cfg.reward.workers)
+    grader = GradeMeter(make_grader(cfg.reward, task))  # timeouts and errors counted, the first shown
     roller = Roller(None, tokenizer, grader, task=task, template=prompt_template(cfg.data),
                     use_chat_template=cfg.data.use_chat_template, temperature=e.temperature, top_p=e.top_p,
                     max_new_tokens=0)
@@ -153,6 +154,7 @@ def _evaluate(cfg, out_dir: Path, target: Target, engine) -> Path:
                 sampled += roller(chunk, e.n, temperature=e.temperature, phase="eval_sampled")
             bar.update(len(chunk))
         bar.close()
+        grader.check("this eval")  # every response failed to grade: the reward is broken, say so
     finally:
         grader.close()
         if own_engine and engine is not None:
@@ -161,16 +163,17 @@ def _evaluate(cfg, out_dir: Path, target: Target, engine) -> Path:
         "model": cfg.model.path, "weights": target.weights if target.base is None else f"{target.checkpoint}/dcp (exported)", "checkpoint": target.checkpoint,
         "data": cfg.data.name, "split": e.split, "checker": task, "n": e.n, "temperature": e.temperature,
         "top_p": e.top_p, "max_new_tokens": roller.max_new_tokens, "engine": cfg.engine.name, "device": device,
-        "seed": cfg.seed, **summarize(questions, greedy, sampled, e.n),
+        "seed": cfg.seed, **summarize(questions, greedy, sampled, e.n), **grader.take(),
         "wall_clock_s": round(time.perf_counter() - start, 1),
     }
-    write_completions(out_dir / "completions.jsonl", greedy, sampled)
+    write_completions(out_dir / "completions.jsonl", greedy, sampled, with_record=task == "fn")
     path = out_dir / "metrics.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=2))
     tmp.replace(path)
     print(markdown(report, f"{cfg.model.name} on {cfg.data.name} ({e.split})"))
-    print(f"\ncompletions: {out_dir / 'completions.jsonl'} (regrade: python -m rlreason.grade FILE --task {task})")
+    how = f"--reward.fn {cfg.reward.fn}" if task == "fn" else f"--task {task}"
+    print(f"\ncompletions: {out_dir / 'completions.jsonl'} (regrade: python -m rlreason.grade FILE {how})")
     print(path)
     return path
 
@@ -202,8 +205,9 @@ def load_weights(model_dir: str):
     return [item for f in files for item in load_file(str(f)).items()]
 
 
-def write_completions(path: Path, greedy, sampled) -> None:
-    """Every completion as a JSONL row, greedy first; `sample` is "greedy" or the sample's index."""
+def write_completions(path: Path, greedy, sampled, with_record: bool = False) -> None:
+    """Every completion as a JSONL row, greedy first; `sample` is "greedy" or the sample's index.
+    `with_record`: each row also carries its question's record (what a reward function regrades from)."""
     with path.open("w", encoding="utf-8") as f:
         for name, groups in (("greedy", greedy), ("sampled", sampled)):
             for group in groups or []:
@@ -213,7 +217,7 @@ def write_completions(path: Path, greedy, sampled) -> None:
                         "problem": ep.question.problem, "response": ep.text, "gold": ep.question.answer,
                         "reward": ep.reward, "reason": ep.reason, "extracted": ep.extracted,
                         "truncated": ep.finish_reason == "length", "tokens": len(ep.response_ids),
-                    }) + "\n")
+                    } | ({"components": ep.components, "record": ep.question.row()} if with_record else {})) + "\n")
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="eval")
@@ -221,12 +225,14 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from rlreason.data import DataError
+    from rlreason.reward import RewardFnError
+    from rlreason.reward.meter import RewardFailed
     from rlreason.run import fail
 
     try:
         validate_eval(cfg)
         evaluate_model(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except (ConfigError, DataError) as e:
+    except (ConfigError, DataError, RewardFnError, RewardFailed) as e:
         fail(str(e))
 
 

@@ -23,10 +23,17 @@ class Episode:
     text: str
     finish_reason: str
     reward: float = 0.0
-    reason: str = ""  # grader verdict: correct / wrong / no_answer / truncated / timeout
+    reason: str = ""  # grader verdict: correct / wrong / no_answer / truncated / timeout / error
     extracted: str | None = None  # the answer the grader read from the text (for maj@n)
+    components: dict[str, float] | None = None  # a reward function's named parts (reward.fn), unweighted
     advantages: list[float] = field(default_factory=list)  # per response token, filled by the algo
     returns: list[float] = field(default_factory=list)  # ppo: per-token value targets
+
+    @property
+    def solved(self) -> bool:
+        """Success, what accuracy and the curriculum count: the grader's `correct` verdict; an episode
+        made without one (tests, tools) counts when its reward reaches 1, as the 0/1 checkers give."""
+        return self.reason == "correct" if self.reason else self.reward >= 1.0
 
 
 Group = list[Episode]
@@ -64,8 +71,8 @@ class Roller:
         prompts = [self.prompt_ids(q) for q in questions]
         outs = self.engine.generate(prompts, params, version=self.version)
         flat = [(q, p, c) for q, p, cs in zip(questions, prompts, outs) for c in cs]
-        verdicts = self.grader.grade([c.text for _, _, c in flat], [q.answer for q, _, _ in flat],
+        verdicts = self.grader.grade([c.text for _, _, c in flat], [q for q, _, _ in flat],
                                      [c.finish_reason == "length" for _, _, c in flat])
         episodes = [Episode(q, p, list(c.token_ids), list(c.logprobs), c.text, c.finish_reason, v.reward, v.reason,
-                            extracted=v.extracted) for (q, p, c), v in zip(flat, verdicts)]
+                            extracted=v.extracted, components=v.components) for (q, p, c), v in zip(flat, verdicts)]
         return [episodes[i * n:(i + 1) * n] for i in range(len(questions))]

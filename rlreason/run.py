@@ -106,12 +106,16 @@ def main(cfg: DictConfig) -> None:
     from rlreason.curriculum import StoreError
     from rlreason.data import DataError
     from rlreason.learner.learner import TrainingDiverged
+    from rlreason.reward import RewardFnError
+    from rlreason.reward.meter import RewardFailed
     from rlreason.trainer.loop import train
 
     try:
         train(cfg)
-    except (ConfigError, DataError, StoreError) as e:
+    except (ConfigError, DataError, StoreError, RewardFnError) as e:
         fail(str(e))
+    except RewardFailed as e:
+        fail(f"reward.fn={cfg.reward.fn}: {e}" if cfg.reward.fn else str(e))
     except TrainingDiverged as e:
         fail(f"{e}. The run stopped; the last good checkpoint is intact. Lower learner.lr or check the data.", 3)
 

@@ -27,8 +27,10 @@ from rlreason.segment_vineppo import split_math_steps
 MIN_CHARS = 10  # sentences: a shorter step ("Thus,", "Step 2:") joins the next one
 MAX_CHARS = 500  # sentences: a longer step is split at a space, outside maths mode where there is one
 RULES = ("vineppo", "lines", "sentences")
-# hash/exact: data=jsonl checkers (`#### N` or a bare answer), one step a line
-DEFAULT_RULE = {"math": "vineppo", "gsm8k": "lines", "arith": "lines", "hash": "lines", "exact": "lines"}
+# hash/exact: data=jsonl checkers (`#### N` or a bare answer), one step a line;
+# fn: a user's reward function (reward.fn) with no step rule of its data: one step a line
+DEFAULT_RULE = {"math": "vineppo", "gsm8k": "lines", "arith": "lines", "hash": "lines", "exact": "lines",
+                "fn": "lines"}
 
 
 def resolve_rule(task: str, steps: StepsConfig | None) -> str:

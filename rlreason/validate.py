@@ -111,6 +111,8 @@ def _missing(node: Any, prefix: str = "") -> list[str]:
 
 
 def _raise(problems: list[str]) -> None:
+    if len(problems) == 1:  # one line, as every other input error
+        raise ConfigError(f"invalid config: {problems[0]}")
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
 
@@ -328,10 +330,39 @@ def _shared_problems(cfg: Any, splits: tuple[str, ...] = ("train", "test")) -> l
             hub = d.hub_test_id or d.hub_id if split == "test" else d.hub_id
             if not getattr(d, f"{split}_path") and not hub:
                 problems.append(f"data.{split}_path is unset and there is no hub id to fall back on")
-    if d.name == "jsonl" and not (d.fields.problem and d.fields.answer):
-        problems.append("data=jsonl needs data.fields.problem and data.fields.answer (the row fields holding them)")
+    if d.name == "jsonl" and not (d.fields.problem or d.fields.problem_template):
+        problems.append("data=jsonl needs data.fields.problem (the row field holding the problem) or "
+                        "data.fields.problem_template (the problem built from the row's fields)")
+    if d.name == "jsonl" and not d.fields.answer and not cfg.reward.fn:
+        problems.append("data=jsonl needs data.fields.answer (the row field holding the gold answer), unless a "
+                        "reward function grades from the record: reward.fn=PATH.py:NAME")
+    problems += _reward_problems(cfg.reward)
     if not d.use_chat_template:
         problems += _template_problems(d)
+    return problems
+
+
+def _reward_problems(r: Any) -> list[str]:
+    """reward.*: the numbers, and reward.fn imported and checked here, before any compute."""
+    import math
+
+    problems = []
+    if not math.isfinite(r.success_threshold):
+        problems.append(f"reward.success_threshold={r.success_threshold} must be a finite number")
+    if r.batch_size < 1:
+        problems.append(f"reward.batch_size={r.batch_size} must be >= 1")
+    if bad := [k for k, w in r.weights.items() if not math.isfinite(w)]:
+        problems.append(f"reward.weights: {', '.join(bad)} must be finite numbers")
+    if not r.fn:
+        if r.weights or r.batched:
+            problems.append("reward.weights and reward.batched apply to a reward function: set reward.fn=PATH.py:NAME")
+        return problems
+    from rlreason.reward.function import RewardFnError, load
+
+    try:
+        load(r.fn, r.batched)
+    except RewardFnError as e:
+        problems.append(str(e))
     return problems
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from itertools import accumulate
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rlreason.engine.base import Completion, Engine, SamplingParams
 
@@ -34,11 +34,11 @@ if TYPE_CHECKING:
 
 
 def continuation_rewards(engine: Engine, grader: Grader, prefixes: list[list[int]], texts: list[str],
-                         answers: list[str], starts: list[int], budgets: list[int], *, k: int | list[int],
+                         answers: list[Any], starts: list[int], budgets: list[int], *, k: int | list[int],
                          temperature: float, top_p: float, max_new_tokens: int, stop: tuple[str, ...],
                          seed: int | None, version: int | None) -> tuple[list[list[float]], list[list[Completion]]]:
     """k[i] graded continuations of every prefix (prompt + response tokens, the first `starts[i]` of them
-    response), in one engine call: one request per prefix with its own token budget; prefix i's samples
+    response; `answers[i]` the question graded, or its gold answer string), in one engine call: one request per prefix with its own token budget; prefix i's samples
     take seeds seed + sum(k[:i]) + j (seed + i * k + j for one k). Each continuation is graded as a full
     response, the prefix's response text + the continuation; one that reaches the trajectory's token
     budget (`max_new_tokens` response tokens) counts as truncated. Returns the rewards per prefix and the
@@ -65,7 +65,7 @@ def ci_length(rewards: list[float], z: float = 1.96) -> float:
 
 
 def adaptive_continuation_rewards(engine: Engine, grader: Grader, prefixes: list[list[int]], texts: list[str],
-                                  answers: list[str], starts: list[int], budgets: list[int], *, k0: int,
+                                  answers: list[Any], starts: list[int], budgets: list[int], *, k0: int,
                                   max_rollouts: int, new_rollouts: int, ci_threshold: float, seeds: SeedStream | None,
                                   **sample) -> tuple[list[list[float]], list[list[Completion]], int]:
     """K0 continuations of every prefix, then rounds of `new_rollouts` more for the prefixes whose

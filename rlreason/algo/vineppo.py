@@ -146,7 +146,7 @@ def assign_vineppo_advantages(
     starts = [plans[e].starts[t] for e, t in state_meta]
     budgets = [max_new_tokens - st if per_state_budget else max_new_tokens for st in starts]
     texts = [valued[e].text[: plans[e].char_starts[t]] for e, t in state_meta]
-    answers = [valued[e].question.answer for e, _ in state_meta]
+    answers = [valued[e].question for e, _ in state_meta]  # graded as the question (its record, for reward.fn)
     sample = dict(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, stop=stop, version=version)
     rounds = 1
     if mc.max_rollouts is not None:

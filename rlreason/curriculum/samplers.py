@@ -33,7 +33,10 @@ class Selection:
 
 
 def learnability(p: float, n: int, bessel: bool = False) -> float:
-    """p(1-p), the variance of a 0/1 reward; bessel scales by n/(n-1) to unbias the n-attempt estimate."""
+    """p(1-p), the variance of a 0/1 outcome; bessel scales by n/(n-1) to unbias the n-attempt estimate.
+    p is a question's success rate (Episode.solved), not its mean reward: with a reward function whose
+    rewards are not 0/1 (partial credit, weighted components) LILO still ranks questions by how often
+    they are solved, its paper's p-hat."""
     score = p * (1 - p)
     return score * n / (n - 1) if bessel and n > 1 else score
 
@@ -42,13 +45,17 @@ def group_metrics(groups: list[Group], prefix: str) -> dict[str, float]:
     """Shares of questions hit i of n, solved by all / none, and mean p(1-p), for a set of groups."""
     if not groups:
         return {}
-    hits = [(sum(ep.reward > 0.5 for ep in g), len(g)) for g in groups]
+    hits = [(sum(ep.solved for ep in g), len(g)) for g in groups]
     out = {f"{prefix}/hit_{i}_of_{n}": c / len(groups) for (i, n), c in sorted(Counter(hits).items())}
     out[f"{prefix}/all_solved"] = sum(i == n for i, n in hits) / len(groups)
     out[f"{prefix}/none_solved"] = sum(i == 0 for i, _ in hits) / len(groups)
     out[f"{prefix}/learnability"] = statistics.fmean(
-        learnability(statistics.fmean(ep.reward for ep in g), len(g)) for g in groups)
+        learnability(success_rate(g), len(g)) for g in groups)
     return out
+
+
+def success_rate(group: Group) -> float:
+    return statistics.fmean(ep.solved for ep in group)
 
 
 def top_k(scores: list[float], k: int, rng: Any) -> list[int]:
@@ -137,7 +144,7 @@ class Learnability(Sampler):
         n = self.cfg.n_select
         pool = [self.train[i] for i in self.order.take(min(self.cfg.pool_factor * batch, len(self.train)))]
         groups = self._rollout(rollout_fn, pool, n, iteration)
-        scores = [learnability(statistics.fmean(ep.reward for ep in g), n, self.cfg.bessel) for g in groups]
+        scores = [learnability(success_rate(g), n, self.cfg.bessel) for g in groups]
         top = top_k(scores, batch, derived_rng(self.seed, iteration, "tie-break"))
         kept = [groups[i] for i in top]
         metrics = group_metrics(groups, "curriculum/pool") | group_metrics(kept, "curriculum/selected")
@@ -176,7 +183,7 @@ class SFL(Sampler):
             candidates = [self.train[i] for i in rng.sample(range(len(self.train)),
                                                             min(self.cfg.n_candidates, len(self.train)))]
             groups = self._rollout(rollout_fn, candidates, n, iteration)
-            scores = [learnability(statistics.fmean(ep.reward for ep in g), n, self.cfg.bessel) for g in groups]
+            scores = [learnability(success_rate(g), n, self.cfg.bessel) for g in groups]
             top = top_k(scores, self.cfg.buffer_size, derived_rng(self.seed, iteration, "tie-break"))
             self.buffer, self.refreshed_at, spent = [candidates[i].id for i in top], iteration, len(candidates) * n
             metrics |= group_metrics(groups, "curriculum/pool") | group_metrics([groups[i] for i in top],

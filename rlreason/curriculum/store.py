@@ -1,7 +1,9 @@
 """Per-attempt statistics of a run, in SQLite (`stats.sqlite` in the run dir).
 
 One row per sampled response: which question, when (iteration, policy version), why (phase), how it
-went (reward, length). The curriculum reads its history from here, the plots read the paper's curves.
+went (reward, success, length). The curriculum and the solve-rate plots read success (the `correct`
+verdict, 1/0): equal to the reward for the built-in 0/1 checkers, not for a reward function's partial
+credit. Stores of schema 1 (no success column, every reward 0/1) are upgraded on opening for writing.
 
 Durability: attempts are buffered in memory and written by `commit(iteration)` in one transaction
 (WAL, synchronous=FULL), so a run killed at any moment loses at most the iteration in flight. On
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from rlreason.rollout import Group
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # eval: the sampled eval responses (eval_samples per question); eval_greedy: the greedy one (its reward per
 # question is what a bootstrap over questions resamples, experiments/sweep/)
 PHASES = ("selection", "train", "eval", "eval_greedy")
@@ -33,11 +35,12 @@ CREATE TABLE attempts (
     phase TEXT NOT NULL,
     reward REAL NOT NULL,
     length INTEGER NOT NULL,
-    policy_version INTEGER NOT NULL
+    policy_version INTEGER NOT NULL,
+    success REAL NOT NULL
 );
 -- Every query filters on iteration (and phase) and groups by question: a covering index answers them
 -- without touching the table.
-CREATE INDEX attempts_by_iteration ON attempts (iteration, phase, question, reward);
+CREATE INDEX attempts_by_iteration ON attempts (iteration, phase, question, success, reward);
 CREATE INDEX attempts_by_question ON attempts (question, iteration);
 -- Which questions the curriculum considered (pool) and kept (selected) at each iteration.
 CREATE TABLE selections (iteration INTEGER NOT NULL, question TEXT NOT NULL, selected INTEGER NOT NULL);
@@ -57,11 +60,12 @@ class Attempt:
     reward: float
     length: int  # response tokens
     policy_version: int | None = None  # None -> the iteration
+    success: float | None = None  # 1.0 solved, 0.0 not; None -> the reward (a 0/1 checker's)
 
 
 @dataclass(frozen=True)
 class QuestionStat:
-    p: float  # (decay-weighted) mean reward
+    p: float  # (decay-weighted) success rate
     n: int  # attempts counted
     last: int = -1  # the latest iteration among them
 
@@ -83,8 +87,8 @@ class SelectionLearnability:
 
 def attempts_from_groups(groups: list[Group], iteration: int, phase: str,
                          policy_version: int | None = None) -> list[Attempt]:
-    return [Attempt(ep.question.id, iteration, phase, float(ep.reward), len(ep.response_ids), policy_version)
-            for group in groups for ep in group]
+    return [Attempt(ep.question.id, iteration, phase, float(ep.reward), len(ep.response_ids), policy_version,
+                    float(ep.solved)) for group in groups for ep in group]
 
 
 def _inspect(path: Path) -> dict[str, str] | None:
@@ -117,8 +121,11 @@ class StatsStore:
         self._selections: list[tuple[int, str, int]] = []
         # Check before opening for writing: a foreign or broken file must be left byte-for-byte alone.
         meta = _inspect(self.path)
+        self._success = "success"  # the column the queries read success from
         if meta is not None:
-            if meta.get("schema_version") != str(SCHEMA_VERSION):
+            if meta.get("schema_version") == "1":  # before the success column: every reward was 0/1
+                self._success = "reward"
+            elif meta.get("schema_version") != str(SCHEMA_VERSION):
                 raise StoreError(f"{self.path}: schema version {meta.get('schema_version')!r}, this code "
                                  f"reads {SCHEMA_VERSION}; use a new run dir or convert the store")
             if run_id is not None and meta.get("run_id") != run_id:
@@ -132,6 +139,12 @@ class StatsStore:
         self.con = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # explicit transactions
         self.con.execute("PRAGMA journal_mode = WAL")
         self.con.execute("PRAGMA synchronous = FULL")
+        if meta is not None and meta.get("schema_version") == "1":
+            with self._transaction():
+                self.con.execute("ALTER TABLE attempts ADD COLUMN success REAL NOT NULL DEFAULT 0")
+                self.con.execute("UPDATE attempts SET success = reward")
+                self.con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+            self._success = "success"
         if meta is None:
             with self._transaction():
                 for stmt in SCHEMA.split(";"):
@@ -175,9 +188,10 @@ class StatsStore:
         if any(a.iteration > iteration for a in self._buffer):
             raise StoreError(f"attempts of a later iteration buffered while committing {iteration}")
         with self._transaction():
-            self.con.executemany("INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?)", [
+            self.con.executemany("INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?)", [
                 (a.question_id, a.iteration, a.phase, a.reward, a.length,
-                 a.iteration if a.policy_version is None else a.policy_version) for a in self._buffer])
+                 a.iteration if a.policy_version is None else a.policy_version,
+                 a.reward if a.success is None else a.success) for a in self._buffer])
             self.con.executemany("INSERT INTO selections VALUES (?, ?, ?)", self._selections)
             self.con.execute("UPDATE meta SET value = ? WHERE key = 'last_committed'", (str(iteration),))
         self._buffer, self._selections = [], []
@@ -227,7 +241,7 @@ class StatsStore:
         each weighted decay**age when `decay` is set (plain mean otherwise)."""
         since = None if window is None else current_iter - window + 1
         where, args = self._where(phase, since, current_iter)
-        rows = self.con.execute(f"SELECT question, iteration, COUNT(*), SUM(reward) FROM attempts "
+        rows = self.con.execute(f"SELECT question, iteration, COUNT(*), SUM({self._success}) FROM attempts "
                                 f"WHERE {where} GROUP BY question, iteration", args)
         acc: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0, -1])  # weighted rewards, weights, n, last
         for q, it, n, total in rows:
@@ -248,15 +262,17 @@ class StatsStore:
         return dict(self.con.execute(f"SELECT question, COUNT(*) FROM attempts WHERE {where} GROUP BY question",
                                      args).fetchall())
 
-    # One row per (iteration, question) group of attempts in a phase: its size and correct count.
-    _GROUPS = ("SELECT iteration, question, COUNT(*) AS n, SUM(reward > 0.5) AS hits FROM attempts "
-              "WHERE phase = ? GROUP BY iteration, question")
+    @property
+    def _groups(self) -> str:
+        """One row per (iteration, question) group of attempts in a phase: its size and correct count."""
+        return (f"SELECT iteration, question, COUNT(*) AS n, SUM({self._success} > 0.5) AS hits FROM attempts "
+                "WHERE phase = ? GROUP BY iteration, question")
 
     def hit_histogram(self, phase: str) -> dict[int, dict[tuple[int, int], int]]:
         """iteration -> {(hits i, attempts n): number of questions that were hit i of n}."""
         out: dict[int, dict[tuple[int, int], int]] = defaultdict(dict)
         for it, n, hits, count in self.con.execute(
-                f"SELECT iteration, n, hits, COUNT(*) FROM ({self._GROUPS}) "
+                f"SELECT iteration, n, hits, COUNT(*) FROM ({self._groups}) "
                 "GROUP BY iteration, n, hits ORDER BY iteration", (phase,)):
             out[it][(hits, n)] = count
         return dict(out)
@@ -264,7 +280,7 @@ class StatsStore:
     def solve_fractions(self, phase: str) -> list[SolveFractions]:
         """Per iteration: the share of questions solved by all / by none of their attempts."""
         rows = self.con.execute(
-            f"SELECT iteration, AVG(hits = n), AVG(hits = 0), COUNT(*) FROM ({self._GROUPS}) "
+            f"SELECT iteration, AVG(hits = n), AVG(hits = 0), COUNT(*) FROM ({self._groups}) "
             "GROUP BY iteration ORDER BY iteration", (phase,))
         return [SolveFractions(it, a, z, c) for it, a, z, c in rows]
 
@@ -272,7 +288,7 @@ class StatsStore:
         """Per iteration with a recorded selection: mean p(1-p) (p from that iteration's attempts in
         `phase`) over the pool and over the selected questions; questions without attempts are left out."""
         rows = self.con.execute(
-            "WITH p AS (SELECT iteration, question, AVG(reward) AS p FROM attempts WHERE phase = ? "
+            f"WITH p AS (SELECT iteration, question, AVG({self._success}) AS p FROM attempts WHERE phase = ? "
             "           GROUP BY iteration, question) "
             "SELECT s.iteration, AVG(p.p * (1 - p.p)), AVG(CASE WHEN s.selected THEN p.p * (1 - p.p) END) "
             "FROM selections s JOIN p ON p.iteration = s.iteration AND p.question = s.question "

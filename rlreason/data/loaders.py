@@ -25,33 +25,34 @@ _CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's `<<48/2=24>>` annotations
 _LEVEL = re.compile(r"(?:Level\s*)?(\d+)")
 
 
-def load_questions(data_cfg: Any) -> tuple[list[Question], list[Question]]:
-    """(train, test) for `data_cfg` (a DataConfig node or dataclass), cut to max_train / max_test."""
+def load_questions(data_cfg: Any, needs_answer: bool = True) -> tuple[list[Question], list[Question]]:
+    """(train, test) for `data_cfg` (a DataConfig node or dataclass), cut to max_train / max_test.
+    `needs_answer=False` (a reward function grades from the record): data=jsonl rows need no answer."""
     if data_cfg.name == "arith":
         a = data_cfg.arith
         spec = ArithSpec(a.min_steps, a.max_steps, a.modulus, a.ops, a.invertible)
         train, test = generate_splits(a.n_train, a.n_test, spec, a.seed)
     elif data_cfg.name in PARSERS or data_cfg.name == "jsonl":
-        train, test = _load_split(data_cfg, "train"), _load_split(data_cfg, "test")
+        train, test = _load_split(data_cfg, "train", needs_answer), _load_split(data_cfg, "test", needs_answer)
     else:
         raise ValueError(f"data.name={data_cfg.name!r}: no loader (expected arith, jsonl, {', '.join(PARSERS)})")
     return _prefix(train, data_cfg.max_train), _prefix(test, data_cfg.max_test)
 
 
-def load_split(data_cfg: Any, split: str) -> list[Question]:
+def load_split(data_cfg: Any, split: str, needs_answer: bool = True) -> list[Question]:
     """One split (train | test), cut to max_train / max_test: an eval reads only the split it scores."""
     if data_cfg.name == "arith":
         return load_questions(data_cfg)[split == "test"]
     if data_cfg.name not in PARSERS and data_cfg.name != "jsonl":
         raise ValueError(f"data.name={data_cfg.name!r}: no loader (expected arith, jsonl, {', '.join(PARSERS)})")
-    return _prefix(_load_split(data_cfg, split), getattr(data_cfg, f"max_{split}"))
+    return _prefix(_load_split(data_cfg, split, needs_answer), getattr(data_cfg, f"max_{split}"))
 
 
 def _prefix(questions: list[Question], n: int | None) -> list[Question]:
     return questions if n is None else questions[:n]
 
 
-def _load_split(cfg: Any, split: str) -> list[Question]:
+def _load_split(cfg: Any, split: str, needs_answer: bool = True) -> list[Question]:
     origin = getattr(cfg, f"{split}_path")
     if origin and cfg.source != "hub":
         rows = read_rows(origin)
@@ -64,7 +65,7 @@ def _load_split(cfg: Any, split: str) -> list[Question]:
         if not origin:
             raise DataError(f"data.{split}_path is unset and there is no hub id for the {split} split")
         rows = hub_rows(origin, config, getattr(cfg, f"{split}_split"))
-    parse = generic_parser(cfg.fields) if cfg.name == "jsonl" else PARSERS[cfg.name]
+    parse = generic_parser(cfg.fields, needs_answer) if cfg.name == "jsonl" else PARSERS[cfg.name]
     questions, seen = [], set()
     for where, row in rows:
         q = parse(row, where)
@@ -166,7 +167,7 @@ def parse_gsm8k(row: Row, where: str) -> Question:
     if not gold:
         raise DataError(f"{where}: nothing after '####' in field 'answer'")
     return Question(id=_hash_id("gsm8k", problem), problem=problem, answer=gold,
-                    solution=_CALCULATOR.sub("", answer), source="gsm8k")
+                    solution=_CALCULATOR.sub("", answer), source="gsm8k", record=row)
 
 
 def parse_math(row: Row, where: str) -> Question:
@@ -179,26 +180,52 @@ def parse_math(row: Row, where: str) -> Question:
     uid = _field(row, "unique_id", where, required=False)
     return Question(id=f"math-{uid}" if uid else _hash_id("math", problem), problem=problem, answer=gold,
                     solution=solution, level=_level(row.get("level"), where), source="math",
-                    meta={"subject": subject} if subject else {})
+                    meta={"subject": subject} if subject else {}, record=row)
 
 
-def generic_parser(fields: Any) -> Callable[[Row, str], Question]:
+def generic_parser(fields: Any, needs_answer: bool = True) -> Callable[[Row, str], Question]:
     """data=jsonl: a parser reading the fields named by `data.fields`. The gold answer may be a number
-    (`"answer": 9`); the id is the row's own (`fields.id`) or a hash of the problem text."""
+    (`"answer": 9`); the id is the row's own (`fields.id`) or a hash of the problem text.
+
+    `fields.problem_template` ("{nums} -> {target}") builds the problem text from the row's fields, for
+    rows that have none (Countdown-Tasks-3to4). Without `needs_answer` (a reward function grades from the
+    row) the answer field may be missing or `fields.answer` null: the gold is then ""."""
 
     def parse(row: Row, where: str) -> Question:
-        problem = _field(row, fields.problem, where)
+        if fields.problem_template:
+            problem = fill_template(fields.problem_template, row, where)
+        else:
+            problem = _field(row, fields.problem, where)
         assert problem is not None
-        gold = _text(row, fields.answer, where)
+        if needs_answer or fields.answer and row.get(fields.answer) is not None:
+            gold = _text(row, fields.answer, where)
+        else:
+            gold = ""
         solution = _field(row, fields.solution, where, required=False) if fields.solution else None
         own_id = _text(row, fields.id, where) if fields.id else None
         subject = _field(row, fields.subject, where, required=False) if fields.subject else None
         level = _level(row.get(fields.level), where) if fields.level else None
         return Question(id=f"jsonl-{own_id}" if own_id else _hash_id("jsonl", problem), problem=problem,
                         answer=gold.strip(), solution=solution, level=level, source="jsonl",
-                        meta={"subject": subject} if subject else {})
+                        meta={"subject": subject} if subject else {}, record=row)
 
     return parse
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def fill_template(template: str, row: Row, where: str) -> str:
+    """`template` with each `{field}` replaced by the row's value (a list as its items, space-separated)."""
+
+    def value(m: re.Match) -> str:
+        if m.group(1) not in row:
+            raise DataError(f"{where}: data.fields.problem_template names {{{m.group(1)}}}, a field the row "
+                            f"does not have (it has {', '.join(sorted(row)) or 'no fields'})")
+        v = row[m.group(1)]
+        return " ".join(map(str, v)) if isinstance(v, list | tuple) else str(v)
+
+    return _PLACEHOLDER.sub(value, template)
 
 
 def _text(row: Row, key: str, where: str) -> str:

@@ -1,6 +1,20 @@
-"""Outcome rewards: answer extraction and grading against gold answers."""
+"""How a response is scored: the built-in checkers (answer extraction + grading against a gold answer)
+and users' reward functions (reward.fn), behind one interface, `grade(responses, questions, truncated)
+-> [Verdict]`, that rollouts, VinePPO's Monte-Carlo phase and the eval call without knowing which."""
 
 from rlreason.reward.extract import extract_answer, last_boxed
+from rlreason.reward.function import FunctionGrader, RewardFnError
 from rlreason.reward.grader import REASONS, Grader, Verdict
 
-__all__ = ["REASONS", "Grader", "Verdict", "extract_answer", "last_boxed"]
+
+def make_grader(reward_cfg, task: str):
+    """The grader a config asks for: reward.fn's function when set, else the built-in checker `task`."""
+    r = reward_cfg
+    if getattr(r, "fn", None):  # a run dir's config from before reward.fn has no such key
+        return FunctionGrader(r.fn, weights=dict(r.weights), success_threshold=r.success_threshold,
+                              timeout_s=r.timeout_s, workers=r.workers, batched=r.batched, batch_size=r.batch_size)
+    return Grader(task, timeout_s=r.timeout_s, workers=r.workers)
+
+
+__all__ = ["REASONS", "FunctionGrader", "Grader", "RewardFnError", "Verdict", "extract_answer", "last_boxed",
+           "make_grader"]

@@ -1,26 +1,21 @@
-"""Outcome reward: is the final answer in a response equal to the gold answer?
+"""Built-in outcome reward: is the final answer in a response equal to the gold answer?
 
 Plain numbers (arith, nearly all of GSM8K) are compared in-process, thousands per second. Anything else
-goes to math-verify in a pool of worker processes. math-verify's own timeouts are `signal.alarm`, which
-fires only in a main thread and cannot interrupt sympy inside C code, so the deadline is held from
-outside instead: a worker that misses it is killed and replaced. A worker that dies gives `error`.
-Nothing here evaluates model text; only math-verify's LaTeX parser reads it.
+goes to math-verify in worker processes with a hard deadline per item (rlreason/reward/pool.py). Nothing
+here evaluates model text; only math-verify's LaTeX parser reads it.
+
+`Verdict` is what every grader returns, this one and a user's reward function (function.py) alike.
 """
 
 from __future__ import annotations
 
-import ctypes
-import multiprocessing as mp
 import re
-import signal
-import sys
-import time
-from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
-from multiprocessing.connection import Connection, wait
+from typing import Any
 
 from rlreason.reward.extract import ORDER, extract_answer
+from rlreason.reward.pool import Pool
 
 REASONS = ("correct", "wrong", "no_answer", "truncated", "timeout", "error")
 # ASCII digits only: `\d` would also take look-alikes (fullwidth "８", Arabic-Indic "٨"), which Decimal
@@ -28,14 +23,25 @@ REASONS = ("correct", "wrong", "no_answer", "truncated", "timeout", "error")
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)", re.ASCII)
 # Tasks whose numeric gold answer is never matched by a non-numeric response (no math-verify).
 STRICT = ("arith", "hash")
-_MAX_STARTUP_FAILURES = 3  # workers dying before they are ready: a broken environment, not bad input
 
 
 @dataclass(frozen=True)
 class Verdict:
-    reward: float
-    reason: str  # one of REASONS
+    reward: float  # the total reward (a user function's components summed with reward.weights)
+    reason: str  # one of REASONS: correct / wrong are the success verdicts, the rest failures to grade
     extracted: str | None = None  # the answer read from the response (None when none was, or truncated)
+    components: dict[str, float] | None = None  # a user function's named parts, before weighting
+    detail: str | None = field(default=None, compare=False)  # why an `error` / `timeout` happened
+
+    @property
+    def success(self) -> bool:
+        """What accuracy, pass@k, maj@k and the curriculum count: the `correct` verdict."""
+        return self.reason == "correct"
+
+
+def gold_of(item: Any) -> str:
+    """The gold answer string of a grading target: a Question (its `answer`) or the string itself."""
+    return item if isinstance(item, str) else item.answer
 
 
 def as_number(s: str) -> Decimal | None:
@@ -56,10 +62,14 @@ class Grader:
         if timeout_s <= 0 or workers < 1:
             raise ValueError(f"need timeout_s > 0 and workers >= 1, got {timeout_s}, {workers}")
         self.task = task
-        self._pool = _Pool(workers, timeout_s)  # starts no process until something needs math-verify
+        # Starts no process until something needs math-verify.
+        self._pool = Pool(workers, timeout_s, math_verify_handler)
 
-    def grade(self, responses: list[str], golds: list[str], truncated: list[bool] | None = None) -> list[Verdict]:
+    def grade(self, responses: list[str], golds: list[Any], truncated: list[bool] | None = None) -> list[Verdict]:
+        """A verdict per response. `golds`: Questions or gold answer strings (the built-in checkers read
+        only the answer)."""
         truncated = truncated if truncated is not None else [False] * len(responses)
+        golds = [gold_of(g) for g in golds]
         if not len(responses) == len(golds) == len(truncated):
             raise ValueError(f"grade: {len(responses)} responses, {len(golds)} golds, {len(truncated)} flags")
         verdicts: list[Verdict | None] = [None] * len(responses)
@@ -79,9 +89,11 @@ class Grader:
                 verdicts[i] = _verdict(pred == gold.strip(), pred)
             else:
                 slow.setdefault((pred, gold), []).append(i)
-        for key, reason in zip(slow, self._pool.run(list(slow))):
+        for key, (status, payload) in zip(slow, self._pool.run(list(slow))):
+            reason = payload if status == "ok" else status
             for i in slow[key]:
-                verdicts[i] = Verdict(float(reason == "correct"), reason, key[0])
+                verdicts[i] = Verdict(float(reason == "correct"), reason, key[0],
+                                      detail=None if status == "ok" else payload)
         return verdicts  # type: ignore[return-value]
 
     def close(self) -> None:
@@ -98,112 +110,29 @@ def _verdict(ok: bool, pred: str) -> Verdict:
     return Verdict(1.0, "correct", pred) if ok else Verdict(0.0, "wrong", pred)
 
 
-# --- the math-verify pool ---
+# --- math-verify, in the pool's worker processes ---
 
 
-def _serve(conn: Connection) -> None:
-    """Worker process: answer (pred, gold) pairs until told to stop."""
+def math_verify_handler(_arg=None):
+    """Run in a worker: import math-verify, warm it up, and return the (pred, gold) -> reason check."""
     import logging
 
     from math_verify import parse, verify
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    if sys.platform == "linux":
-        # Die with the parent: a worker stuck in sympy's C code would otherwise burn a core forever
-        # after a killed trainer. (Linux ties this to the spawning thread; should that thread exit,
-        # the worker dies and is replaced like any crashed one.)
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    # Its "timeout disabled" warning: we disable them on purpose, the parent holds the deadline.
+    # Its "timeout disabled" warning: we disable them on purpose, the pool holds the deadline.
     logging.getLogger("math_verify").setLevel(logging.ERROR)
-    # Warm up before declaring ready: the first parse/verify imports the LaTeX parser and much of sympy
-    # lazily (seconds on a fresh install, where nothing is byte-compiled yet). That one-time cost must not
-    # count against the first real item's deadline, or it would be graded "timeout" (reward 0).
+    # The first parse/verify imports the LaTeX parser and much of sympy lazily (seconds on a fresh
+    # install, where nothing is byte-compiled yet): pay it before the worker says it is ready.
     verify(parse("\\boxed{\\frac{1}{2}}", parsing_timeout=None), parse("\\boxed{0.5}", parsing_timeout=None),
            timeout_seconds=None)
-    conn.send("ready")
-    while (job := conn.recv()) is not None:
+
+    def check(job: tuple[str, str]) -> str:
         pred, gold = job
         try:  # LaTeX math-verify cannot parse is simply no match ("wrong"); other failures are "error"
             g = parse(f"\\boxed{{{gold}}}", parsing_timeout=None)
             p = parse(f"\\boxed{{{pred}}}", parsing_timeout=None)
-            conn.send("correct" if verify(g, p, timeout_seconds=None) else "wrong")
+            return "correct" if verify(g, p, timeout_seconds=None) else "wrong"
         except Exception:
-            conn.send("error")
+            return "error"
 
-
-class _Worker:
-    def __init__(self, ctx) -> None:
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(child,), daemon=True, name="rlreason-grader")
-        self.proc.start()
-        child.close()
-        self.ready = False
-        self.job: int | None = None
-        self.deadline = 0.0
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.join()
-        self.conn.close()
-
-
-class _Pool:
-    def __init__(self, size: int, timeout_s: float) -> None:
-        # spawn, not fork: the trainer holds threads (torch, the engine) that a fork would copy mid-state.
-        self._ctx = mp.get_context("spawn")
-        self.size, self.timeout_s = size, timeout_s
-        self._workers: list[_Worker] = []
-        self._startup_failures = 0
-
-    def run(self, jobs: list[tuple[str, str]]) -> list[str]:
-        """A reason (correct | wrong | timeout | error) for each (pred, gold) job, in order."""
-        results: list[str] = ["error"] * len(jobs)
-        todo = deque(range(len(jobs)))
-        while todo or any(w.job is not None for w in self._workers):
-            for w in list(self._workers):
-                if w.ready and w.job is None and todo:
-                    try:
-                        w.conn.send(jobs[todo[0]])
-                    except OSError:  # it died while idle: the job waits for a fresh worker
-                        w.kill()
-                        self._workers.remove(w)
-                        continue
-                    w.job, w.deadline = todo.popleft(), time.monotonic() + self.timeout_s
-            # Top up after dispatch (which may have dropped a dead one), never past what the jobs need.
-            while len(self._workers) < self.size and sum(w.job is None for w in self._workers) < len(todo):
-                self._workers.append(_Worker(self._ctx))
-            busy = [w.deadline for w in self._workers if w.job is not None]
-            timeout = max(0.0, min(busy) - time.monotonic()) if busy else None
-            ready = set(wait([w.conn for w in self._workers] + [w.proc.sentinel for w in self._workers], timeout))
-            for w in list(self._workers):
-                if w.conn in ready and self._receive(w, results):
-                    continue
-                dead = w.proc.sentinel in ready or w.conn in ready  # readable with nothing to read: EOF
-                if not dead and not (w.job is not None and time.monotonic() >= w.deadline):
-                    continue
-                if w.job is not None:
-                    results[w.job] = "error" if dead else "timeout"
-                elif not w.ready:
-                    self._startup_failures += 1
-                w.kill()
-                self._workers.remove(w)
-            if self._startup_failures >= _MAX_STARTUP_FAILURES:
-                todo.clear()  # results stay "error"; retrying a broken import forever helps no one
-        return results
-
-    def _receive(self, w: _Worker, results: list[str]) -> bool:
-        """Read one message from `w`; False when the pipe is closed (the worker died)."""
-        try:
-            msg = w.conn.recv()
-        except (EOFError, OSError):
-            return False
-        if msg == "ready":
-            w.ready, self._startup_failures = True, 0
-        elif w.job is not None:
-            results[w.job], w.job = msg, None
-        return True
-
-    def close(self) -> None:
-        for w in self._workers:
-            w.kill()
-        self._workers.clear()
+    return check

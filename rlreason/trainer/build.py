@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,23 +55,6 @@ class Run:
                 self.dist.barrier()
             if clean or not self.dist.active:
                 self.engine.close()
-
-
-class TimedGrader:
-    """The grader, counting the seconds spent in it (the loop reports grading as its own phase)."""
-
-    def __init__(self, grader):
-        self.grader, self.seconds = grader, 0.0
-
-    def grade(self, *args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return self.grader.grade(*args, **kwargs)
-        finally:
-            self.seconds += time.perf_counter() - t0
-
-    def close(self) -> None:
-        self.grader.close()
 
 
 def fingerprint(cfg) -> dict[str, Any]:
@@ -188,7 +170,8 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     from rlreason.learner.learner import Learner
     from rlreason.logger import Logger
     from rlreason.model.load import resolve_model_path
-    from rlreason.reward import Grader
+    from rlreason.reward import make_grader
+    from rlreason.reward.meter import GradeMeter
     from rlreason.rollout import Roller
 
     dist = distributed.setup(cfg.distributed.timeout_s)
@@ -200,7 +183,7 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     found, problem = dist.broadcast(_find_on_main(cfg, run_dir, dist.world) if dist.main else None)
     if problem:
         raise ConfigError(problem)
-    train, test = load_questions(cfg.data)
+    train, test = load_questions(cfg.data, needs_answer=not cfg.reward.fn)
     if not train or not test:
         raise ConfigError(f"data={cfg.data.name}: the train split has {len(train)} and the test split "
                           f"{len(test)} questions; both must be non-empty")
@@ -229,13 +212,13 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     if engine is None:
         engine = make_engine(cfg.engine, policy_path, tokenizer, dtype=str(dtype).removeprefix("torch."),
                              seed=cfg.seed, max_model_len=context)
-    grader = Grader(grader_task(cfg), timeout_s=cfg.reward.timeout_s, workers=cfg.reward.workers)
+    grader = make_grader(cfg.reward, grader_task(cfg))
     if dist.active:  # each call split across the ranks' engines and graders, results on every rank
         from rlreason.distributed.engine import ShardedEngine, ShardedGrader
 
         tp = cfg.engine.tensor_parallel_size if cfg.engine.name == "vllm" else 1
         engine, grader = ShardedEngine(engine, dist, tp), ShardedGrader(grader, dist)
-    grader = TimedGrader(grader)
+    grader = GradeMeter(grader)  # seconds (the grading phase), timeouts and errors (reward/*)
     roller = Roller(engine, tokenizer, grader, task=grader_task(cfg), template=prompt_template(cfg.data),
                     use_chat_template=cfg.data.use_chat_template, temperature=cfg.rollout.temperature,
                     top_p=cfg.rollout.top_p, max_new_tokens=cfg.rollout.max_new_tokens, stop=tuple(cfg.rollout.stop))
@@ -252,6 +235,7 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
         from rlreason.distributed.rank import NullStore, QuietLogger
 
         store, logger = NullStore(), QuietLogger()
+    grader.say = logger.print
     sampler = make_sampler(cfg.curriculum, train, store, cfg.seed)
 
     run = Run(cfg, run_dir, tokenizer, train, eval_questions, engine, grader, roller, learner, store, sampler,

@@ -9,9 +9,10 @@ from rlreason.rollout import Group, Roller
 
 
 def score_groups(groups: list[Group]) -> dict[str, float]:
-    """Mean accuracy over all samples, maj@n (majority of extracted answers) and pass@n."""
-    mean = [sum(ep.reward for ep in g) / len(g) for g in groups]
-    passed = [float(any(ep.reward > 0 for ep in g)) for g in groups]
+    """Mean accuracy over all samples, maj@n (majority of extracted answers) and pass@n, all counting
+    successes (Episode.solved: the `correct` verdict), whatever the reward's scale."""
+    mean = [sum(ep.solved for ep in g) / len(g) for g in groups]
+    passed = [float(any(ep.solved for ep in g)) for g in groups]
     maj = []
     for g in groups:
         votes = Counter(ep.extracted for ep in g if ep.extracted is not None)
@@ -19,9 +20,19 @@ def score_groups(groups: list[Group]) -> dict[str, float]:
             maj.append(0.0)
             continue
         top = votes.most_common(1)[0][0]  # ties: the answer seen first
-        maj.append(float(any(ep.reward > 0 for ep in g if ep.extracted == top)))
+        maj.append(float(any(ep.solved for ep in g if ep.extracted == top)))
     n = max(len(groups), 1)
     return {"mean": sum(mean) / n, "maj": sum(maj) / n, "pass": sum(passed) / n}
+
+
+def component_means(episodes: list, prefix: str) -> dict[str, float]:
+    """`prefix/<name>`: the mean of each component of a reward function's dicts (reward.fn), over the
+    episodes that have one; nothing for the built-in checkers."""
+    sums: dict[str, list[float]] = {}
+    for ep in episodes:
+        for name, value in (ep.components or {}).items():
+            sums.setdefault(name, []).append(value)
+    return {f"{prefix}/{name}": sum(v) / len(v) for name, v in sums.items()}
 
 
 def headline(greedy: bool, choice: str) -> str:
@@ -44,6 +55,7 @@ def evaluate(roller: Roller, questions: list[Question], n: int, temperature: flo
     greedy_groups = roller(questions, 1, temperature=0.0, phase="eval_greedy") if greedy else []
     if greedy:
         metrics["eval/greedy"] = score_groups(greedy_groups)["mean"]
+    metrics |= component_means([ep for g in groups for ep in g], "eval/reward")
     metrics["eval/accuracy"] = metrics["eval/greedy"] if headline(greedy, headline_metric) == "greedy" else s["mean"]
     return metrics, groups, greedy_groups
 
@@ -88,6 +100,9 @@ def summarize(questions: list[Question], greedy: list[Group] | None, sampled: li
     Breakdowns by level (MATH's 1-5, arith's chain length) and by subject, when the questions have them.
     """
     report: dict = {"questions": len(questions), **accuracy(greedy, sampled, n)}
+    for name, groups in (("greedy", greedy), ("sampled", sampled)):  # a reward function's components
+        if parts := component_means([ep for g in groups or [] for ep in g], "mean"):
+            report.setdefault("reward_components", {})[name] = parts
     for key, of in (("by_level", lambda q: q.level), ("by_subject", lambda q: q.meta.get("subject"))):
         values = sorted({of(q) for q in questions if of(q) is not None})
         if values:

@@ -22,7 +22,7 @@ from rlreason.curriculum import attempts_from_groups as attempts
 from rlreason.distributed import SyncMeter, select
 from rlreason.seeds import SeedStream
 from rlreason.trainer.build import Run, build, save_checkpoint
-from rlreason.trainer.evaluate import evaluate, headline
+from rlreason.trainer.evaluate import component_means, evaluate, headline
 
 
 class Phases:
@@ -71,6 +71,7 @@ def train_iteration(run: Run, it: int, phases: Phases) -> dict[str, float]:
                                 partial(roller, phase="selection"))
     with phases("rollout"):
         groups = sel.groups if sel.groups is not None else roller(sel.questions, n)
+    run.grader.check(f"iteration {it}'s rollouts")  # a reward that fails on everything stops before any update
     episodes = [ep for g in groups for ep in g]
     metrics = dict(sel.metrics)  # curriculum/*: hit histograms, learnability, rollouts spent on selection
     tree: list = []  # algo.mc.tree: VinePPO's continuations, trained beside the trajectories
@@ -96,8 +97,10 @@ def train_iteration(run: Run, it: int, phases: Phases) -> dict[str, float]:
     run.store.add(attempts(groups, it, "train", learner.version))
     rewards = [ep.reward for ep in episodes]
     advs = [a for ep in episodes for a in ep.advantages]
+    metrics |= component_means(episodes, "reward")
     metrics |= {
         "train/reward": sum(rewards) / len(rewards),
+        "train/success": sum(ep.solved for ep in episodes) / len(episodes),
         "train/response_tokens": sum(len(ep.response_ids) for ep in episodes) / len(episodes),
         "train/truncated": sum(ep.finish_reason == "length" for ep in episodes) / len(episodes),
         "adv/mean": sum(advs) / max(len(advs), 1),
@@ -163,7 +166,7 @@ def _loop(run: Run, phases: Phases, start_clock: float) -> None:
     log.print(f"[bold]rlreason[/bold] algo={cfg.algo.name} data={cfg.data.name} model={cfg.model.name} "
               f"engine={cfg.engine.name} curriculum={cfg.curriculum.name} -> {run.run_dir}")
     if run.start_iteration == 0:
-        m = run_eval(run, 0, phases)
+        m = run_eval(run, 0, phases) | run.grader.take()
         run.store.commit(0)
         log.log(m, 0)
         log.print(f"iteration 0 (start): held-out accuracy {m['eval/accuracy']:.1%}")
@@ -173,9 +176,9 @@ def _loop(run: Run, phases: Phases, start_clock: float) -> None:
         metrics = train_iteration(run, it, phases)
         if it % t.eval_every == 0 or it == t.iterations:
             metrics |= run_eval(run, it, phases)
-            if run.dist.main:
-                bar.write(f"iteration {it}: held-out accuracy {metrics['eval/accuracy']:.1%} "
-                          f"(train reward {metrics['train/reward']:.2f})")
+        metrics |= run.grader.take()  # reward/timeout, reward/error: this iteration's, its eval's included
+        if "eval/accuracy" in metrics and run.dist.main:
+            bar.write(f"iteration {it}: held-out accuracy {metrics['eval/accuracy']:.1%} ({reward_line(metrics)})")
         run.store.commit(it)
         run.state["wall_clock_s"] = time.perf_counter() - start_clock
         run.state["phase_seconds"] = dict(phases.seconds)
@@ -187,6 +190,15 @@ def _loop(run: Run, phases: Phases, start_clock: float) -> None:
             with phases("checkpoint"):
                 save_checkpoint(run, it)
         bar.set_postfix(reward=f"{metrics['train/reward']:.2f}", refresh=False)
+
+
+def reward_line(metrics: dict[str, float]) -> str:
+    """The eval line's reward part: the train reward, a reward function's components at eval, and the
+    responses whose grading timed out or raised, when any did."""
+    parts = [f"train reward {metrics['train/reward']:.2f}"]
+    parts += [f"{k.removeprefix('eval/')} {v:.2f}" for k, v in metrics.items() if k.startswith("eval/reward/")]
+    parts += [f"{k} {v:.0f}" for k, v in metrics.items() if k in ("reward/timeout", "reward/error") and v]
+    return ", ".join(parts)
 
 
 def _report(run: Run, path: Path) -> None:

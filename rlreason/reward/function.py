@@ -1,0 +1,207 @@
+"""Your own reward: `reward.fn=PATH.py:NAME` or `reward.fn=package.module:NAME`.
+
+    def NAME(response: str, record: dict) -> float | dict[str, float]
+
+`response` is the model's text (the prompt not included; for VinePPO's Monte-Carlo continuations, the
+prefix's text plus the continuation, a whole response). `record` is the question's row as read from the
+JSONL / parquet / hub dataset, every field (the generated tasks build one: arith's, Countdown's).
+A dict's components are summed with `reward.weights` (1 each by default) into the reward, and each is
+logged as `reward/<name>` (training) and `eval/reward/<name>`.
+
+Success, what accuracy, pass@k, maj@k and the curriculum's p-hat count: the component `correct` when the
+function returns one (a 0/1 flag, success when >= 0.5), else reward >= `reward.success_threshold`.
+
+`reward.batched=true`: NAME(responses: list[str], records: list[dict]) -> list[float | dict], called on
+chunks of `reward.batch_size` distinct responses, for a check that is cheaper in bulk.
+
+Robust as the built-in grader: every call runs in the grader's worker processes (pool.py) under the
+hard deadline `reward.timeout_s` per response (a batch: per response in it). A hang is a `timeout`
+verdict, an exception or a value that is not a finite number an `error` verdict; both reward 0. A
+truncated response (it hit max_new_tokens) is graded `truncated`, reward 0, without a call, as the
+built-in checkers do. Each distinct (question, response) of a grading call is graded once: VinePPO's
+continuations repeat a lot. Nothing evaluates model text unless your function does: parse it
+(rlreason/reward/countdown.py shows how, with a whitelist parser and exact fractions).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import math
+import numbers
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rlreason.reward.grader import Verdict
+from rlreason.reward.pool import Pool
+
+
+class RewardFnError(ValueError):
+    """A reward.fn that cannot be used; the message names the file or module and the problem."""
+
+
+def _import(spec: str) -> tuple[Any, str, str]:
+    """(module, name, where) for `PATH.py:NAME` or `package.module:NAME`."""
+    target, sep, name = spec.rpartition(":")
+    if not sep or not target or not name.isidentifier():
+        raise RewardFnError(f"reward.fn={spec!r}: expected PATH.py:NAME or package.module:NAME")
+    if target.endswith(".py") or "/" in target:
+        path = Path(target).expanduser().resolve()
+        if not path.is_file():
+            raise RewardFnError(f"reward.fn: {path}: no such file")
+        key = f"rlreason_user_reward_{abs(hash(str(path)))}"
+        if key in sys.modules:
+            return sys.modules[key], name, str(path)
+        mod_spec = importlib.util.spec_from_file_location(key, path)
+        module = importlib.util.module_from_spec(mod_spec)  # type: ignore[arg-type]
+        try:
+            mod_spec.loader.exec_module(module)  # type: ignore[union-attr]
+        except BaseException as e:  # SystemExit and KeyboardInterrupt too: a module must not end the run
+            raise RewardFnError(f"reward.fn: {path} failed to import: {_last_line(e)}") from e
+        sys.modules[key] = module
+        return module, name, str(path)
+    try:
+        return importlib.import_module(target), name, target
+    except BaseException as e:
+        raise RewardFnError(f"reward.fn: module {target} failed to import: {_last_line(e)}") from e
+
+
+def _last_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}".splitlines()[0]
+
+
+def load(spec: str, batched: bool = False) -> Callable:
+    """The function `spec` names, checked: it exists, is callable and takes (response, record)."""
+    module, name, where = _import(spec)
+    fn = getattr(module, name, None)
+    if fn is None:
+        names = [n for n in vars(module) if callable(getattr(module, n)) and not n.startswith("_")]
+        raise RewardFnError(f"reward.fn: {where} has no {name!r} (it has {', '.join(sorted(names)) or 'nothing callable'})")
+    if not callable(fn):
+        raise RewardFnError(f"reward.fn: {where}:{name} is a {type(fn).__name__}, not a function")
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # some builtins have none: let the first call tell
+        return fn
+    args = ([], []) if batched else ("", {})
+    try:
+        sig.bind(*args)
+    except TypeError as e:
+        form = "(responses: list[str], records: list[dict])" if batched else "(response: str, record: dict)"
+        raise RewardFnError(f"reward.fn: {where}:{name}{sig} cannot take {form}: {e}") from None
+    return fn
+
+
+def absolute(spec: str) -> str:
+    """`spec` with its file path made absolute (a module path stays as it is)."""
+    target, _, name = spec.rpartition(":")
+    if target.endswith(".py") or "/" in target:
+        return f"{Path(target).expanduser().resolve()}:{name}"
+    return spec
+
+
+def _record(item: Any) -> dict:
+    """The row a question is graded against (a bare gold answer string becomes {"answer": it})."""
+    return {"answer": item} if isinstance(item, str) else item.row()
+
+
+def _handler(arg: tuple[str, bool]) -> Callable[[Any], Any]:
+    """Run in a worker: import the function once, then call it on each job."""
+    fn = load(*arg)
+    return lambda job: fn(*job)
+
+
+def _last_line_of(text: str) -> str | None:
+    """What maj@k votes over for a reward function: the response's last non-empty line (up to 200 chars)."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    return lines[-1][:200] if lines and lines[-1] else None
+
+
+class FunctionGrader:
+    """The Grader interface (`grade(responses, questions, truncated) -> [Verdict]`) over a user function."""
+
+    def __init__(self, spec: str, *, weights: dict[str, float] | None = None, success_threshold: float = 1.0,
+                 timeout_s: float = 5.0, workers: int = 2, batched: bool = False, batch_size: int = 64):
+        spec = absolute(spec)  # the workers import the same file whatever their working directory
+        load(spec, batched)  # fail here, in the parent, with the clear message, not in every worker
+        self.spec, self.batched, self.batch_size = spec, batched, batch_size
+        self.weights, self.success_threshold = dict(weights or {}), success_threshold
+        self._pool = Pool(workers, timeout_s, _handler, (spec, batched), name="rlreason-reward")
+        self.calls = 0  # distinct responses the function was asked about (after dedup)
+
+    def grade(self, responses: list[str], golds: list[Any], truncated: list[bool] | None = None) -> list[Verdict]:
+        """`golds`: the Questions graded (their `record` is what the function reads)."""
+        truncated = truncated if truncated is not None else [False] * len(responses)
+        if not len(responses) == len(golds) == len(truncated):
+            raise ValueError(f"grade: {len(responses)} responses, {len(golds)} questions, {len(truncated)} flags")
+        verdicts: list[Verdict | None] = [None] * len(responses)
+        distinct: dict[tuple[str, str], list[int]] = {}
+        for i, (text, q, cut) in enumerate(zip(responses, golds, truncated)):
+            if cut:
+                verdicts[i] = Verdict(0.0, "truncated")
+            else:
+                distinct.setdefault((q if isinstance(q, str) else q.id, text), []).append(i)
+        keys = list(distinct)
+        records = [_record(golds[distinct[k][0]]) for k in keys]
+        self.calls += len(keys)
+        for key, verdict in zip(keys, self._call([k[1] for k in keys], records)):
+            for i in distinct[key]:
+                verdicts[i] = verdict
+        return verdicts  # type: ignore[return-value]
+
+    def _call(self, texts: list[str], records: list[dict]) -> list[Verdict]:
+        if not self.batched:
+            results = self._pool.run(list(zip(texts, records)))
+            return [self._verdict(t, s, p) for t, (s, p) in zip(texts, results)]
+        chunks = [range(i, min(i + self.batch_size, len(texts))) for i in range(0, len(texts), self.batch_size)]
+        results = self._pool.run([([texts[i] for i in c], [records[i] for i in c]) for c in chunks],
+                                 costs=[len(c) for c in chunks])
+        out: list[Verdict] = []
+        for c, (status, payload) in zip(chunks, results):
+            if status == "ok" and not (isinstance(payload, list | tuple) and len(payload) == len(c)):
+                status, payload = "error", (f"the batched reward function returned {_describe(payload)} for "
+                                            f"{len(c)} responses: expected a list of {len(c)} values")
+            out += [self._verdict(texts[i], status, payload[j] if status == "ok" else payload) for j, i in enumerate(c)]
+        return out
+
+    def _verdict(self, text: str, status: str, value: Any) -> Verdict:
+        if status == "timeout":
+            return Verdict(0.0, "timeout", detail=f"no answer within reward.timeout_s={self._pool.timeout_s} s")
+        if status == "error":
+            return Verdict(0.0, "error", detail=value)
+        extracted = _last_line_of(text)
+        if isinstance(value, dict):
+            if not value or not all(isinstance(k, str) and _finite(v) for k, v in value.items()):
+                return Verdict(0.0, "error", detail=f"returned {_describe(value)}: a dict's values must be "
+                                                    "finite numbers, keyed by component name")
+            parts = {k: float(v) for k, v in value.items()}
+            total = sum(self.weights.get(k, 1.0) * v for k, v in parts.items())
+            ok = parts["correct"] >= 0.5 if "correct" in parts else total >= self.success_threshold
+            return Verdict(total, "correct" if ok else "wrong", extracted, parts)
+        if not _finite(value):
+            return Verdict(0.0, "error", detail=f"returned {_describe(value)}: expected a finite float or a dict "
+                                                "of floats")
+        value = float(value)
+        return Verdict(value, "correct" if value >= self.success_threshold else "wrong", extracted)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __enter__(self) -> FunctionGrader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _finite(v: Any) -> bool:
+    # numbers.Real: numpy's scalars too; bool is an int, so True / False read as 1 / 0
+    return isinstance(v, numbers.Real) and math.isfinite(v)
+
+
+def _describe(v: Any) -> str:
+    text = repr(v)
+    return f"{text[:80] + '...' if len(text) > 80 else text} ({type(v).__name__})"

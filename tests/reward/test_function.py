@@ -1,0 +1,225 @@
+"""reward.fn: a user's reward function through the real worker pool (spawned processes, hard deadlines)."""
+
+import math
+import multiprocessing as mp
+import textwrap
+import time
+
+import pytest
+
+from rlreason.data.record import Question
+from rlreason.reward import FunctionGrader, RewardFnError, make_grader
+from rlreason.reward.function import load
+from rlreason.reward.meter import GradeMeter, RewardFailed
+
+USER = textwrap.dedent('''
+    import math, time
+
+    CALLS = []
+
+    def target(response, record):
+        """Reads a field that is neither problem nor answer."""
+        return float(response.strip() == str(record["target"]))
+
+    def parts(response, record):
+        return {"correct": float(response.strip() == str(record["target"])), "format": float(response.isdigit())}
+
+    def graded(response, record):
+        return len(response) / 10  # success only when >= reward.success_threshold
+
+    def hang(response, record):
+        if response == "hang":
+            time.sleep(600)
+        return 1.0
+
+    def boom(response, record):
+        if response == "boom":
+            raise ZeroDivisionError("the user's own bug")
+        return 1.0
+
+    def nan(response, record):
+        return {"nan": math.nan, "str": "1.0", "none": None, "inf": {"x": math.inf}}.get(response, 0.5)
+
+    def unpicklable(response, record):
+        return (x for x in range(3))
+
+    def many(responses, records):
+        return [float(r.strip() == str(rec["target"])) for r, rec in zip(responses, records)]
+
+    def short(responses, records):
+        return [1.0]
+
+    def counted(response, record):
+        import os
+        with open(record["log"], "a") as f:
+            f.write(response + "\\n")
+        return 1.0
+
+    def one_arg(response):
+        return 1.0
+
+    NOT_A_FUNCTION = 3
+''')
+
+
+@pytest.fixture(scope="module")
+def user(tmp_path_factory):
+    path = tmp_path_factory.mktemp("user") / "my_reward.py"
+    path.write_text(USER)
+    return path
+
+
+def q(target=7, **extra) -> Question:
+    return Question(id=f"q{target}", problem="p", answer="", record={"target": target, **extra})
+
+
+def grader(user, name, **kw) -> FunctionGrader:
+    return FunctionGrader(f"{user}:{name}", timeout_s=kw.pop("timeout_s", 2.0), workers=2, **kw)
+
+
+def test_reads_a_record_field(user):
+    with grader(user, "target") as g:
+        v = g.grade(["7", "8", " 7\n", "7"], [q(7), q(7), q(7), q(8)], [False, False, False, False])
+    assert [x.reward for x in v] == [1.0, 0.0, 1.0, 0.0]
+    assert [x.reason for x in v] == ["correct", "wrong", "correct", "wrong"]
+    assert [x.success for x in v] == [True, False, True, False]
+
+
+def test_components_weights_and_success(user):
+    with grader(user, "parts", weights={"format": 0.25}) as g:
+        v = g.grade(["7", "8", "x"], [q(7)] * 3)
+    assert [x.components for x in v] == [{"correct": 1.0, "format": 1.0}, {"correct": 0.0, "format": 1.0},
+                                         {"correct": 0.0, "format": 0.0}]
+    assert [x.reward for x in v] == [1.25, 0.25, 0.0]
+    assert [x.success for x in v] == [True, False, False]  # success is `correct`, not the total
+
+
+def test_success_threshold_without_a_correct_component(user):
+    with grader(user, "graded", success_threshold=0.5) as g:
+        v = g.grade(["abc", "abcde", "abcdefgh"], [q()] * 3)
+    assert [x.reward for x in v] == pytest.approx([0.3, 0.5, 0.8])
+    assert [x.success for x in v] == [False, True, True]
+
+
+def test_truncated_responses_are_not_sent(user, tmp_path):
+    log = tmp_path / "calls.txt"
+    with grader(user, "counted") as g:
+        v = g.grade(["a", "b"], [q(log=str(log))] * 2, [True, False])
+    assert [x.reason for x in v] == ["truncated", "correct"] and log.read_text() == "b\n"
+
+
+def test_each_distinct_response_is_graded_once(user, tmp_path):
+    log = tmp_path / "calls.txt"
+    question = q(log=str(log))
+    other = Question(id="other", problem="p", answer="", record={"target": 1, "log": str(log)})
+    with grader(user, "counted") as g:
+        v = g.grade(["a", "a", "b", "a", "a"], [question, question, question, question, other])
+    assert len(v) == 5 and all(x.reward == 1.0 for x in v)
+    assert sorted(log.read_text().split()) == ["a", "a", "b"]  # (question, a), (question, b), (other, a)
+    assert g.calls == 3
+
+
+def test_a_hang_is_a_timeout_within_the_deadline(user):
+    with grader(user, "hang", timeout_s=1.0) as g:
+        g.grade(["warm"], [q()])  # workers up, outside the timing
+        start = time.perf_counter()
+        v = g.grade(["hang", "fine", "fine too"], [q()] * 3)
+        elapsed = time.perf_counter() - start
+        again = g.grade(["fine"], [q()])  # the hung worker was replaced
+    assert [x.reason for x in v] == ["timeout", "correct", "correct"] and v[0].reward == 0.0
+    assert "reward.timeout_s=1.0" in v[0].detail
+    assert elapsed < 1.0 + 3.0, elapsed  # the deadline, plus a fresh worker's start at most
+    assert again[0].reason == "correct"
+    assert not [p for p in mp.active_children() if p.name == "rlreason-reward"]  # closed: none left behind
+
+
+def test_an_exception_is_an_error_with_its_traceback(user):
+    with grader(user, "boom") as g:
+        v = g.grade(["boom", "ok"], [q()] * 2)
+    assert [x.reason for x in v] == ["error", "correct"] and v[0].reward == 0.0
+    assert "ZeroDivisionError: the user's own bug" in v[0].detail and "my_reward.py" in v[0].detail
+
+
+@pytest.mark.parametrize("response", ["nan", "str", "none", "inf"])
+def test_a_value_that_is_not_a_finite_number_is_an_error(user, response):
+    with grader(user, "nan") as g:
+        (v,) = g.grade([response], [q()])
+    assert v.reason == "error" and v.reward == 0.0 and "returned" in v.detail
+
+
+def test_an_unpicklable_result_is_an_error_not_a_crash(user):
+    with grader(user, "unpicklable") as g:
+        (v,) = g.grade(["x"], [q()])
+        (w,) = g.grade(["y"], [q()])
+    assert v.reason == w.reason == "error" and "could not be sent back" in v.detail
+
+
+def test_batched(user):
+    with grader(user, "many", batched=True, batch_size=2) as g:
+        v = g.grade(["7", "1", "7", "7", "2"], [q(7), q(7), q(8), q(7), q(7)])
+    assert [x.reward for x in v] == [1.0, 0.0, 0.0, 1.0, 0.0]
+
+
+def test_batched_wrong_length_is_an_error(user):
+    with grader(user, "short", batched=True) as g:
+        v = g.grade(["1", "2"], [q()] * 2)
+    assert [x.reason for x in v] == ["error", "error"] and "expected a list of 2" in v[0].detail
+
+
+@pytest.mark.parametrize(("name", "problem"), [
+    ("missing", "has no 'missing'"),
+    ("NOT_A_FUNCTION", "is a int, not a function"),
+    ("one_arg", "cannot take (response: str, record: dict)"),
+])
+def test_unusable_functions_are_refused_with_the_file_named(user, name, problem):
+    with pytest.raises(RewardFnError) as info:
+        load(f"{user}:{name}")
+    assert str(user) in str(info.value) and problem in str(info.value)
+
+
+def test_unimportable_files_and_modules(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import not_a_module_anywhere\n")
+    exits = tmp_path / "exits.py"
+    exits.write_text("raise SystemExit(3)\n")
+    for spec, problem in [(f"{bad}:f", "ModuleNotFoundError: No module named 'not_a_module_anywhere'"),
+                          (f"{exits}:f", "SystemExit"), (f"{tmp_path}/nope.py:f", "no such file"),
+                          ("not_a_package.mod:f", "module not_a_package.mod failed to import"),
+                          ("no_colon.py", "expected PATH.py:NAME")]:
+        with pytest.raises(RewardFnError) as info:
+            load(spec)
+        assert problem in str(info.value), (spec, str(info.value))
+
+
+def test_a_module_path_works(user, monkeypatch):
+    monkeypatch.syspath_prepend(str(user.parent))
+    with FunctionGrader("my_reward:target", timeout_s=5.0, workers=1) as g:
+        assert g.grade(["7"], [q(7)])[0].reward == 1.0  # the spawned worker finds the module too
+
+
+def test_make_grader_picks_the_function(user):
+    from rlreason.config import RewardConfig
+
+    g = make_grader(RewardConfig(fn=f"{user}:target"), "fn")
+    assert isinstance(g, FunctionGrader)
+    g.close()
+
+
+def test_meter_counts_failures_and_stops_when_everything_fails(user):
+    shown = []
+    meter = GradeMeter(grader(user, "boom"), say=shown.append)
+    meter.grade(["boom", "ok", "boom"], [q()] * 3)
+    meter.check()  # not all failed
+    assert meter.take() == {"reward/timeout": 0.0, "reward/error": 2.0}
+    meter.grade(["boom"], [q()])
+    assert len(shown) == 1 and "ZeroDivisionError" in shown[0]  # the first traceback, once
+    with pytest.raises(RewardFailed) as info:
+        meter.check()
+    assert "ZeroDivisionError: the user's own bug" in str(info.value)
+    meter.close()
+
+
+def test_builtin_grader_takes_questions_too():
+    with make_grader(type("R", (), {"fn": None, "timeout_s": 5.0, "workers": 1})(), "arith") as g:
+        v = g.grade(["#### 7", "#### 8"], [Question("a", "p", "7"), "7"])
+    assert [x.reason for x in v] == ["correct", "wrong"] and math.isclose(v[0].reward, 1.0)
