@@ -69,6 +69,20 @@ class ArithConfig:
 
 
 @dataclass
+class CountdownConfig:
+    """data=countdown (rlreason/data/countdown.py): generated instances, difficulty = how many numbers."""
+
+    min_nums: int = 3
+    max_nums: int = 4
+    max_num: int = 99  # numbers drawn from 1..max_num
+    max_target: int = 999
+    use_all: bool = False  # TinyZero's rule, every number exactly once (classic: at most once)
+    n_train: int = 20000
+    n_test: int = 500
+    seed: int = 0
+
+
+@dataclass
 class StepsConfig:
     """How a response is cut into VinePPO's steps (rlreason/segment.py); conf/data/*.yaml set it per task."""
 
@@ -97,10 +111,10 @@ class FieldsConfig:
 
 @dataclass
 class DataConfig:
-    name: str = MISSING  # arith | gsm8k | math | jsonl
+    name: str = MISSING  # arith | countdown | gsm8k | math | jsonl
     # Each split is read from its local path when set (JSONL, or parquet for math), else from the hub
     # through `datasets.load_dataset` (train: hub_id/hub_config; test: hub_test_id or hub_id).
-    # source=generated is the arith task (no files).
+    # source=generated: arith's and countdown's generators (no files).
     source: str = "local"
     train_path: str | None = None
     test_path: str | None = None
@@ -119,6 +133,7 @@ class DataConfig:
     use_chat_template: bool = False  # the tokenizer's chat template, the question as the user's message
     steps: StepsConfig = field(default_factory=StepsConfig)
     arith: ArithConfig = field(default_factory=ArithConfig)
+    countdown: CountdownConfig = field(default_factory=CountdownConfig)
     fields: FieldsConfig = field(default_factory=FieldsConfig)
 
 

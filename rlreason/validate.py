@@ -20,7 +20,7 @@ from rlreason.seeds import MAX_ITERATION, MAX_RUN_SEED  # the sampling-seed layo
 
 CHOICES = {
     "algo.name": ("vineppo", "ppo", "grpo", "rloo"),
-    "data.name": ("arith", "gsm8k", "math", "jsonl"),
+    "data.name": ("arith", "countdown", "gsm8k", "math", "jsonl"),
     "data.source": ("local", "hub", "generated"),
     "data.steps.rule": ("auto", "vineppo", "lines", "sentences"),
     "trainer.eval_headline": ("greedy", "mean"),
@@ -323,9 +323,12 @@ def _shared_problems(cfg: Any, splits: tuple[str, ...] = ("train", "test")) -> l
     d = cfg.data
     if d.name == "arith" and d.source != "generated":
         problems.append("data=arith is generated: set data.source=generated")
-    if d.name != "arith" and d.source == "generated":
+    if d.name not in ("arith", "countdown") and d.source == "generated":
         problems.append(f"data={d.name} has no generator: use data.source=local or hub")
-    if d.name != "arith":
+    if d.name == "countdown" and not cfg.reward.fn:
+        problems.append("data=countdown has no gold answer strings: it is graded by a reward function "
+                        "(reward.fn=rlreason.reward.countdown:countdown_reward, data=countdown's own)")
+    if d.source != "generated":
         for split in splits:
             hub = d.hub_test_id or d.hub_id if split == "test" else d.hub_id
             if not getattr(d, f"{split}_path") and not hub:

@@ -13,10 +13,13 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from rlreason.data import countdown
 from rlreason.data.arith import ArithSpec, generate_splits
+from rlreason.data.countdown import CountdownSpec
 from rlreason.data.record import DataError, Question
 from rlreason.reward.extract import last_boxed
 
@@ -32,19 +35,24 @@ def load_questions(data_cfg: Any, needs_answer: bool = True) -> tuple[list[Quest
         a = data_cfg.arith
         spec = ArithSpec(a.min_steps, a.max_steps, a.modulus, a.ops, a.invertible)
         train, test = generate_splits(a.n_train, a.n_test, spec, a.seed)
-    elif data_cfg.name in PARSERS or data_cfg.name == "jsonl":
+    elif data_cfg.name == "countdown" and data_cfg.source == "generated":
+        c = data_cfg.countdown
+        spec = CountdownSpec(c.min_nums, c.max_nums, c.max_num, c.max_target, c.use_all)
+        train, test = (countdown_questions(rows, c.use_all) for rows in countdown.generate_splits(
+            c.n_train, c.n_test, spec, c.seed))
+    elif data_cfg.name in NAMES:
         train, test = _load_split(data_cfg, "train", needs_answer), _load_split(data_cfg, "test", needs_answer)
     else:
-        raise ValueError(f"data.name={data_cfg.name!r}: no loader (expected arith, jsonl, {', '.join(PARSERS)})")
+        raise ValueError(f"data.name={data_cfg.name!r}: no loader (expected {', '.join(NAMES)})")
     return _prefix(train, data_cfg.max_train), _prefix(test, data_cfg.max_test)
 
 
 def load_split(data_cfg: Any, split: str, needs_answer: bool = True) -> list[Question]:
     """One split (train | test), cut to max_train / max_test: an eval reads only the split it scores."""
-    if data_cfg.name == "arith":
-        return load_questions(data_cfg)[split == "test"]
-    if data_cfg.name not in PARSERS and data_cfg.name != "jsonl":
-        raise ValueError(f"data.name={data_cfg.name!r}: no loader (expected arith, jsonl, {', '.join(PARSERS)})")
+    if data_cfg.name == "arith" or data_cfg.source == "generated":
+        return load_questions(data_cfg, needs_answer)[split == "test"]
+    if data_cfg.name not in NAMES:
+        raise ValueError(f"data.name={data_cfg.name!r}: no loader (expected {', '.join(NAMES)})")
     return _prefix(_load_split(data_cfg, split, needs_answer), getattr(data_cfg, f"max_{split}"))
 
 
@@ -65,7 +73,12 @@ def _load_split(cfg: Any, split: str, needs_answer: bool = True) -> list[Questio
         if not origin:
             raise DataError(f"data.{split}_path is unset and there is no hub id for the {split} split")
         rows = hub_rows(origin, config, getattr(cfg, f"{split}_split"))
-    parse = generic_parser(cfg.fields, needs_answer) if cfg.name == "jsonl" else PARSERS[cfg.name]
+    if cfg.name == "jsonl":
+        parse = generic_parser(cfg.fields, needs_answer)
+    elif cfg.name == "countdown":
+        parse = partial(parse_countdown, use_all=cfg.countdown.use_all)
+    else:
+        parse = PARSERS[cfg.name]
     questions, seen = [], set()
     for where, row in rows:
         q = parse(row, where)
@@ -183,6 +196,22 @@ def parse_math(row: Row, where: str) -> Question:
                     meta={"subject": subject} if subject else {}, record=row)
 
 
+def parse_countdown(row: Row, where: str, use_all: bool = False) -> Question:
+    """A Countdown row, `{"nums": [...], "target": N}` (Countdown-Tasks-3to4's as it is); no gold answer:
+    the checker (rlreason.reward.countdown) grades from the record. `use_all` (data.countdown.use_all)
+    goes into the record, where the checker reads the rule."""
+    if problem := countdown.record_error(row):
+        raise DataError(f"{where}: not a Countdown record ({problem})")
+    record = {**row, "use_all": bool(row.get("use_all", use_all))}
+    text = countdown.problem_text(record)
+    return Question(id=_hash_id("countdown", f"{text}|{record['use_all']}"), problem=text, answer="",
+                    level=len(record["nums"]), source="countdown", record=record)
+
+
+def countdown_questions(rows: list[Row], use_all: bool) -> list[Question]:
+    return [parse_countdown(row, f"generated countdown row {i}", use_all) for i, row in enumerate(rows, 1)]
+
+
 def generic_parser(fields: Any, needs_answer: bool = True) -> Callable[[Row, str], Question]:
     """data=jsonl: a parser reading the fields named by `data.fields`. The gold answer may be a number
     (`"answer": 9`); the id is the row's own (`fields.id`) or a hash of the problem text.
@@ -248,3 +277,4 @@ def _level(value: Any, where: str) -> int | None:
 
 
 PARSERS: dict[str, Callable[[Row, str], Question]] = {"gsm8k": parse_gsm8k, "math": parse_math}
+NAMES = ("arith", "countdown", "jsonl", *PARSERS)
