@@ -87,6 +87,28 @@ def test_cli_config_errors(tmp_path, overrides, expected):
     assert elapsed < 30, elapsed
 
 
+REWARD_FN_CASES = [
+    ("no-file", "tests/no_such_reward.py:f", ["reward.fn:", "tests/no_such_reward.py: no such file"]),
+    ("no-name", "rlreason/reward/countdown.py:nope", ["countdown.py has no 'nope' (it has", "countdown_reward"]),
+    ("wrong-arity", "rlreason/reward/countdown.py:parse", ["countdown.py:parse(expr: 'str')",
+                                                          "cannot take (response: str, record: dict)"]),
+    ("import-error", "not_a_module_xyz.rewards:f", ["module not_a_module_xyz.rewards failed to import",
+                                                   "ModuleNotFoundError"]),
+    ("no-colon", "rewards.py", ["expected PATH.py:NAME or package.module:NAME"]),
+]
+
+
+@pytest.mark.parametrize(("spec", "expected"), [c[1:] for c in REWARD_FN_CASES], ids=[c[0] for c in REWARD_FN_CASES])
+def test_cli_unusable_reward_fn_is_one_line_before_any_compute(tmp_path, spec, expected):
+    proc, elapsed, run_dir = cli(tmp_path, f"reward.fn={spec}")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("rlreason: ") and proc.stderr.strip().count("\n") == 0, proc.stderr
+    for text in expected:
+        assert text in proc.stderr, (text, proc.stderr)
+    assert not any((run_dir / name).exists() for name in ("stats.sqlite", "metrics.jsonl", "checkpoints"))
+    assert elapsed < 30, elapsed
+
+
 def test_cli_unwritable_run_dir(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("a regular file, so nothing can be created below it (even as root)")

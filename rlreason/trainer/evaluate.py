@@ -26,13 +26,14 @@ def score_groups(groups: list[Group]) -> dict[str, float]:
 
 
 def component_means(episodes: list, prefix: str) -> dict[str, float]:
-    """`prefix/<name>`: the mean of each component of a reward function's dicts (reward.fn), over the
-    episodes that have one; nothing for the built-in checkers."""
-    sums: dict[str, list[float]] = {}
+    """`prefix/<name>`: the mean of each component of a reward function's dicts (reward.fn) over all the
+    episodes, those without one (truncated, timeout, error: reward 0) counting 0, so the weighted sum of
+    the means is the mean reward. Nothing for the built-in checkers."""
+    sums: dict[str, float] = {}
     for ep in episodes:
         for name, value in (ep.components or {}).items():
-            sums.setdefault(name, []).append(value)
-    return {f"{prefix}/{name}": sum(v) / len(v) for name, v in sums.items()}
+            sums[name] = sums.get(name, 0.0) + value
+    return {f"{prefix}/{name}": total / len(episodes) for name, total in sums.items()}
 
 
 def headline(greedy: bool, choice: str) -> str:
