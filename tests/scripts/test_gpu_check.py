@@ -40,6 +40,7 @@ def test_every_check_runs_and_passes_on_the_cpu():
     assert "critic stepped" in notes["PPO step with its critic"]
     assert "backend gloo" in notes["FSDP2 update, world size 1"]
     assert "DCP round trip exact" in notes["DCP checkpoint and resume"]
+    assert "(deterministic algorithms)" in notes["DCP checkpoint and resume"]
     assert all(r["estimate_gib"] > 0 for r in rows[2:5])  # the memory table's figure beside each update
     assert "check" in proc.stdout and "result" in proc.stdout  # the printed table
 
@@ -122,3 +123,21 @@ def test_wheels_go_on_the_path_not_into_the_python(tmp_path):
     assert calls[-2] == "system scripts/gpu_check.py --size tiny"  # the wheel dir is not passed on as an argument
     deps = calls[-1].split("=", 1)[1].split(":")[1]
     assert not Path(deps).exists()
+
+
+def test_the_resume_check_compares_under_deterministic_algorithms(monkeypatch):
+    """CUDA's attention backward and cuBLAS are not deterministic by default: the script fixes cuBLAS's
+    workspace before CUDA starts (at import) and runs the compared updates with deterministic algorithms,
+    not warn_only (with it, PyTorch keeps the non-deterministic attention backward)."""
+    import runpy
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    script = runpy.run_path(str(ROOT / "scripts" / "gpu_check.py"))
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    import torch
+
+    assert not torch.are_deterministic_algorithms_enabled()
+    with script["deterministic"]():
+        assert torch.are_deterministic_algorithms_enabled()
+        assert not torch.is_deterministic_algorithms_warn_only_enabled()
+    assert not torch.are_deterministic_algorithms_enabled()  # the other rows measure the usual kernels
