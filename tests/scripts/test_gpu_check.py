@@ -131,7 +131,8 @@ def test_the_resume_check_compares_under_deterministic_algorithms(monkeypatch):
     not warn_only (with it, PyTorch keeps the non-deterministic attention backward)."""
     import runpy
 
-    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "")  # recorded, so that teardown restores it (or its absence)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
     script = runpy.run_path(str(ROOT / "scripts" / "gpu_check.py"))
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     import torch
