@@ -15,11 +15,26 @@ PIN     := $(if $(filter cpu,$(EXTRA)),-c constraints-cpu.txt,)
 # and any uv failure falls back to pip.
 INSTALLER ?= uv
 
-.PHONY: setup run test lint bench model results clean
+.PHONY: setup check-python run test lint bench model results clean
 
 setup: $(STAMP)
 
+# pyproject.toml needs Python >= 3.11, and Ubuntu 22.04's python3 is 3.10: say so before anything is made,
+# not deep inside pip's resolution. It checks the venv's Python if there is one, else $(PY).
+CHECK_PYTHON = py=$(PY); if [ -x $(BIN)/python ]; then py=$(BIN)/python; fi; \
+	if ! $$py -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
+	  echo "rlreason needs Python >= 3.11; $$py is $$(command -v $$py >/dev/null && $$py --version 2>&1 || echo 'not found')." >&2; \
+	  if [ "$$py" = $(BIN)/python ]; then echo "$(VENV) was made with it: remove it (rm -rf $(VENV))." >&2; fi; \
+	  echo 'Run `make setup PY=python3.11` (any Python >= 3.11), or get one with uv:' \
+	    '`uv python install 3.11` then `make setup PY=$$(uv python find 3.11)`.' >&2; \
+	  exit 1; \
+	fi
+
+check-python:
+	@$(CHECK_PYTHON)
+
 $(STAMP): pyproject.toml constraints-cpu.txt
+	@$(CHECK_PYTHON)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip $(PIN)
 	if [ "$(INSTALLER)" = uv ] && $(BIN)/pip install $(PIN) uv && $(BIN)/uv pip install --python $(BIN)/python \

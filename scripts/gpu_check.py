@@ -12,7 +12,8 @@ Checks, each a row (result, seconds, peak allocated GiB, rlreason.distributed.me
   - FSDP2 over NCCL at world size 1: the update on sharded models, every parameter a shard again after it,
     the weight sync gathered in bf16;
   - checkpoint and resume through torch.distributed.checkpoint: the resumed learner's next update equals
-    the original's.
+    the original's (both under torch's deterministic algorithms: CUDA's attention backward and cuBLAS are
+    not deterministic by default).
 The model is a random Llama built here (no download): `small` is ~0.22 B parameters with a 32k vocabulary.
 Peaks are torch's allocator (no CUDA context); the estimate is the same without its runtime allowance.
 Exit status 1 if any check fails.
@@ -21,6 +22,7 @@ Exit status 1 if any check fails.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -35,6 +37,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# cuBLAS is deterministic only with a fixed workspace, read when CUDA initialises: set it before anything
+# here touches the GPU (importing torch does not). Only the resume check turns deterministic algorithms on.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 SIZES = {
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
@@ -241,6 +246,19 @@ def check_fsdp(c: Check, state: dict) -> str:
     return f"backend {dist.get_backend()}, {len(synced)} tensors synced in {str(c.dtype).split('.')[-1]}"
 
 
+@contextlib.contextmanager
+def deterministic():
+    """torch's deterministic algorithms inside the block. Not warn_only: with it, PyTorch keeps the
+    non-deterministic flash and memory-efficient attention backward (it reads the flag inside) and may pick
+    cuDNN's attention; without it an op that has no deterministic implementation raises, naming itself."""
+    enabled, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
 def check_resume(c: Check, state: dict) -> str:
     from rlreason.distributed import checkpoint as dcp
     from rlreason.distributed.fsdp import full_weights
@@ -260,12 +278,15 @@ def check_resume(c: Check, state: dict) -> str:
     a, b = dict(full_weights(learner.policy)), dict(full_weights(resumed.policy))
     assert all(torch.equal(a[k], b[k]) for k in a), "the resumed weights differ"
     batch = c.eps(seed=1)
-    learner.update(batch)
-    resumed.update(batch)
+    # The same update on the same state: deterministic kernels make it bit for bit the same. The 1e-6 margin
+    # is well below what a resume fault moves (a lost Adam state: up to ~lr = 1e-5 a weight, in one step).
+    with deterministic():
+        learner.update(batch)
+        resumed.update(batch)
     a, b = dict(full_weights(learner.policy)), dict(full_weights(resumed.policy))
     worst = max((a[k] - b[k]).abs().max().item() for k in a)
     assert worst <= 1e-6, f"the next update after resuming differs by {worst:.3g}"
-    return f"DCP round trip exact; next update within {worst:.1g}"
+    return f"DCP round trip exact; next update within {worst:.1g} (deterministic algorithms)"
 
 
 def table(rows: list[dict]) -> str:

@@ -13,8 +13,9 @@ An estimate of the large terms, not a measurement (activations are approximate):
     forward and kept for the backward, plus its unsharded fp32 gradient before the reduce-scatter) -- in
     one process, without FSDP, autocast's bf16 copies of all weights instead;
   - generation: the vLLM engine's budget (engine.gpu_memory_utilization x the GPU) next to the learner's
-    resident shards (weights + Adam + reference: gradients are freed after each update). With
-    engine.sleep_mode the engine releases its memory during the update;
+    resident shards (weights + Adam + reference: gradients are freed after each update);
+  - the engine during the update: with engine.sleep_mode (the paper presets) it releases its memory; without
+    it (`sleep_mode=False`, the engine group's default) its whole budget stays resident beside the update;
   - the KV cache inside the engine's budget (what is left after its bf16 weights and a forward pass's
     activations), in tokens, and how many `seq`-token sequences run at once against engine.max_num_seqs:
     fewer means vLLM preempts and generation is bound by the cache, not the batch;
@@ -62,10 +63,10 @@ def kv_bytes_per_token(c: dict[str, Any], *, dtype_bytes: int = 2, tensor_parall
 def estimate(c: dict[str, Any], *, gpus: int, micro_batch: int, seq: int, kl: bool = True,
              offload_ref: bool = False, engine_fraction: float = 0.4, gpu_gib: float = 80.0,
              max_num_seqs: int = 512, tensor_parallel: int = 1, enforce_eager: bool = False,
-             critic: bool = False, fsdp: bool | None = None) -> dict[str, float]:
+             critic: bool = False, fsdp: bool | None = None, sleep_mode: bool = False) -> dict[str, float]:
     """GiB per GPU of each term and of the two phases (see the module doc). `critic`: algo=ppo's value
     model (the backbone and a scalar head: the policy less its LM head). `fsdp`: the learner is sharded
-    (default: more than one GPU)."""
+    (default: more than one GPU). `sleep_mode`: engine.sleep_mode, the engine's memory freed for the update."""
     n, layer = parameters(c)
     fsdp = gpus > 1 if fsdp is None else fsdp
     h, inter, layers, vocab = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["vocab_size"]
@@ -86,9 +87,10 @@ def estimate(c: dict[str, Any], *, gpus: int, micro_batch: int, seq: int, kl: bo
         "runtime": CUDA_CONTEXT_GIB + (NCCL_GIB if gpus > 1 else 0.0) + (0.0 if enforce_eager else CUDA_GRAPHS_GIB),
         "engine": engine_fraction * gpu_gib,
     }
+    out["engine_in_update"] = 0.0 if sleep_mode else out["engine"]  # asleep, or resident through the update
     out["update_peak"] = sum(out[k] for k in ("weights_fp32", "grads_fp32", "adam", "reference_bf16", "logits",
                                               "activations", "gathered_layers", "root_unit", "autocast_copies",
-                                              "runtime", "critic_state"))
+                                              "runtime", "critic_state", "engine_in_update"))
     out["generation_peak"] = (out["weights_fp32"] + out["adam"] + out["reference_bf16"] + out["engine"]
                               + out["runtime"] + out["critic_state"] * 12 / 16)  # less its freed gradients
     out["fits"] = float(max(out["update_peak"], out["generation_peak"]) <= gpu_gib)
@@ -126,12 +128,16 @@ def main() -> None:
     ap.add_argument("--tensor-parallel", type=int, default=1, help="engine.tensor_parallel_size")
     ap.add_argument("--enforce-eager", action="store_true", help="engine.enforce_eager (no CUDA graphs)")
     ap.add_argument("--critic", action="store_true", help="algo=ppo: a critic of the same size")
+    ap.add_argument("--sleep-mode", action="store_true",
+                    help="engine.sleep_mode=true (the paper presets): the engine frees its memory for the update; "
+                         "without it (the default) the engine's budget stays resident through the update")
     a = ap.parse_args()
     path = Path(a.config)
     c = json.loads((path / "config.json" if path.is_dir() else path).read_text())
     est = estimate(c, gpus=a.gpus, micro_batch=a.micro_batch, seq=a.seq, kl=not a.no_kl, offload_ref=a.offload_ref,
                    engine_fraction=a.engine_fraction, gpu_gib=a.gpu_gib, max_num_seqs=a.max_num_seqs,
-                   tensor_parallel=a.tensor_parallel, enforce_eager=a.enforce_eager, critic=a.critic)
+                   tensor_parallel=a.tensor_parallel, enforce_eager=a.enforce_eager, critic=a.critic,
+                   sleep_mode=a.sleep_mode)
     print(json.dumps({k: round(v, 2) for k, v in est.items()}, indent=1))
 
 

@@ -29,11 +29,14 @@ What this version needs, measured on CPU:
   - `VLLM_CPU_KVCACHE_SPACE` (whole GiB) overrides `kv_cache_memory_bytes` when set.
   - prefix-cache counters are only kept with stats on (`disable_log_stats=False`), read back through
     `LLM.get_metrics()` (process-wide Prometheus counters of the latest engine).
+  - vLLM 0.34 (read, not run): its extensible KV cache is turned off where EngineArgs has the field
+    (`gpu_kwargs`); it caps the process's torch memory, which the learner shares.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -113,13 +116,26 @@ def build_llm(cfg: Any, model_path: str, tokenizer_path: str, *, dtype: str, see
                       # cannot do ("CPU Generator does not use offset"): keep every prefill whole.
                       enable_chunked_prefill=False)
     else:
-        kwargs.update(gpu_memory_utilization=cfg.gpu_memory_utilization, enable_sleep_mode=cfg.sleep_mode)
-        if cfg.block_size:
-            kwargs["block_size"] = cfg.block_size
-        if cfg.kv_cache_memory_bytes:
-            kwargs["kv_cache_memory_bytes"] = cfg.kv_cache_memory_bytes
+        kwargs.update(gpu_kwargs(cfg, vllm.EngineArgs))
     with keep_torch_threads():
         return vllm.LLM(**kwargs)
+
+
+def gpu_kwargs(cfg: Any, engine_args: type) -> dict[str, Any]:
+    """The engine arguments only a GPU engine gets; `engine_args` is vLLM's EngineArgs dataclass, read for
+    the fields this vLLM version has."""
+    kwargs: dict[str, Any] = dict(gpu_memory_utilization=cfg.gpu_memory_utilization, enable_sleep_mode=cfg.sleep_mode)
+    if cfg.block_size:
+        kwargs["block_size"] = cfg.block_size
+    if cfg.kv_cache_memory_bytes:
+        kwargs["kv_cache_memory_bytes"] = cfg.kv_cache_memory_bytes
+    if "enable_extensible_kv_cache" in {f.name for f in dataclasses.fields(engine_args)}:
+        # vLLM 0.34 turns this on by default on CUDA (unless kv_cache_memory_bytes is set). After warm-up it
+        # caps the whole process's torch allocator at the memory free at that moment
+        # (torch.cuda.set_per_process_memory_fraction), and puts the cap back after every reload_weights.
+        # The learner shares this process: the memory that sleep mode frees would stay out of its reach.
+        kwargs["enable_extensible_kv_cache"] = False
+    return kwargs
 
 
 def sampling_params(p: SamplingParams, seed: int | None) -> Any:

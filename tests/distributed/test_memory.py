@@ -42,7 +42,7 @@ def test_the_root_unit_is_what_lies_outside_the_decoder_layers():
     assert round(sharded["root_unit"], 1) == 4.7 and sharded["autocast_copies"] == 0  # bf16 params + fp32 grads
     assert single["root_unit"] == 0 and round(single["autocast_copies"], 1) == 12.9  # no FSDP: autocast's copies
     terms = ("weights_fp32", "grads_fp32", "adam", "reference_bf16", "logits", "activations", "gathered_layers",
-             "root_unit", "autocast_copies", "runtime", "critic_state")
+             "root_unit", "autocast_copies", "runtime", "critic_state", "engine_in_update")
     assert abs(sharded["update_peak"] - sum(sharded[k] for k in terms)) < 1e-9
     assert sharded["runtime"] > single["runtime"]  # NCCL's buffers
     ppo = estimate(DEEPSEEK, gpus=8, micro_batch=4, seq=1300, critic=True)
@@ -50,6 +50,34 @@ def test_the_root_unit_is_what_lies_outside_the_decoder_layers():
     assert ppo["critic_state"] == pytest.approx(2 * sharded["adam"] * (n - head) / n)  # 16 B/param, no LM head
     world_one = estimate(DEEPSEEK, gpus=1, micro_batch=4, seq=1300, fsdp=True)  # FSDP2 at world size 1
     assert world_one["root_unit"] == sharded["root_unit"] and world_one["autocast_copies"] == 0
+
+
+def test_without_sleep_mode_the_engine_stays_resident_through_the_update():
+    """engine.sleep_mode is off by default: the engine's whole budget sits beside the update. A 7B on 4 GPUs
+    fits only with sleep mode (~49 GiB in the update asleep, ~81 awake); generation is the same either way."""
+    for gpus in (1, 4, 8):
+        asleep, awake = (estimate(DEEPSEEK, gpus=gpus, micro_batch=4, seq=1300, sleep_mode=s) for s in (True, False))
+        assert asleep["engine_in_update"] == 0 and awake["engine_in_update"] == awake["engine"] == 32.0
+        assert awake["update_peak"] == pytest.approx(asleep["update_peak"] + 32.0)
+        assert awake["generation_peak"] == asleep["generation_peak"]
+    four = {s: estimate(DEEPSEEK, gpus=4, micro_batch=4, seq=1300, sleep_mode=s) for s in (True, False)}
+    assert four[True]["fits"] and not four[False]["fits"]
+    assert round(four[True]["update_peak"], 1) == 48.7 and round(four[False]["update_peak"], 1) == 80.7
+    assert estimate(DEEPSEEK, gpus=4, micro_batch=4, seq=1300) == four[False]  # the default: engine.sleep_mode's
+
+
+def test_the_command_line_takes_sleep_mode(tmp_path, capsys, monkeypatch):
+    from rlreason.distributed import memory
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(DEEPSEEK))
+    peaks = {}
+    for flag in ([], ["--sleep-mode"]):
+        monkeypatch.setattr("sys.argv", ["memory", str(config), "--gpus", "4", "--micro-batch", "4", "--seq", "1300",
+                                         *flag])
+        memory.main()
+        peaks[bool(flag)] = json.loads(capsys.readouterr().out)["update_peak"]
+    assert peaks == {False: 80.72, True: 48.72}  # rounded to 2 places
 
 
 def test_a_7b_engine_at_40_percent_is_preemption_bound():

@@ -1,6 +1,7 @@
 """scripts/gpu_check.py, the one-GPU check (issue 20), run here on the CPU (gloo, fp32, a tiny model): every
 row runs and passes, and a check whose condition breaks (gradient checkpointing off) fails its row and the
-exit status. On a GPU the same script checks bf16 autocast, NCCL and the peaks against the memory table."""
+exit status. On a GPU the same script checks bf16 autocast, NCCL and the peaks against the memory table.
+scripts/gpu_check.sh, with stand-in Pythons: which Python it runs, and where the wheels go."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ def test_every_check_runs_and_passes_on_the_cpu():
     assert "critic stepped" in notes["PPO step with its critic"]
     assert "backend gloo" in notes["FSDP2 update, world size 1"]
     assert "DCP round trip exact" in notes["DCP checkpoint and resume"]
+    assert "(deterministic algorithms)" in notes["DCP checkpoint and resume"]
     assert all(r["estimate_gib"] > 0 for r in rows[2:5])  # the memory table's figure beside each update
     assert "check" in proc.stdout and "result" in proc.stdout  # the printed table
 
@@ -51,3 +53,92 @@ def test_a_broken_condition_fails_its_row_and_the_exit_status():
     failed = {r["check"]: r["note"] for r in rows if not r["ok"]}
     assert "update: bf16 autocast + checkpointing" in failed
     assert all(r["ok"] for r in rows if r["check"] in ("engine=hf rollouts", "FSDP2 update, world size 1"))
+
+
+STUB = """#!/usr/bin/env bash
+# A stand-in Python: logs each call; runs `-m` (zipfile) with the real one; the check itself imports the
+# unpacked wheel and exits 3.
+echo "{name} $*" >> "$LOG"
+case "$1" in
+  -m) exec {real} "$@" ;;
+  -c) exit 0 ;;
+  scripts/gpu_check.py) {real} -c "import fakepkg" && echo "fakepkg on PYTHONPATH=$PYTHONPATH" >> "$LOG"; exit 3 ;;
+esac
+exit 9
+"""
+
+
+def stub(path: Path, name: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(STUB.format(name=name, real=sys.executable))
+    path.chmod(0o755)
+
+
+def run_sh(tmp_path: Path, *args: str, venv: bool, python: str | None = None) -> tuple[int, list[str]]:
+    """scripts/gpu_check.sh, copied into a bare repo dir, with stub Pythons: python3 on PATH, .venv's if asked."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    (repo / "scripts" / "gpu_check.sh").write_bytes((ROOT / "scripts" / "gpu_check.sh").read_bytes())
+    stub(tmp_path / "bin" / "python3", "system")
+    if venv:
+        stub(repo / ".venv" / "bin" / "python", "venv")
+    log = tmp_path / "log"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHON", "PYTHONPATH")}
+    env.update(PATH=f"{tmp_path / 'bin'}:{env['PATH']}", LOG=str(log), **({"PYTHON": python} if python else {}))
+    proc = subprocess.run(["bash", str(repo / "scripts" / "gpu_check.sh"), *args], env=env, capture_output=True,
+                          text=True, timeout=60)
+    return proc.returncode, log.read_text().splitlines() if log.exists() else [proc.stderr]
+
+
+def test_the_script_runs_the_venv_python_after_make_setup(tmp_path):
+    rc, calls = run_sh(tmp_path, "--size", "tiny", venv=True)
+    assert rc == 3, calls  # the check's own status
+    assert len(calls) == 2 and calls[0].startswith("venv -c "), calls  # torch's version, from the venv
+    assert calls[1] == "venv scripts/gpu_check.py --size tiny"
+
+
+def test_a_bare_machine_gets_its_system_python_and_an_explicit_one_wins(tmp_path):
+    rc, calls = run_sh(tmp_path / "bare", venv=False)
+    assert rc == 3 and [c.split()[0] for c in calls] == ["system", "system"], calls
+    explicit = tmp_path / "explicit"
+    stub(explicit / "py", "explicit")
+    rc, calls = run_sh(explicit, venv=True, python=str(explicit / "py"))
+    assert rc == 3 and {c.split()[0] for c in calls} == {"explicit"}, calls
+
+
+def test_wheels_go_on_the_path_not_into_the_python(tmp_path):
+    """A system Python may be externally managed (PEP 668) or lack pip: the wheels are unpacked into a
+    temporary dir on PYTHONPATH, never pip-installed, and the dir is gone afterwards."""
+    import zipfile
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    with zipfile.ZipFile(wheels / "fakepkg-1.0-py3-none-any.whl", "w") as z:
+        z.writestr("fakepkg/__init__.py", "")
+        z.writestr("fakepkg-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\n")
+    rc, calls = run_sh(tmp_path, str(wheels), "--size", "tiny", venv=False)
+    assert rc == 3, calls
+    assert not any("pip" in c for c in calls), calls
+    assert calls[-1].startswith("fakepkg on PYTHONPATH="), calls  # the check imported it
+    assert calls[-2] == "system scripts/gpu_check.py --size tiny"  # the wheel dir is not passed on as an argument
+    deps = calls[-1].split("=", 1)[1].split(":")[1]
+    assert not Path(deps).exists()
+
+
+def test_the_resume_check_compares_under_deterministic_algorithms(monkeypatch):
+    """CUDA's attention backward and cuBLAS are not deterministic by default: the script fixes cuBLAS's
+    workspace before CUDA starts (at import) and runs the compared updates with deterministic algorithms,
+    not warn_only (with it, PyTorch keeps the non-deterministic attention backward)."""
+    import runpy
+
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "")  # recorded, so that teardown restores it (or its absence)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
+    script = runpy.run_path(str(ROOT / "scripts" / "gpu_check.py"))
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    import torch
+
+    assert not torch.are_deterministic_algorithms_enabled()
+    with script["deterministic"]():
+        assert torch.are_deterministic_algorithms_enabled()
+        assert not torch.is_deterministic_algorithms_warn_only_enabled()
+    assert not torch.are_deterministic_algorithms_enabled()  # the other rows measure the usual kernels
