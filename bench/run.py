@@ -25,6 +25,7 @@ SECTIONS: dict[str, str] = {  # name -> module with run()
     "engine": "bench.engine",
     "iteration": "bench.iteration",
     "mc_budget": "bench.mc_budget",
+    "reward": "bench.reward",
     "store": "bench.store",
 }
 RESULTS = Path(__file__).parent / "results"
