@@ -157,3 +157,38 @@ def test_command_line_errors(tmp_path, args, message):
     proc = cli(tmp_path, "engine=hf", *args)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert proc.stderr.startswith("rlreason: ") and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+ARITH_FN = '''
+def reward(response, record):
+    lines = response.strip().splitlines()
+    last = lines[-1] if lines else ""
+    return {"correct": float(last == "#### " + record["answer"]), "format": float(last.startswith("####"))}
+'''
+
+
+@pytest.mark.vllm
+def test_eval_with_a_reward_function_then_regrade(tmp_path, vllm_engine):
+    """The eval takes reward.fn: components in metrics.json, each row's record in completions.jsonl, and
+    `python -m rlreason.grade --reward.fn` gives back the same verdicts from that file."""
+    from rlreason.eval import evaluate_model
+
+    fn = tmp_path / "arith_fn.py"
+    fn.write_text(ARITH_FN)
+    out = tmp_path / "eval"
+    evaluate_model(eval_cfg(*SMALL, f"reward.fn={fn}:reward", "reward.weights.format=0.5"), out, engine=vllm_engine)
+    metrics = json.loads((out / "metrics.json").read_text())
+    got = rows(out / "completions.jsonl")
+    assert metrics["reward/error"] == 0 and metrics["reward/timeout"] == 0
+    assert set(metrics["reward_components"]["sampled"]) == {"mean/correct", "mean/format"}
+    assert all(r["record"]["answer"] and (r["components"] is None) == r["truncated"] for r in got)
+    # success is `correct`: greedy accuracy counts it, whatever the format credit adds to the reward
+    greedy = [r for r in got if r["sample"] == "greedy"]
+    assert metrics["greedy"] == sum(r["reason"] == "correct" for r in greedy) / 24
+    assert any(r["reward"] == 1.5 for r in got) and any(r["reward"] == 0.5 for r in got)
+    proc = subprocess.run([sys.executable, "-m", "rlreason.grade", str(out / "completions.jsonl"), "--reward.fn",
+                           f"{fn}:reward", "--reward.weights", '{"format": 0.5}'], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    verdicts = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [(v["reward"], v["reason"]) for v in verdicts] == [(r["reward"], r["reason"]) for r in got]

@@ -38,3 +38,24 @@ def test_malformed_row_names_file_and_line(tmp_path):
     path.write_text('{"response": "#### 1", "gold": "1"}\n{"response": "#### 1"\n')
     out = grade(path, "--task", "arith")
     assert out.returncode == 2 and f"{path}:2: bad JSON" in out.stderr
+
+
+def test_grades_with_a_reward_function(tmp_path):
+    fn = tmp_path / "fn.py"
+    fn.write_text("def f(response, record):\n    return {'correct': float(response == str(record['t'])), 'len': len(response)}\n"
+                  "def g(response):\n    return 1.0\n")
+    rows = [{"response": "7", "record": {"t": 7}}, {"response": "8", "record": {"t": 7}},
+            {"response": "77", "record": {"t": 7}, "truncated": True}]
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = grade(path, "--reward.fn", f"{fn}:f", "--reward.weights", '{"len": 0.5}')
+    assert out.returncode == 0, out.stderr
+    verdicts = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [(v["reward"], v["reason"]) for v in verdicts] == [(1.5, "correct"), (0.5, "wrong"), (0.0, "truncated")]
+    assert verdicts[0]["components"] == {"correct": 1.0, "len": 1.0}
+    missing = tmp_path / "norecord.jsonl"
+    missing.write_text(json.dumps({"response": "7", "gold": "7"}) + "\n")
+    out = grade(missing, "--reward.fn", f"{fn}:f")
+    assert out.returncode == 2 and "norecord.jsonl:1: a reward function grades from the row's 'record'" in out.stderr
+    out = grade(path, "--reward.fn", f"{fn}:g")
+    assert out.returncode == 2 and "cannot take (response: str, record: dict)" in out.stderr
