@@ -4,7 +4,8 @@
 
 `response` is the model's text (the prompt not included; for VinePPO's Monte-Carlo continuations, the
 prefix's text plus the continuation, a whole response). `record` is the question's row as read from the
-JSONL / parquet / hub dataset, every field (the generated tasks build one: arith's, Countdown's).
+JSONL / parquet / hub dataset, every field (Countdown's generator builds {nums, target, use_all}; a
+question without a row, arith's, gives {id, problem, answer}).
 A dict's components are summed with `reward.weights` (1 each by default) into the reward, and each is
 logged as `reward/<name>` (training) and `eval/reward/<name>`.
 
