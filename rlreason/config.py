@@ -143,14 +143,22 @@ class MCConfig:
 
     # Where V(s_0) comes from. mc: K continuations from the prompt (the reference). group: the mean reward
     # of the question's other N - 1 rollouts, which are N - 1 samples from s_0 already paid for
-    # (leave-one-out, so a trajectory's baseline never sees its own reward: unbiased).
+    # (leave-one-out: a trajectory's baseline never sees its own reward). Unbiased only when the group was
+    # not chosen by its own rewards: curriculum=filter_groups, and learnability with n_select = N (the
+    # default 8 = 8), train on the rollouts they kept for being mixed, and then the siblings' mean depends
+    # on the trajectory's outcome (a kept 4-of-8 group: 3/7 for a right one, 4/7 for a wrong one). GRPO's
+    # and RLOO's baselines share this; mc's fresh continuations do not.
     v0: str = "mc"
     # Adaptive K, the reference's confidence-interval-aware expander: start at algo.mc_rollouts, add
     # new_rollouts to each state whose Wald interval is longer than ci_length, up to max_rollouts.
-    # null: fixed K. Biased towards 0 and 1 (rlreason/algo/mc.py gives the figure).
+    # null: fixed K. Biased towards 0 and 1 (rlreason/algo/mc.py gives the figures).
     max_rollouts: int | None = None
     new_rollouts: int = 4
     ci_length: float = 0.05
+    # true: the last round only fills up to max_rollouts (the cap bounds the cost). false: the reference's
+    # rule, a full new_rollouts while n < max_rollouts, so a state can end at up to
+    # max_rollouts + new_rollouts - 1 (K0 = 2, 4 new, cap 4: mixed states end at 6, not 4).
+    cap_last_round: bool = True
     # Biased shortcut: a question whose N rollouts all got the same reward gets no MC and advantage 0 on
     # every token (as GRPO/RLOO would give it); the step credit inside such groups is lost.
     skip_uniform_groups: bool = False

@@ -7,17 +7,26 @@ expansion.py `ConfidenceIntervalAwareEfficientIIDExpander`, configs/episode_gene
 ciAwre_10ir_4nr_ci0.05.jsonnet: start 10, add 4, at most 30, CI length 0.05), batched: every round is one
 engine call over all the states still open.
 
-The reference's rule, kept exactly: after n continuations with mean p, the state's interval length is
+The reference's rule: after n continuations with mean p, the state's interval length is
 2 * 1.96 * sqrt(p (1 - p) / n) (Wald); while it exceeds `ci_length` and n < `max_rollouts`, sample
-`new_rollouts` more (the last round only up to the cap). A state whose first K0 continuations all agree
-(p = 0 or 1) has length 0 and stops at once; at the sizes used (n <= 30, threshold 0.05) every state
-with mixed results runs to the cap, so the rule reads: "K0 if unanimous, else the cap".
+`new_rollouts` more. A state whose first K0 continuations all agree (p = 0 or 1) has length 0 and stops
+at once; at the sizes used (n <= 33, threshold 0.05) every state with mixed results runs to the cap, so
+the rule reads: "K0 if unanimous, else the cap".
+
+One difference, an option: the reference checks n >= max_num_rollouts before a round and then samples a
+full `num_new_rollouts`, so a state can end past the cap. Here the last round stops at the cap
+(algo.mc.cap_last_round: true, the default: `max_rollouts` bounds the cost); cap_last_round: false is
+the reference's rule. They agree when new_rollouts divides max_rollouts - K0 (the reference's config:
+10, +4, up to 30); at K0 = 2, 4 new, cap 4, a mixed state ends at 4 continuations here, at 6 there.
 
 Bias of stopping early (the mean of a sample whose size depends on its own values is not unbiased):
-with K0 = 2 and cap 4, E[V] = p^2 + p (1 - p) (1 + 2p) / 2, e.g. 0.152 at p = 0.2 (bias -0.048), 0.5 at
-p = 0.5, 0.848 at p = 0.8: values are pulled towards 0 and 1, at most by ~0.05 at K0 = 2 (smaller for a
-larger K0). `expected_adaptive_value` computes it exactly; tests/algo/test_mc.py checks the sampler
-against it. Off by default (algo.mc.max_rollouts = null).
+with K0 = 2 and every mixed state ending at n continuations, E[V] - p = -p (1 - p) (1 - 2p) (1 - 2/n).
+Values are pulled towards 0 and 1, most at p = 0.21 and 0.79, by (1 - 2/n) / (6 sqrt 3) = (1 - 2/n) x
+0.0962. So at K0 = 2 a larger cap grows the bias, it does not shrink it: 0.048 at n = 4 (e.g. 0.152 at
+p = 0.2), 0.064 at 6, 0.077 at 10, 0.090 at 30, towards 0.096. A larger K0 lowers it at a given cap
+(cap 30: 0.070 at K0 = 4, 0.023 at K0 = 10). `expected_adaptive_value` computes it exactly;
+tests/algo/test_mc.py checks the sampler and these figures against it. Off by default
+(algo.mc.max_rollouts = null).
 """
 
 from __future__ import annotations
@@ -67,11 +76,14 @@ def ci_length(rewards: list[float], z: float = 1.96) -> float:
 def adaptive_continuation_rewards(engine: Engine, grader: Grader, prefixes: list[list[int]], texts: list[str],
                                   answers: list[Any], starts: list[int], budgets: list[int], *, k0: int,
                                   max_rollouts: int, new_rollouts: int, ci_threshold: float, seeds: SeedStream | None,
+                                  cap_last_round: bool = True,
                                   **sample) -> tuple[list[list[float]], list[list[Completion]], int]:
     """K0 continuations of every prefix, then rounds of `new_rollouts` more for the prefixes whose
-    interval is still longer than `ci_threshold`, up to `max_rollouts` each (one engine call per round).
-    Seeds come from the iteration's "mc" block, each round its own fresh ones. Returns the rewards and
-    completions per prefix (each list as long as that prefix's sample) and the number of rounds."""
+    interval is still longer than `ci_threshold` and that have fewer than `max_rollouts` (one engine call
+    per round); `cap_last_round` stops the last round at `max_rollouts`, else it is a full round (the
+    reference's). Seeds come from the iteration's "mc" block, each round its own fresh ones. Returns the
+    rewards and completions per prefix (each list as long as that prefix's sample) and the number of
+    rounds."""
     rewards: list[list[float]] = [[] for _ in prefixes]
     outs: list[list[Completion]] = [[] for _ in prefixes]
     open_, want, rounds = list(range(len(prefixes))), [k0] * len(prefixes), 0
@@ -86,26 +98,41 @@ def adaptive_continuation_rewards(engine: Engine, grader: Grader, prefixes: list
             outs[i] += oi
         rounds += 1
         open_ = [i for i in open_ if len(rewards[i]) < max_rollouts and ci_length(rewards[i]) > ci_threshold]
-        want = {i: min(new_rollouts, max_rollouts - len(rewards[i])) for i in open_}
+        want = {i: next_round(len(rewards[i]), max_rollouts, new_rollouts, cap_last_round) for i in open_}
     return rewards, outs, rounds
 
 
-def expected_adaptive_value(p: float, k0: int, max_rollouts: int, new_rollouts: int, ci_threshold: float) -> float:
-    """E[mean of the adaptive sample] for a state whose continuations succeed with probability p, by
-    exact enumeration over the success counts (the bias of stopping early is this minus p)."""
+def next_round(n: int, max_rollouts: int, new_rollouts: int, cap_last_round: bool) -> int:
+    """How many continuations an open state with n < max_rollouts samples next."""
+    return min(new_rollouts, max_rollouts - n) if cap_last_round else new_rollouts
+
+
+def adaptive_outcomes(p: float, k0: int, max_rollouts: int, new_rollouts: int, ci_threshold: float,
+                      cap_last_round: bool = True) -> dict[tuple[int, int], float]:
+    """The distribution of a state's final (successes, n) under the adaptive rule, its continuations
+    succeeding with probability p, by exact enumeration over the success counts."""
     from math import comb
 
     # dist maps (successes, n) of a still-open state to its probability
-    dist, expected = {(s, k0): comb(k0, s) * p ** s * (1 - p) ** (k0 - s) for s in range(k0 + 1)}, 0.0
+    dist = {(s, k0): comb(k0, s) * p ** s * (1 - p) ** (k0 - s) for s in range(k0 + 1)}
+    final: dict[tuple[int, int], float] = {}
     while dist:
         nxt: dict[tuple[int, int], float] = {}
         for (s, n), pr in dist.items():
             if n >= max_rollouts or ci_length([1.0] * s + [0.0] * (n - s)) <= ci_threshold:
-                expected += pr * s / n
+                final[(s, n)] = final.get((s, n), 0.0) + pr
                 continue
-            m = min(new_rollouts, max_rollouts - n)
+            m = next_round(n, max_rollouts, new_rollouts, cap_last_round)
             for j in range(m + 1):
                 key = (s + j, n + m)
                 nxt[key] = nxt.get(key, 0.0) + pr * comb(m, j) * p ** j * (1 - p) ** (m - j)
         dist = nxt
-    return expected
+    return final
+
+
+def expected_adaptive_value(p: float, k0: int, max_rollouts: int, new_rollouts: int, ci_threshold: float,
+                            cap_last_round: bool = True) -> float:
+    """E[mean of the adaptive sample] for a state whose continuations succeed with probability p, exact
+    (the bias of stopping early is this minus p)."""
+    final = adaptive_outcomes(p, k0, max_rollouts, new_rollouts, ci_threshold, cap_last_round)
+    return sum(pr * s / n for (s, n), pr in final.items())

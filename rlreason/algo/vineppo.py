@@ -17,9 +17,10 @@ the estimated states at s_0..s_M; the later states take the trajectory's own ret
 their steps get advantage 0 and step M gets reward - V(s_M).
 
 The options that cut the MC cost (algo.mc, each documented with its bias where it has one): V(s_0) from
-the group's other rollouts (v0=group, unbiased), adaptive K (rlreason/algo/mc.py, biased towards 0/1),
-no MC for groups whose rollouts all agree (skip_uniform_groups, biased: drops their step credit), and
-training on the continuations (tree, rlreason/algo/vine_tree.py).
+the group's other rollouts (v0=group, unbiased unless the curriculum chose the group by its rewards:
+group_loo_values), adaptive K (rlreason/algo/mc.py, biased towards 0/1), no MC for groups whose rollouts
+all agree (skip_uniform_groups, biased: drops their step credit), and training on the continuations
+(tree, a reweighted gradient: rlreason/algo/vine_tree.py).
 """
 
 from __future__ import annotations
@@ -95,7 +96,15 @@ def step_advantages(values: list[float], reward: float) -> list[float]:
 
 def group_loo_values(episodes: list[Episode]) -> list[float]:
     """V(s_0) per episode from its question's other rollouts: the mean reward of the other N - 1 (the
-    RLOO baseline). Episodes of one question share s_0; a trajectory never sees its own reward."""
+    RLOO baseline). Episodes of one question share s_0; a trajectory never sees its own reward.
+
+    Unbiased when the N rollouts are i.i.d. given the question: the others' mean is then independent of
+    this trajectory (E = V(s_0) whatever its outcome). Not when the group was kept for its own rewards and
+    trained on (curriculum=filter_groups; learnability with n_select = samples_per_question, the default
+    8 = 8): in a kept 4-of-8 group a right trajectory's baseline is 3/7 and a wrong one's 4/7, and over
+    all mixed groups at p = 0.2 it is 0.200 against 0.253, so the baseline term no longer has expectation
+    0. GRPO's and RLOO's baselines share it (GRPO's r - mean is (N - 1)/N times RLOO's advantage);
+    algo.mc.v0=mc's fresh continuations do not. tests/algo/test_vineppo.py enumerates it exactly."""
     by_question: dict[str, list[int]] = {}
     for i, ep in enumerate(episodes):
         by_question.setdefault(ep.question.id, []).append(i)
@@ -152,7 +161,8 @@ def assign_vineppo_advantages(
     if mc.max_rollouts is not None:
         rewards, outs, rounds = adaptive_continuation_rewards(
             engine, grader, states, texts, answers, starts, budgets, k0=k, max_rollouts=mc.max_rollouts,
-            new_rollouts=mc.new_rollouts, ci_threshold=mc.ci_length, seeds=seeds, **sample)
+            new_rollouts=mc.new_rollouts, ci_threshold=mc.ci_length, seeds=seeds,
+            cap_last_round=mc.cap_last_round, **sample)
     else:
         seed = seeds.take("mc", len(states) * k) if seeds is not None else None
         rewards, outs = continuation_rewards(engine, grader, states, texts, answers, starts, budgets, k=k,

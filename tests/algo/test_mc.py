@@ -32,13 +32,13 @@ class BernoulliGrader:
         return [Verdict(float(self.rng.random() < float(t[:-1])), "") for t in texts]
 
 
-def run(ps, k0=2, cap=4, new=4, ci=0.05, seeds=None, seed=0):
+def run(ps, k0=2, cap=4, new=4, ci=0.05, seeds=None, seed=0, cap_last_round=True):
     engine = CountingEngine()
     n = len(ps)
     rewards, outs, rounds = adaptive_continuation_rewards(
         engine, BernoulliGrader(seed), [[i] for i in range(n)], [str(p) for p in ps], ["a"] * n, [0] * n, [8] * n,
-        k0=k0, max_rollouts=cap, new_rollouts=new, ci_threshold=ci, seeds=seeds, temperature=1.0, top_p=1.0,
-        max_new_tokens=8, stop=(), version=None)
+        k0=k0, max_rollouts=cap, new_rollouts=new, ci_threshold=ci, seeds=seeds, cap_last_round=cap_last_round,
+        temperature=1.0, top_p=1.0, max_new_tokens=8, stop=(), version=None)
     return engine, rewards, outs, rounds
 
 
@@ -82,3 +82,47 @@ def test_the_sampler_has_exactly_the_stated_bias(p):
         assert abs(expected - p) > 0.04 and abs(mean - p) > 10 * se  # the bias is real, and measured
     # exact enumeration by hand for K0 = 2, cap 4: p^2 + p (1 - p) (1 + 2p) / 2
     assert expected == pytest.approx(p ** 2 + p * (1 - p) * (1 + 2 * p) / 2)
+
+
+def test_cap_last_round_false_is_the_references_full_last_round():
+    """The reference samples a full num_new_rollouts while n < max_num_rollouts: at K0 = 2, 4 new, cap 4
+    its mixed states end at 6, not 4; the exact expectation follows the same rule."""
+    engine, rewards, _, rounds = run([0.0, 1.0, 0.5] * 50, k0=2, cap=4, new=4)
+    assert {len(r) for r in rewards if len(set(r[:2])) > 1} == {4}
+    engine, rewards, _, rounds = run([0.0, 1.0, 0.5] * 50, k0=2, cap=4, new=4, cap_last_round=False)
+    assert {len(r) for r in rewards if len(set(r[:2])) > 1} == {6}
+    assert all(len(r) == 2 for r in rewards if len(set(r[:2])) == 1)
+    assert rounds == 2 and {n for _, n, _ in engine.calls[1]} == {4}
+    p = 0.3
+    _, rewards, _, _ = run([p] * 20000, k0=2, cap=4, new=4, seed=5, cap_last_round=False)
+    values = [sum(r) / len(r) for r in rewards]
+    mean = sum(values) / len(values)
+    se = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5 / len(values) ** 0.5
+    expected = expected_adaptive_value(p, 2, 4, 4, 0.05, cap_last_round=False)
+    assert abs(mean - expected) < 4 * se
+    assert expected == pytest.approx(bias_k0_2(p, 6) + p)  # mixed states at n = 6
+    # Where new_rollouts divides max_rollouts - K0 (the reference's 10, +4, up to 30) the rules agree.
+    assert expected_adaptive_value(p, 10, 30, 4, 0.05) == pytest.approx(
+        expected_adaptive_value(p, 10, 30, 4, 0.05, cap_last_round=False))
+
+
+def bias_k0_2(p, n):
+    """E[V] - p at K0 = 2 when every mixed state ends at n continuations (mc.py's docstring)."""
+    return -p * (1 - p) * (1 - 2 * p) * (1 - 2 / n)
+
+
+def max_bias(k0, cap, points=400):
+    return max(abs(expected_adaptive_value(i / points, k0, cap, 4, 0.05) - i / points) for i in range(1, points))
+
+
+def test_at_k0_2_the_bias_grows_with_the_cap_towards_0_096():
+    worst_p, worst = (3 - math.sqrt(3)) / 6, 1 / (6 * math.sqrt(3))  # argmax and max of p (1 - p) |1 - 2p|
+    assert worst == pytest.approx(0.0962, abs=1e-4)
+    for cap, figure in [(4, 0.048), (6, 0.064), (10, 0.077), (30, 0.090)]:
+        for p in (0.1, worst_p, 0.5, 0.7):
+            assert expected_adaptive_value(p, 2, cap, 4, 0.05) - p == pytest.approx(bias_k0_2(p, cap))
+        assert -bias_k0_2(worst_p, cap) == pytest.approx(figure, abs=5e-4)
+        assert max_bias(2, cap) <= -bias_k0_2(worst_p, cap) + 1e-12
+    # a larger K0 lowers it at a given cap
+    assert max_bias(4, 30, 200) == pytest.approx(0.070, abs=1e-3)
+    assert max_bias(10, 30, 200) == pytest.approx(0.023, abs=1e-3)

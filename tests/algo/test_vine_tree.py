@@ -1,5 +1,6 @@
 """The vine tree (algo.mc.tree): continuations become episodes, and their term is an unbiased estimate of
-K * grad V(s), checked against the exact gradient of a policy small enough to enumerate."""
+c * grad V(s) (c = K for a fixed K; with adaptive K it depends on V(s): `tree_weight`), checked against
+the exact gradient of a policy small enough to enumerate."""
 
 import itertools
 import random
@@ -7,7 +8,8 @@ import random
 import pytest
 import torch
 
-from rlreason.algo.vine_tree import tree_episodes
+from rlreason.algo.mc import ci_length, next_round
+from rlreason.algo.vine_tree import tree_episodes, tree_weight
 from rlreason.data.record import Question
 from rlreason.engine.base import Completion
 from rlreason.rollout import Episode
@@ -80,6 +82,66 @@ def test_a_baseline_that_includes_the_sample_itself_would_be_biased(theta):
     got = exact_expectation(theta, inclusive)
     torch.testing.assert_close(got, (K - 1) * true_grad(theta), atol=1e-6, rtol=1e-5)
     assert not torch.allclose(got, K * true_grad(theta), atol=1e-4)
+
+
+def exact_adaptive_expectation(theta, k0, cap, new):
+    """The same expectation when the continuations come from adaptive K (algo.mc.max_rollouts, CI length
+    0.05, last round capped), by enumerating every draw the rule can make."""
+    probs = {c: log_prob(theta, c).exp().item() for c in CONTS}
+    coef = dict.fromkeys(CONTS, 0.0)  # sum over draws of P(draw) * advantage, per continuation
+
+    def expand(draw, weight):
+        rewards = [reward(c) for c in draw]
+        if len(draw) >= cap or ci_length(rewards) <= 0.05:
+            for c, a in tree_advantages(draw):
+                coef[c] += weight * a
+            return
+        for more in itertools.product(CONTS, repeat=next_round(len(draw), cap, new, True)):
+            w = weight
+            for c in more:
+                w *= probs[c]
+            expand(draw + list(more), w)
+
+    for first in itertools.product(CONTS, repeat=k0):
+        w = 1.0
+        for c in first:
+            w *= probs[c]
+        expand(list(first), w)
+    total = torch.zeros_like(theta)
+    for c in CONTS:
+        t = theta.detach().clone().requires_grad_(True)
+        log_prob(t, c).backward()
+        total += coef[c] * t.grad
+    return total
+
+
+def state_value(theta):
+    return sum(log_prob(theta, c).exp().item() * reward(c) for c in CONTS)
+
+
+def test_with_adaptive_k_the_tree_term_is_c_of_v_times_the_states_value_gradient(theta):
+    """K0 = 2, cap 4: unanimous pairs stop (no gradient), mixed ones get 2 more. The term is
+    tree_weight(V) * grad V, with c = 2 + 4 V (1 - V) / 3: neither K0 nor the cap."""
+    got = exact_adaptive_expectation(theta, 2, 4, 4)
+    v = state_value(theta)
+    c = tree_weight(v, 2, 4, 4, 0.05)
+    assert c == pytest.approx(2 + 4 * v * (1 - v) / 3) and 2 < c < 4
+    torch.testing.assert_close(got, c * true_grad(theta), atol=1e-6, rtol=1e-5)
+    assert not torch.allclose(got, 4 * true_grad(theta), atol=1e-3)
+
+
+def test_tree_weight_exact_figures():
+    for v in (0.1, 0.5, 0.8):
+        assert tree_weight(v, 4) == 4.0 and tree_weight(v, 3, 3) == pytest.approx(3.0)  # fixed K: c = K
+        # K0 = 2, every mixed state ends at n: c = 2 + 2 (n - 2) (n - 3) V (1 - V) / (n - 1)
+        for n, cap, capped in ((4, 4, True), (6, 4, False), (10, 10, True)):
+            want = 2 + 2 * (n - 2) * (n - 3) * v * (1 - v) / (n - 1)
+            assert tree_weight(v, 2, cap, 4, 0.05, cap_last_round=capped) == pytest.approx(want)
+    assert [round(tree_weight(v, 2, 4), 2) for v in (0.14, 0.2, 0.33, 0.5)] == [2.16, 2.21, 2.29, 2.33]
+    assert [round(tree_weight(v, 2, 4, cap_last_round=False), 2) for v in (0.14, 0.2, 0.33, 0.5)] == [
+        2.58, 2.77, 3.06, 3.2]
+    with pytest.raises(ValueError):
+        tree_weight(0.0, 2, 4)
 
 
 def test_episodes_mask_the_prefix_drop_zero_advantages_and_keep_a_seeded_subset():

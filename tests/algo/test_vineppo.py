@@ -172,6 +172,41 @@ def test_v0_from_the_group_is_the_leave_one_out_mean_and_the_prompts_get_no_cont
     assert m["mc/states"] == sum(len(plan_steps(e, tiny_tokenizer, "arith").starts) for e in eps)
 
 
+def loo_baseline_given_own_outcome(p, n=8, keep=lambda rewards: True):
+    """E[trajectory 0's v0=group baseline | its own reward, the group kept], exactly: every one of the 2^n
+    outcome vectors of n Bernoulli(p) rollouts, weighted by its probability, through group_loo_values."""
+    import itertools
+
+    from rlreason.algo.vineppo import group_loo_values
+
+    mass, total = {0.0: 0.0, 1.0: 0.0}, {0.0: 0.0, 1.0: 0.0}
+    for rewards in itertools.product((0.0, 1.0), repeat=n):
+        if not keep(rewards):
+            continue
+        pr = p ** sum(rewards) * (1 - p) ** (n - sum(rewards))
+        mass[rewards[0]] += pr
+        total[rewards[0]] += pr * group_loo_values([ep([1], [2], r) for r in rewards])[0]
+    return {r: total[r] / mass[r] for r in mass}
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.7])
+def test_v0_group_is_unbiased_only_when_the_group_is_not_chosen_by_its_own_rewards(p):
+    """Unconditioned, the leave-one-out mean does not depend on the trajectory's own outcome (its
+    baseline is p either way). Keep only mixed groups (filter_groups; learnability when its selection
+    rollouts are the training group) and it does: a right trajectory's siblings are the group less one
+    success, a wrong one's the group less one failure. RLOO's baseline is the same number, and GRPO's
+    r - mean(group) is (N - 1)/N times RLOO's advantage, so they share it."""
+    free = loo_baseline_given_own_outcome(p)
+    assert free[1.0] == pytest.approx(p) and free[0.0] == pytest.approx(p)
+    mixed = loo_baseline_given_own_outcome(p, keep=lambda rs: len(set(rs)) > 1)
+    # the 7 siblings, given the group is mixed: not all right (own right) / not all wrong (own wrong)
+    assert mixed[1.0] == pytest.approx((p - p ** 7) / (1 - p ** 7))
+    assert mixed[0.0] == pytest.approx(p / (1 - (1 - p) ** 7))
+    assert mixed[1.0] < p < mixed[0.0]
+    half = loo_baseline_given_own_outcome(p, keep=lambda rs: sum(rs) == 4)  # LILO's favourite: 4 of 8
+    assert half[1.0] == pytest.approx(3 / 7) and half[0.0] == pytest.approx(4 / 7)
+
+
 def test_skip_uniform_groups_gives_zero_advantages_and_spends_no_mc_on_them(tiny_tokenizer):
     eps = two_groups(tiny_tokenizer, [1.0, 1.0, 1.0], [0.0, 1.0])
     engine = Recorder()
@@ -198,3 +233,13 @@ def test_adaptive_k_and_the_tree_through_the_mc_phase(tiny_tokenizer):
     assert len(engine.calls) == 3 and m["mc/rounds"] == 3 and m["mc/continuations_per_state"] == 6
     assert m["tree/eligible"] == 6 * m["mc/unique_states"] and len(tree) == m["tree/episodes"] == 5
     assert {tuple(t.prompt_ids) for t in tree} <= {tuple(p) for p in engine.calls[0][0]}
+
+
+def test_cap_last_round_reaches_the_mc_phase(tiny_tokenizer):
+    """K0 = 2, 4 new, cap 4: every state here is mixed after its first two, so it ends at 4 (default) or
+    at 6 (cap_last_round=false, the reference's full last round)."""
+    for cap_last_round, n in ((True, 4), (False, 6)):
+        eps = two_groups(tiny_tokenizer, [1.0, 0.0], [0.0, 1.0])
+        m, _ = assign(eps, tiny_tokenizer, Recorder(), AlternatingGrader(), max_rollouts=4, new_rollouts=4,
+                      cap_last_round=cap_last_round)
+        assert m["mc/rounds"] == 2 and m["mc/continuations_per_state"] == n
