@@ -8,9 +8,10 @@ Records (experiments/custom_reward/make_data.py writes them): {"problem": "Q:3a+
 "ops": [["+", 5], ["*", 3]], "modulus": 10}; no "answer" field. The model's response is arith's format,
 one line per step ("3a+5=8") then "#### N".
 
-Components: `correct` (the `#### N` line holds the chain's value) and `steps` (the share of the work
-lines that are right: partial credit, weight 0 unless reward.weights.steps is set). Model text is never
-evaluated: digits are read with a regex and the arithmetic is done here.
+Components: `correct` (the `#### N` line holds the chain's value: success) and `steps` (the share of the
+work lines that are right: dense partial credit, weighted 1 like every component unless
+reward.weights.steps says otherwise; reward.weights.steps=0 trains on the outcome alone). Model text is
+never evaluated: digits are read with a regex and the arithmetic is done here.
 """
 
 import re
