@@ -110,8 +110,11 @@ def test_math_with_the_tiny_model(tmp_path):
     assert (f"train has {sum(n > room for n in train):,} of 500 longer (the longest {max(train):,} tokens)" in line)
     assert f"test has {sum(n > room for n in test):,} of 200 longer (the longest {max(test):,} tokens)" in line
     assert "500 of 500 train, 200 of 200 test prompts hold characters the tokenizer cannot encode" in line
-    shown = re.search(r"cannot encode \(it reads them as its unknown token\): ((?:'.' )+)", line)
-    assert shown and "'$'" in shown.group(1) and "'['" in shown.group(1), line  # LaTeX and the template's
+    found = re.search(r"cannot encode \(it reads them as its unknown token\): (.*) in the questions, (.*) in the "
+                      r"prompt template\.", line)
+    assert found, line
+    assert "'$'" in found.group(1) and "'\\\\'" in found.group(1) and "'{'" in found.group(1)  # LaTeX
+    assert found.group(2) == "'A' 'H' 'K' 'M' 'P' 'S' 'T' '[' ']' '_'"  # [MATH_TASK] Problem:
     assert "model=hf model.path=" in line and "model=rho1b_sft_math" in line
     # vLLM never started: none of its log lines (it logs its config and the engine's start on stdout/stderr).
     assert "vllm" not in (proc.stdout + proc.stderr).lower(), (proc.stdout + proc.stderr)[-3000:]

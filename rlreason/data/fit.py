@@ -33,7 +33,8 @@ class PromptStats:
     split: str
     lengths: list[int]
     unknown_prompts: int = 0
-    unknown_chars: Counter = field(default_factory=Counter)  # character -> inspected prompts holding it
+    unknown_chars: Counter = field(default_factory=Counter)  # in the questions: char -> inspected prompts holding it
+    template_chars: set[str] = field(default_factory=set)  # in what the template (or chat template) adds
 
     @property
     def longest(self) -> int:
@@ -52,20 +53,25 @@ def measure_prompts(split: str, questions: list[Question], tokenizer, template: 
     unk = tokenizer.unk_token_id
     if unk is None:  # byte-level tokenizers encode every character
         return stats
-    holding = [t for t, x in zip(texts, ids) if unk in x]
+    holding = [(q, t) for q, t, x in zip(questions, texts, ids) if unk in x]
     stats.unknown_prompts = len(holding)
-    for text in holding[:INSPECTED]:
-        stats.unknown_chars.update(set(unknown_spans(text, tokenizer, unk, use_chat_template)))
+    for q, text in holding[:INSPECTED]:
+        start = max(text.find(q.problem), 0)  # the question's own text, inside the template's
+        end = start + len(q.problem) if q.problem in text else len(text)
+        spans = unknown_spans(text, tokenizer, unk, use_chat_template)
+        stats.unknown_chars.update({text[a:b] for a, b in spans if start <= a < end})
+        stats.template_chars.update(text[a:b] for a, b in spans if not start <= a < end)
     return stats
 
 
-def unknown_spans(text: str, tokenizer, unk: int, use_chat_template: bool) -> list[str]:
-    """The pieces of `text` the tokenizer reads as `unk`: from its offsets when it is a fast tokenizer,
-    else the characters it cannot encode on their own."""
+def unknown_spans(text: str, tokenizer, unk: int, use_chat_template: bool) -> list[tuple[int, int]]:
+    """Where `text` holds what the tokenizer reads as `unk`: from its offsets when it is a fast
+    tokenizer, else the characters it cannot encode on their own."""
     if getattr(tokenizer, "is_fast", False):
         enc = tokenizer(text, add_special_tokens=not use_chat_template, return_offsets_mapping=True, verbose=False)
-        return [text[a:b] for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"]) if i == unk and b > a]
-    return [c for c in set(text) if unk in tokenizer(c, add_special_tokens=False)["input_ids"]]
+        return [(a, b) for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"]) if i == unk and b > a]
+    bad = {c for c in set(text) if unk in tokenizer(c, add_special_tokens=False)["input_ids"]}
+    return [(i, i + 1) for i, c in enumerate(text) if c in bad]
 
 
 def check_prompts(stats: list[PromptStats], *, context: int, max_new_tokens: int, budget: str, lower: str,
@@ -79,14 +85,20 @@ def check_prompts(stats: list[PromptStats], *, context: int, max_new_tokens: int
             for s in stats if s.too_long(room)]
     total = sum(len(s.lengths) for s in stats)
     unknown = sum(s.unknown_prompts for s in stats)
-    unread = ""
+    unread, template = "", []
     if unknown:
         chars = sum((s.unknown_chars for s in stats), Counter())
-        shown = " ".join(repr(c) for c, _ in sorted(chars.items(), key=lambda kv: (-kv[1], kv[0]))[:SHOWN])
-        more = f" and {len(chars) - SHOWN} more" if len(chars) > SHOWN else ""
+        shown = [repr(c) for c, _ in sorted(chars.items(), key=lambda kv: (-kv[1], kv[0]))[:SHOWN]]
+        if len(chars) > SHOWN:
+            shown.append(f"and {len(chars) - SHOWN} more")
+        template = sorted(set().union(*(s.template_chars for s in stats)))
+        found = [f"{' '.join(shown)} in the questions"] if shown else []
+        if template:
+            found.append(f"{' '.join(map(repr, template[:SHOWN]))}{' ...' if len(template) > SHOWN else ''} in the "
+                         "prompt template")
         where = ", ".join(f"{s.unknown_prompts:,} of {len(s.lengths):,} {s.split}" for s in stats if s.unknown_prompts)
         unread = (f"{where} prompts hold characters the tokenizer cannot encode (it reads them as its unknown "
-                  f"token): {shown or '(no single character: longer spans)'}{more}")
+                  f"token): {', '.join(found)}")
     problems, advice = [], []
     if long:
         problems.append(f"prompts too long: the model's context of {context:,} tokens leaves {room:,} for a prompt after "
@@ -95,9 +107,11 @@ def check_prompts(stats: list[PromptStats], *, context: int, max_new_tokens: int
                       "questions out of the data")
     if unknown > UNKNOWN_SHARE * total:
         problems.append(unread)
-        advice.append("use a model whose tokenizer reads them (model=hf model.path=..., model.tokenizer=...)")
+        advice.append("use a model whose tokenizer reads them (model=hf model.path=..., model.tokenizer=...)"
+                      + (" or another data.prompt_template" if template else ""))
     if problems:
-        raise ConfigError(". ".join(problems) + ". " + (hint or "; or ".join(advice).capitalize()))
+        what = "; or ".join(advice)
+        raise ConfigError(". ".join(problems) + ". " + (hint or what[0].upper() + what[1:]))
     if unknown:
         log.warning("%s; the model does not see them", unread)
 

@@ -69,7 +69,12 @@ def test_unknown_characters(tok, caplog):
         check([measure_prompts("train", latex + fine[:2], tok, None, False)], hint="use another model")
     msg = str(info.value)
     assert msg.startswith("3 of 5 train prompts hold characters the tokenizer cannot encode (it reads them as its "
-                          "unknown token): '$' 'F' '\\\\' '{' '}'. use another model"), msg
+                          "unknown token): '$' 'F' '\\\\' '{' '}' in the questions. use another model"), msg
+    # The template's own are told apart (here the template is the only problem).
+    templated = measure_prompts("train", fine[:4], tok, "Q: {problem} ?", False)
+    assert templated.unknown_prompts == 4 and not templated.unknown_chars and templated.template_chars == {"?"}
+    with pytest.raises(ConfigError, match=r"4 of 4 train prompts hold .*unknown token\): '\?' in the prompt template\. "):
+        check([templated])
     with caplog.at_level(logging.WARNING):  # 3 of 503: under 1%, a warning
         check([stats])
     assert "3 of 503 train prompts hold characters the tokenizer cannot encode" in caplog.text
