@@ -76,16 +76,18 @@ def offline() -> bool:
 
 
 def network_errors() -> tuple[type[Exception], ...]:
-    """What huggingface_hub's HTTP session raises when it cannot connect: httpx's transport errors
-    (huggingface_hub >= 1.0; its `httpx` export follows the version it uses), else requests' (0.x)."""
-    try:
-        from huggingface_hub.utils import httpx  # type: ignore[attr-defined]
+    """What huggingface_hub's HTTP session raises when it cannot connect, whichever client its version
+    uses: httpx2's or httpx's transport errors (huggingface_hub >= 1.0), requests' (0.x)."""
+    import importlib
 
-        return (httpx.TransportError,)
-    except ImportError:
-        import requests
-
-        return (requests.ConnectionError, requests.Timeout)
+    found: list[type[Exception]] = []
+    for module, names in (("httpx2", ("TransportError",)), ("httpx", ("TransportError",)),
+                          ("requests", ("ConnectionError", "Timeout"))):
+        try:
+            found += [getattr(importlib.import_module(module), n) for n in names]
+        except ImportError:
+            continue
+    return tuple(found)
 
 
 def check_reachable(hub_id: str, config: str | None, split: str, why: Why) -> None:
