@@ -112,6 +112,7 @@ def _evaluate(cfg, out_dir: Path, target: Target, engine) -> Path:
     from tqdm import tqdm
 
     from rlreason.data import load_split, prompt_template
+    from rlreason.data.fit import check_prompts, measure_prompts, tiny_hint
     from rlreason.engine import make_engine
     from rlreason.reward import make_grader
     from rlreason.reward.meter import GradeMeter
@@ -124,14 +125,18 @@ def _evaluate(cfg, out_dir: Path, target: Target, engine) -> Path:
     questions = load_split(cfg.data, e.split, needs_answer=not cfg.reward.fn)[: e.max_questions]
     tokenizer = load_tokenizer(cfg, target.weights, target.tokenizer)
     context = context_length(cfg, target.weights)
+    # Every prompt fits with the response's tokens to spare, and the tokenizer can read it: checked before
+    # the engine starts (rlreason/data/fit.py).
+    stats = measure_prompts(e.split, questions, tokenizer, prompt_template(cfg.data), cfg.data.use_chat_template)
+    wanted, budget = response_budget(cfg, target)
+    check_prompts([stats], context=context, max_new_tokens=wanted or 1, budget=budget, lower="eval.max_new_tokens",
+                  hint=tiny_hint(cfg.model.name, cfg.data.name, context))
     device, dtype = resolve_device(cfg)
     torch.manual_seed(cfg.seed)
     grader = GradeMeter(make_grader(cfg.reward, task))  # timeouts and errors counted, the first shown
     roller = Roller(None, tokenizer, grader, task=task, template=prompt_template(cfg.data),
                     use_chat_template=cfg.data.use_chat_template, temperature=e.temperature, top_p=e.top_p,
-                    max_new_tokens=0)
-    longest = max(len(roller.prompt_ids(q)) for q in questions)
-    roller.max_new_tokens = max_new_tokens(cfg, target, longest, context)
+                    max_new_tokens=max_new_tokens(cfg, target, stats.longest, context))
     own_engine = engine is None
     start = time.perf_counter()
     try:
@@ -184,15 +189,23 @@ def max_new_tokens(cfg, target: Target, longest_prompt: int, context: int) -> in
     if room < 1:
         raise ConfigError(f"the longest prompt has {longest_prompt} tokens and the context {context}: no room "
                           "for a response; raise model.max_model_len or use shorter prompts")
-    wanted = cfg.eval.max_new_tokens
-    if wanted is None and target.run_cfg is not None:
-        wanted = OmegaConf.select(target.run_cfg, "rollout.max_new_tokens")
+    wanted, _ = response_budget(cfg, target)
     if wanted is None:
         return room
     if wanted > room:
         raise ConfigError(f"eval.max_new_tokens={wanted} and the longest prompt ({longest_prompt} tokens) exceed "
                           f"the context of {context} tokens (model.max_model_len): lower eval.max_new_tokens")
     return wanted
+
+
+def response_budget(cfg, target: Target) -> tuple[int | None, str]:
+    """The response length asked for (eval.max_new_tokens, else the run's own; None: what the context
+    leaves) and the setting that asks it, for messages."""
+    if cfg.eval.max_new_tokens is not None:
+        return cfg.eval.max_new_tokens, f"eval.max_new_tokens={cfg.eval.max_new_tokens} for the response"
+    if target.run_cfg is not None and (run := OmegaConf.select(target.run_cfg, "rollout.max_new_tokens")) is not None:
+        return run, f"the run's rollout.max_new_tokens={run} for the response"
+    return None, "at least 1 response token (eval.max_new_tokens=null)"
 
 
 def load_weights(model_dir: str):

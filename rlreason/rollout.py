@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rlreason.data.prompts import format_prompt
+from rlreason.data.prompts import encode_prompts, format_prompt
 from rlreason.data.record import Question
 from rlreason.engine.base import SamplingParams
 from rlreason.seeds import SeedStream
@@ -45,8 +45,8 @@ class Roller:
     def __init__(self, engine, tokenizer, grader, *, task: str, template: str, use_chat_template: bool,
                  temperature: float, top_p: float, max_new_tokens: int, stop: tuple[str, ...] = ()):
         self.engine, self.tokenizer, self.grader, self.task = engine, tokenizer, grader, task
-        self._format = lambda q: format_prompt(q, template, tokenizer, use_chat_template)
-        self._special = not use_chat_template  # a chat template already writes BOS
+        self._encode = lambda q: encode_prompts([format_prompt(q, template, tokenizer, use_chat_template)], tokenizer,
+                                                use_chat_template, batch=False)[0]
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
         self.stop = tuple(stop)  # stop strings (rollout.stop)
         self.version = 0  # policy version the engine must hold; the loop bumps it after each sync
@@ -57,7 +57,7 @@ class Roller:
 
     def prompt_ids(self, q: Question) -> list[int]:
         if q.id not in self._prompt_ids:
-            self._prompt_ids[q.id] = self.tokenizer(self._format(q), add_special_tokens=self._special)["input_ids"]
+            self._prompt_ids[q.id] = self._encode(q)
         return self._prompt_ids[q.id]
 
     def __call__(self, questions: list[Question], n: int, temperature: float | None = None,

@@ -38,11 +38,13 @@ def compose_cfg(*overrides: str):
 # --- the command line -------------------------------------------------------------------------------
 
 
-def cli(tmp_path: Path, *args: str, run_dir: Path | None = None) -> tuple[subprocess.CompletedProcess, float, Path]:
+def cli(tmp_path: Path, *args: str, run_dir: Path | None = None, env: dict[str, str] | None = None,
+        engine: str = "hf", module: str = "rlreason.run") -> tuple[subprocess.CompletedProcess, float, Path]:
+    """`python -m rlreason.run engine=hf ARGS` (or `module`'s), with `env` added to the environment."""
     run_dir = run_dir or tmp_path / "run"
-    env = dict(os.environ, OMP_NUM_THREADS="1", RLREASON_CACHE=str(tmp_path / "cache"))
+    env = dict(os.environ, OMP_NUM_THREADS="1", RLREASON_CACHE=str(tmp_path / "cache"), **(env or {}))
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "rlreason.run", "engine=hf", *args, f"hydra.run.dir={run_dir}"],
+    proc = subprocess.run([sys.executable, "-m", module, f"engine={engine}", *args, f"hydra.run.dir={run_dir}"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     return proc, time.perf_counter() - start, run_dir
 

@@ -20,6 +20,7 @@ from typing import Any
 from rlreason.data import countdown
 from rlreason.data.arith import ArithSpec, generate_splits
 from rlreason.data.countdown import CountdownSpec
+from rlreason.data.hub import Why, hub_rows
 from rlreason.data.record import DataError, Question
 from rlreason.reward.extract import last_boxed
 
@@ -72,7 +73,7 @@ def _load_split(cfg: Any, split: str, needs_answer: bool = True) -> list[Questio
         config = cfg.hub_test_config if own_test else cfg.hub_config
         if not origin:
             raise DataError(f"data.{split}_path is unset and there is no hub id for the {split} split")
-        rows = hub_rows(origin, config, getattr(cfg, f"{split}_split"))
+        rows = hub_rows(origin, config, getattr(cfg, f"{split}_split"), Why(split, cfg.source == "hub"))
     if cfg.name == "jsonl":
         parse = generic_parser(cfg.fields, needs_answer)
     elif cfg.name == "countdown":
@@ -132,23 +133,6 @@ def _parquet_rows(path: Path) -> Iterator[tuple[str, Row]]:
         raise DataError(f"{path}: unreadable parquet ({e})") from None
     for n, row in enumerate(table.to_pylist(), 1):
         yield f"{path}: row {n}", row
-
-
-def hub_rows(hub_id: str, config: str | None, split: str) -> Iterator[tuple[str, Row]]:
-    """Rows of a hub dataset. No config on a dataset that has several (hendrycks_math has one per
-    subject, and no default) means all of them, in the hub's order."""
-    import datasets
-
-    configs: list[str | None] = [config]
-    if config is None:
-        names = datasets.get_dataset_config_names(hub_id)
-        if len(names) > 1 and "default" not in names:
-            configs = list(names)
-    for c in configs:
-        ds = datasets.load_dataset(hub_id, c, split=split)
-        name = f"{hub_id}{'/' + c if c else ''} [{split}]"
-        for n, row in enumerate(ds, 1):
-            yield f"{name} row {n}", row
 
 
 # --- per-dataset row parsers ---

@@ -25,6 +25,18 @@ def format_prompt(question: Question, template: str | None = VINEPPO_TEMPLATE, t
     return question.problem if template is None else template.replace("{problem}", question.problem)
 
 
+def encode_prompts(texts: list[str], tokenizer, use_chat_template: bool, batch: bool = True) -> list[list[int]]:
+    """The token ids of prompt texts (format_prompt's) exactly as the engine gets them
+    (rlreason.rollout.Roller): BOS as the tokenizer adds it, except after a chat template, which writes its
+    own. `batch=False` encodes one text per call (no tokenizer thread pool: cheaper for a handful)."""
+    special = not use_chat_template  # verbose=False: no warning for a prompt over model_max_length (checked apart)
+    if not batch:
+        return [tokenizer(t, add_special_tokens=special, verbose=False)["input_ids"] for t in texts]
+    if not texts:
+        return []
+    return tokenizer(texts, add_special_tokens=special, return_attention_mask=False, verbose=False)["input_ids"]
+
+
 def prompt_template(data_cfg) -> str | None:
     """The template a data config asks for: `prompt_template_file`'s content byte for byte (newlines
     included) when set, else `prompt_template` (None = the question's text as is)."""

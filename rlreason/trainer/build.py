@@ -162,6 +162,18 @@ def _find_on_main(cfg, run_dir: Path, world: int) -> tuple[tuple[Path, dict] | N
         return None, str(e)
 
 
+def check_fit(cfg, tokenizer, context: int, splits: dict[str, list]) -> None:
+    """Every prompt the run will send fits the context with rollout.max_new_tokens to spare, and the
+    tokenizer can read it (rlreason/data/fit.py); a ConfigError before any engine starts, else."""
+    from rlreason.data import prompt_template
+    from rlreason.data.fit import check_prompts, measure_prompts, tiny_hint
+
+    template, chat, budget = prompt_template(cfg.data), cfg.data.use_chat_template, cfg.rollout.max_new_tokens
+    check_prompts([measure_prompts(name, qs, tokenizer, template, chat) for name, qs in splits.items()],
+                  context=context, max_new_tokens=budget, budget=f"rollout.max_new_tokens={budget} for the response",
+                  lower="rollout.max_new_tokens", hint=tiny_hint(cfg.model.name, cfg.data.name, context))
+
+
 def build(cfg, run_dir: Path, engine=None) -> Run:
     """`engine`: an already running engine to use (tests share one); it is synced to the policy here."""
     from rlreason.curriculum import StatsStore, make_sampler
@@ -205,6 +217,7 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     if cfg.rollout.max_new_tokens >= context:
         raise ConfigError(f"rollout.max_new_tokens={cfg.rollout.max_new_tokens} leaves no room for the prompt in "
                           f"the model's context of {context} tokens; lower it")
+    check_fit(cfg, tokenizer, context, {"train": train, "test": eval_questions})
     device, dtype = resolve_device(cfg)
     # A sharded checkpoint holds no HF policy dir: start from the model, its DCP files load below.
     policy_path = str(found[0] / "policy") if found and not dist.active else model_path

@@ -14,6 +14,13 @@ DATA = Path(os.environ.get("RLREASON_DATA", ROOT.parent / "shared" / "data"))
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"real data folder {DATA} is absent")
 
 
+@pytest.fixture(autouse=True)
+def no_probe(monkeypatch):
+    """Where the hub is read here, `datasets` is mocked: the Hub's reachability probe stays home too
+    (tests/data/test_hub.py tests it)."""
+    monkeypatch.setattr("rlreason.data.hub.check_reachable", lambda *args: None)
+
+
 def data_cfg(name: str, **overrides):
     """The composed conf/data/<name>.yaml, as Hydra would hand it over (a DictConfig)."""
     cfg = OmegaConf.merge(OmegaConf.structured(DataConfig), OmegaConf.load(ROOT / "conf" / "data" / f"{name}.yaml"))
