@@ -279,6 +279,11 @@ class TrainerConfig:
     # experiments/value_analysis.py reads a PPO run's critic at several iterations).
     keep_checkpoints: int | None = 2
     progress: bool = True
+    # 0: each iteration produces its batch, then trains on it. 1: one step off: iteration t+1's batch
+    # (selection, rollouts, grading, VinePPO's MC) is produced while the learner trains on batch t, under
+    # the weights before that update (rlreason/trainer/produce.py; README "Asynchronous rollouts").
+    # Needs algo.tis_cap; null there gets ASYNC_TIS_CAP.
+    async_level: int = 0
 
 
 @dataclass

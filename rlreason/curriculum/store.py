@@ -236,11 +236,12 @@ class StatsStore:
         return " AND ".join(clauses), args
 
     def question_stats(self, current_iter: int, window: int | None = None, decay: float | None = None,
-                       phase: str | None = None) -> dict[str, QuestionStat]:
+                       phase: str | None = None, until: int | None = None) -> dict[str, QuestionStat]:
         """p-hat per question from attempts younger than `window` iterations (age = current_iter - iter),
-        each weighted decay**age when `decay` is set (plain mean otherwise)."""
+        each weighted decay**age when `decay` is set (plain mean otherwise). `until`: only attempts of
+        iterations <= until (trainer.async_level=1 selects before the last iteration is committed)."""
         since = None if window is None else current_iter - window + 1
-        where, args = self._where(phase, since, current_iter)
+        where, args = self._where(phase, since, current_iter if until is None else min(current_iter, until))
         rows = self.con.execute(f"SELECT question, iteration, COUNT(*), SUM({self._success}) FROM attempts "
                                 f"WHERE {where} GROUP BY question, iteration", args)
         acc: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0, -1])  # weighted rewards, weights, n, last

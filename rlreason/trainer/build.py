@@ -21,6 +21,12 @@ from rlreason.config import ConfigError, check_run_dir, grader_task
 from rlreason.trainer import checkpoint
 from rlreason.validate import tensor_parallel_problems
 
+# One step off, the learner's pi_old differs from the behaviour policy by one update: the importance
+# weight min(pi_old / pi_behaviour, cap) (algo.tis_cap, AReaL's decoupled PPO) is required, and a null cap
+# gets this one: the cap of Yao et al.'s truncated importance sampling and verl's rollout_is_threshold.
+# Measured one step off on the tiny model (bench/results/async.json): few tokens reach it.
+ASYNC_TIS_CAP = 2.0
+
 # Changing any of these between a checkpoint and a resume makes the checkpoint incompatible.
 FINGERPRINT_KEYS = ("model.name", "model.path", "algo.name", "data.name", "curriculum.name",
                     "curriculum.with_replacement")  # the sampler's saved order is of one kind or the other
@@ -41,6 +47,7 @@ class Run:
     sampler: Any
     logger: Any
     start_iteration: int = 0
+    weights_iteration: int = 0  # the iteration whose update produced the engine's weights
     state: dict[str, Any] = field(default_factory=dict)  # history that survives resume (evals, wall clock)
     dist: distributed.Dist = field(default_factory=distributed.current)
 
@@ -175,6 +182,13 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     from rlreason.rollout import Roller
 
     dist = distributed.setup(cfg.distributed.timeout_s)
+    if cfg.trainer.async_level and dist.active:
+        # The producer's thread would issue the engine's and the grader's collectives beside the learner's
+        # FSDP ones on the same group, in an order that differs between ranks.
+        raise ConfigError("trainer.async_level=1 runs in one process only for now; under torchrun use "
+                          "trainer.async_level=0")
+    if cfg.trainer.async_level and cfg.algo.tis_cap is None:
+        cfg.algo.tis_cap = ASYNC_TIS_CAP  # before the learner reads it, and the logger records it
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world))
     if problems := tensor_parallel_problems(cfg.engine, dist.world, local_world):  # train() skips validate()
         raise ConfigError("; ".join(problems))
@@ -242,7 +256,7 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
               logger, state={"evals": [], "wall_clock_s": 0.0, "phase_seconds": {}}, dist=dist)
     if found:
         path, state = found
-        run.start_iteration = state["iteration"]
+        run.start_iteration = run.weights_iteration = state["iteration"]
         learner.load_state_dict(state["learner"], optimizers=not dist.active)
         if dist.active:
             from rlreason.distributed.checkpoint import load
@@ -282,7 +296,9 @@ def learner_state(learner):
     return LearnerState(models, optimizers)
 
 
-def save_checkpoint(run: Run, iteration: int) -> Path:
+def save_checkpoint(run: Run, iteration: int, sampler_state: dict | None = None) -> Path:
+    """`sampler_state`: the sampler as it was after this iteration's selection (trainer.async_level=1 has
+    already selected the next batch, which resume regenerates); None: the sampler's state now."""
     keep = run.cfg.trainer.keep_checkpoints or 1_000_000  # null: keep every checkpoint
     learner = run.learner.state_dict()
     if run.dist.active:  # the optimizer state goes into the sharded DCP files, not rank 0's pickle
@@ -291,7 +307,7 @@ def save_checkpoint(run: Run, iteration: int) -> Path:
         "iteration": iteration,
         "fingerprint": fingerprint(run.cfg),
         "learner": learner,
-        "sampler": run.sampler.state_dict(),
+        "sampler": run.sampler.state_dict() if sampler_state is None else sampler_state,
         "python_rng": random.getstate(),
         "torch_rng": torch.get_rng_state(),
         "history": run.state,
