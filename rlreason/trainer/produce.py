@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import torch
+
 from rlreason.algo import assign_outcome_advantages, assign_vineppo_advantages
 from rlreason.distributed import select
 from rlreason.seeds import SeedStream
@@ -132,7 +134,13 @@ class Producer:
         # resume regenerates this batch from it.
         self.sampler_before = copy.deepcopy(self.run.sampler.state_dict())
 
+        threads = torch.get_num_threads()
+
         def work() -> None:
+            # OpenMP's thread count is per thread and a new one starts from the process default, not from
+            # the loop's torch.set_num_threads; vLLM's CPU attention checks that its plan and its kernel
+            # agree on it ("thread_num == thread_num (2 vs. 1)").
+            torch.set_num_threads(threads)
             try:
                 self._ahead["batch"] = produce(self.run, it, self.phases, self.level)
             except BaseException as e:  # re-raised in the loop's thread by join()

@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("async_level", [0, 1])
 def test_kill_anywhere_and_resume(tmp_path, async_level):
     """async_level=1: kills inside the producer's phases land in the batch in flight, one step ahead."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", RLREASON_CACHE=str(tmp_path / "cache"))
+    # PYTHONPATH: the harness runs as a script, whose own dir leads sys.path; this checkout's rlreason, not
+    # whichever one is installed
+    env = dict(os.environ, OMP_NUM_THREADS="1", RLREASON_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, str(Path(__file__).with_name("kill_anywhere.py")), "--kills", "13",
                            "--iterations", "8", "--seed", "0", "--workdir", str(tmp_path / "work"),
                            "--async-level", str(async_level)],
