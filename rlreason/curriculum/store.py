@@ -136,7 +136,9 @@ class StatsStore:
         if readonly:  # mode=ro: never writes, not even a WAL checkpoint on close
             self.con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
             return
-        self.con = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # explicit transactions
+        # explicit transactions; trainer.async_level=1 reads history from the producer's thread, never while
+        # the loop's thread uses the connection (rlreason/trainer/produce.py)
+        self.con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self.con.execute("PRAGMA journal_mode = WAL")
         self.con.execute("PRAGMA synchronous = FULL")
         if meta is not None and meta.get("schema_version") == "1":
