@@ -284,6 +284,13 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     # The engine starts from exactly the learner's weights, whatever it held before (0.02 s on CPU).
     engine.sync_weights(learner.named_weights(), learner.version)
     roller.version = learner.version
+    if found and cfg.trainer.async_level and (found[0] / checkpoint.BEHAVIOUR).is_file():
+        # One step off, the batch in flight at the checkpoint was sampled one update behind: regenerate it
+        # under those weights (the producer pushes the learner's once it is made, trainer/produce.py).
+        from safetensors.torch import load_file
+
+        engine.sync_weights(load_file(str(found[0] / checkpoint.BEHAVIOUR)).items(), found[1]["behaviour"]["version"])
+        roller.version, run.weights_iteration = found[1]["behaviour"]["version"], found[1]["behaviour"]["iteration"]
     return run
 
 
@@ -296,9 +303,12 @@ def learner_state(learner):
     return LearnerState(models, optimizers)
 
 
-def save_checkpoint(run: Run, iteration: int, sampler_state: dict | None = None) -> Path:
+def save_checkpoint(run: Run, iteration: int, sampler_state: dict | None = None, behaviour: dict | None = None
+                    ) -> Path:
     """`sampler_state`: the sampler as it was after this iteration's selection (trainer.async_level=1 has
-    already selected the next batch, which resume regenerates); None: the sampler's state now."""
+    already selected the next batch, which resume regenerates); None: the sampler's state now.
+    `behaviour`: the weights that next batch was sampled with (one update behind the policy), kept so
+    that resume regenerates exactly that batch."""
     keep = run.cfg.trainer.keep_checkpoints or 1_000_000  # null: keep every checkpoint
     learner = run.learner.state_dict()
     if run.dist.active:  # the optimizer state goes into the sharded DCP files, not rank 0's pickle
@@ -318,5 +328,7 @@ def save_checkpoint(run: Run, iteration: int, sampler_state: dict | None = None)
 
         return dist_checkpoint.save(run.run_dir / "checkpoints", iteration, learner_state(run.learner), state,
                                     run.dist, keep=keep)
+    if behaviour is not None:
+        state["behaviour"] = {k: v for k, v in behaviour.items() if k != "weights"}
     return checkpoint.save(run.run_dir / "checkpoints", iteration, run.learner.policy, state, run.learner.critic,
-                           keep=keep)
+                           keep=keep, behaviour=None if behaviour is None else behaviour["weights"])

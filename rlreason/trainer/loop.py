@@ -193,7 +193,7 @@ def _loop(run: Run, phases: Phases, start_clock: float) -> None:
         log.log(metrics, it)
         if it % t.checkpoint_every == 0 or it == t.iterations:
             with phases("checkpoint"):
-                save_checkpoint(run, it, producer.sampler_state())
+                save_checkpoint(run, it, producer.sampler_state(), producer.behaviour)
         bar.set_postfix(reward=f"{metrics['train/reward']:.2f}", refresh=False)
 
 

@@ -119,20 +119,34 @@ class Producer:
         self._ahead: dict[str, Any] = {}
         self.sampler_before: dict | None = None  # the sampler's state before the batch ahead was selected
         self.reward_counts: dict[str, float] = {}  # the grading failures of the batch taken last
+        self.behaviour: dict | None = None  # the weights (and version) the batch ahead is sampled with
 
     def take(self, it: int) -> Batch:
+        run = self.run
         ahead = self._ahead.pop("batch", None)
-        batch = ahead if ahead is not None and ahead.iteration == it else produce(self.run, it, self.phases, self.level)
+        batch = ahead if ahead is not None and ahead.iteration == it else produce(run, it, self.phases, self.level)
+        if run.roller.version != run.learner.version:
+            # Resumed one step off: the batch was regenerated under the behaviour weights the checkpoint kept
+            # (trainer/build.py); the next one is made under the learner's, as it was the first time.
+            with self.phases("sync"):
+                run.engine.sync_weights(run.learner.named_weights(), run.learner.version)
+                run.roller.version, run.weights_iteration = run.learner.version, it - 1
         batch.staged.flush()
-        self.sampler_before, self.reward_counts = None, batch.reward_counts
+        self.sampler_before, self.behaviour, self.reward_counts = None, None, batch.reward_counts
         return batch
 
     def start(self, it: int) -> None:
         if self.level == 0 or it > self.run.cfg.trainer.iterations:
             return
-        # A checkpoint of the current iteration must hold the sampler as it was before this selection:
-        # resume regenerates this batch from it.
+        # A checkpoint of the current iteration must hold the sampler as it was before this selection and
+        # the weights this batch is sampled with (the learner's until its update): resume regenerates the
+        # batch from them, the very batch of the uninterrupted run.
         self.sampler_before = copy.deepcopy(self.run.sampler.state_dict())
+        t = self.run.cfg.trainer
+        if (it - 1) % t.checkpoint_every == 0:
+            self.behaviour = {"version": self.run.roller.version, "iteration": self.run.weights_iteration,
+                              "weights": {k: v.detach().to("cpu", copy=True)
+                                          for k, v in self.run.learner.named_weights()}}
 
         threads = torch.get_num_threads()
 

@@ -83,15 +83,34 @@ def test_one_step_off_staleness_one_version_per_batch_and_the_importance_weight(
     assert versions == sorted(versions) and len(set(versions)) == 3
 
 
-def test_resumed_async_run_is_the_uninterrupted_one(make_cfg, tmp_path):
-    """4 iterations in one go == 2, stop, resume, 2 more: the batch in flight at the stop is regenerated,
-    with the history the curriculum saw the first time (learnability_history reads the store)."""
+class Stop(BaseException):
+    pass
+
+
+def test_resumed_async_run_is_the_uninterrupted_one(make_cfg, tmp_path, monkeypatch):
+    """4 iterations in one go == a run stopped right after checkpoint 2 (batch 3 in flight) and resumed:
+    batch 3 is regenerated under the weights it was sampled with (kept in the checkpoint) and with the
+    history the curriculum saw the first time (learnability_history reads the store)."""
+    import rlreason.trainer.loop as loop
+
     overrides = ("engine=hf", "algo=vineppo", "curriculum=learnability_history", "trainer.eval_every=100",
-                 "trainer.async_level=1")
+                 "trainer.async_level=1", "trainer.iterations=4")
     full, split = tmp_path / "full", tmp_path / "split"
-    train(make_cfg(*overrides, "trainer.iterations=4"), full)
-    train(make_cfg(*overrides, "trainer.iterations=2"), split)
-    train(make_cfg(*overrides, "trainer.iterations=4"), split)
+    train(make_cfg(*overrides), full)
+    save = loop.save_checkpoint
+
+    def save_then_stop(run, it, *args):
+        path = save(run, it, *args)
+        if it == 2:
+            raise Stop
+        return path
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_stop)
+    with pytest.raises(Stop):
+        train(make_cfg(*overrides), split)
+    assert (split / "checkpoints" / "iter_000002" / "behaviour.safetensors").is_file()
+    monkeypatch.undo()
+    train(make_cfg(*overrides), split)
     a = load_file(str(full / "checkpoints" / "iter_000004" / "policy" / "model.safetensors"))
     b = load_file(str(split / "checkpoints" / "iter_000004" / "policy" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
