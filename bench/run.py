@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 SECTIONS: dict[str, str] = {  # name -> module with run()
+    "async": "bench.asynchronous",
     "curriculum": "bench.curriculum",
     "engine": "bench.engine",
     "iteration": "bench.iteration",

@@ -124,6 +124,13 @@ class EngineConfig:
     max_num_seqs: int = 512  # one wave for 64 prompts x 8 samples; measured ~4% faster than 256 on the tiny model
     tensor_parallel_size: int = 1
     hf_batch_size: int = 64  # engine=hf: sequences generated per forward batch
+    # vllm: the engine core (scheduler, model, KV cache) in a process of its own instead of this one
+    # (VLLM_ENABLE_V1_MULTIPROCESSING=1); weights then travel through a safetensors file in /dev/shm.
+    # Starts in 20-30 s rather than ~3 s. With trainer.async_level=1 the engine's work leaves the
+    # learner's process (its GIL, its thread pools); `cpu_threads`: the engine process's OpenMP threads
+    # on CPU (null: vLLM's own choice), the cores left are the learner's.
+    separate_process: bool = False
+    cpu_threads: int | None = None
 
 
 @dataclass
@@ -279,6 +286,11 @@ class TrainerConfig:
     # experiments/value_analysis.py reads a PPO run's critic at several iterations).
     keep_checkpoints: int | None = 2
     progress: bool = True
+    # 0: each iteration produces its batch, then trains on it. 1: one step off: iteration t+1's batch
+    # (selection, rollouts, grading, VinePPO's MC) is produced while the learner trains on batch t, under
+    # the weights before that update (rlreason/trainer/produce.py; README "Asynchronous rollouts").
+    # Needs algo.tis_cap; null there gets ASYNC_TIS_CAP.
+    async_level: int = 0
 
 
 @dataclass

@@ -179,6 +179,9 @@ def validate(cfg: Any) -> None:
                         "all (schedule=constant, WarmupLR); cosine needs learner.warmup=linear")
     if cfg.algo.kl_coef < 0:
         problems.append(f"algo.kl_coef={cfg.algo.kl_coef} must be >= 0 (0 disables the KL term)")
+    if cfg.trainer.async_level not in (0, 1):
+        problems.append(f"trainer.async_level={cfg.trainer.async_level} must be 0 (synchronous) or 1 (one step "
+                        "off); deeper staleness is not implemented")
     for path in ("algo.ratio_threshold", "algo.tis_cap"):
         if get(path) is not None and not get(path) > 0:
             problems.append(f"{path}={get(path)} must be > 0, or null for off")

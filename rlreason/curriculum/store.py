@@ -136,7 +136,9 @@ class StatsStore:
         if readonly:  # mode=ro: never writes, not even a WAL checkpoint on close
             self.con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
             return
-        self.con = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # explicit transactions
+        # explicit transactions; trainer.async_level=1 reads history from the producer's thread, never while
+        # the loop's thread uses the connection (rlreason/trainer/produce.py)
+        self.con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self.con.execute("PRAGMA journal_mode = WAL")
         self.con.execute("PRAGMA synchronous = FULL")
         if meta is not None and meta.get("schema_version") == "1":
@@ -236,11 +238,12 @@ class StatsStore:
         return " AND ".join(clauses), args
 
     def question_stats(self, current_iter: int, window: int | None = None, decay: float | None = None,
-                       phase: str | None = None) -> dict[str, QuestionStat]:
+                       phase: str | None = None, until: int | None = None) -> dict[str, QuestionStat]:
         """p-hat per question from attempts younger than `window` iterations (age = current_iter - iter),
-        each weighted decay**age when `decay` is set (plain mean otherwise)."""
+        each weighted decay**age when `decay` is set (plain mean otherwise). `until`: only attempts of
+        iterations <= until (trainer.async_level=1 selects before the last iteration is committed)."""
         since = None if window is None else current_iter - window + 1
-        where, args = self._where(phase, since, current_iter)
+        where, args = self._where(phase, since, current_iter if until is None else min(current_iter, until))
         rows = self.con.execute(f"SELECT question, iteration, COUNT(*), SUM({self._success}) FROM attempts "
                                 f"WHERE {where} GROUP BY question, iteration", args)
         acc: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0, -1])  # weighted rewards, weights, n, last

@@ -27,7 +27,7 @@ def make_engine(engine_cfg: Any, model_path: str, tokenizer: Any, *, dtype: str,
     if engine_cfg.name == "vllm":
         from rlreason.engine import _vllm_compat
 
-        _vllm_compat.import_vllm()  # the clear error, before anything else starts
+        _vllm_compat.import_vllm(engine_cfg.separate_process)  # the clear error, before anything else starts
         from rlreason.engine.vllm_engine import VLLMEngine
 
         return VLLMEngine(engine_cfg, model_path, tokenizer, **kwargs)

@@ -7,6 +7,7 @@ calls go through `_vllm_compat`.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import shutil
@@ -48,8 +49,9 @@ class VLLMEngine:
         # vLLM rejects n > 1 for greedy: ask for one and repeat it (all n would be equal).
         repeat = [p.n if p.temperature == 0 else 1 for p in each]
         sent = [replace(p, n=1) if r > 1 else p for p, r in zip(each, repeat)]
-        outs = self.llm.generate([compat.tokens_prompt(p) for p in prompts],
-                                 [compat.sampling_params(p, p.seed) for p in sent], use_tqdm=False)
+        with self._alive():
+            outs = self.llm.generate([compat.tokens_prompt(p) for p in prompts],
+                                     [compat.sampling_params(p, p.seed) for p in sent], use_tqdm=False)
         result = []
         for out, r in zip(outs, repeat):
             group = [self._completion(o) for o in sorted(out.outputs, key=lambda o: o.index)]
@@ -72,15 +74,27 @@ class VLLMEngine:
     def sync_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]], version: int) -> None:
         compat.check_alive(self.llm)
         if not compat.in_process(self.llm) and self._scratch is None:
-            self._scratch = tempfile.mkdtemp(prefix="rlreason-weights-")
+            # Memory-backed where there is one: the engine process reads the weights straight back.
+            shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+            self._scratch = tempfile.mkdtemp(prefix="rlreason-weights-", dir=shm)
         self.wake_up()  # the weights' memory, if asleep: the sync writes every weight into it
-        compat.push_weights(self.llm, named_tensors, self._scratch)
+        with self._alive():
+            compat.push_weights(self.llm, named_tensors, self._scratch)
         if "kv_cache" in self._asleep:  # back only now: never resident beside the sync's gathered tensor
             self.llm.wake_up(tags=["kv_cache"])
             self._asleep.discard("kv_cache")
         # Cached KV blocks hold the old weights' keys and values: reusing them skews log-probs (0.6-1.9).
         self.reset_prefix_cache()
         self.version = version
+
+    @contextlib.contextmanager
+    def _alive(self):
+        """A dead engine process (engine.separate_process: killed, out of memory) is one clear error."""
+        try:
+            yield
+        except compat.dead_engine_errors() as e:
+            raise RuntimeError("the vLLM engine process died (killed, or out of memory: see its log above); "
+                               "the run stops here and resumes from its last checkpoint when restarted") from e
 
     def reset_prefix_cache(self) -> None:
         if not self.llm.reset_prefix_cache():

@@ -21,6 +21,12 @@ from rlreason.config import ConfigError, check_run_dir, grader_task
 from rlreason.trainer import checkpoint
 from rlreason.validate import tensor_parallel_problems
 
+# One step off, the learner's pi_old differs from the behaviour policy by one update: the importance
+# weight min(pi_old / pi_behaviour, cap) (algo.tis_cap, AReaL's decoupled PPO) is required, and a null cap
+# gets this one: the cap of Yao et al.'s truncated importance sampling and verl's rollout_is_threshold.
+# Measured one step off on the tiny model (bench/results/async.json): few tokens reach it.
+ASYNC_TIS_CAP = 2.0
+
 # Changing any of these between a checkpoint and a resume makes the checkpoint incompatible.
 FINGERPRINT_KEYS = ("model.name", "model.path", "algo.name", "data.name", "curriculum.name",
                     "curriculum.with_replacement")  # the sampler's saved order is of one kind or the other
@@ -41,6 +47,7 @@ class Run:
     sampler: Any
     logger: Any
     start_iteration: int = 0
+    weights_iteration: int = 0  # the iteration whose update produced the engine's weights
     state: dict[str, Any] = field(default_factory=dict)  # history that survives resume (evals, wall clock)
     dist: distributed.Dist = field(default_factory=distributed.current)
 
@@ -187,6 +194,13 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     from rlreason.rollout import Roller
 
     dist = distributed.setup(cfg.distributed.timeout_s)
+    if cfg.trainer.async_level and dist.active:
+        # The producer's thread would issue the engine's and the grader's collectives beside the learner's
+        # FSDP ones on the same group, in an order that differs between ranks.
+        raise ConfigError("trainer.async_level=1 runs in one process only for now; under torchrun use "
+                          "trainer.async_level=0")
+    if cfg.trainer.async_level and cfg.algo.tis_cap is None:
+        cfg.algo.tis_cap = ASYNC_TIS_CAP  # before the learner reads it, and the logger records it
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world))
     if problems := tensor_parallel_problems(cfg.engine, dist.world, local_world):  # train() skips validate()
         raise ConfigError("; ".join(problems))
@@ -255,7 +269,7 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
               logger, state={"evals": [], "wall_clock_s": 0.0, "phase_seconds": {}}, dist=dist)
     if found:
         path, state = found
-        run.start_iteration = state["iteration"]
+        run.start_iteration = run.weights_iteration = state["iteration"]
         learner.load_state_dict(state["learner"], optimizers=not dist.active)
         if dist.active:
             from rlreason.distributed.checkpoint import load
@@ -283,6 +297,13 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     # The engine starts from exactly the learner's weights, whatever it held before (0.02 s on CPU).
     engine.sync_weights(learner.named_weights(), learner.version)
     roller.version = learner.version
+    if found and cfg.trainer.async_level and (found[0] / checkpoint.BEHAVIOUR).is_file():
+        # One step off, the batch in flight at the checkpoint was sampled one update behind: regenerate it
+        # under those weights (the producer pushes the learner's once it is made, trainer/produce.py).
+        from safetensors.torch import load_file
+
+        engine.sync_weights(load_file(str(found[0] / checkpoint.BEHAVIOUR)).items(), found[1]["behaviour"]["version"])
+        roller.version, run.weights_iteration = found[1]["behaviour"]["version"], found[1]["behaviour"]["iteration"]
     return run
 
 
@@ -295,7 +316,12 @@ def learner_state(learner):
     return LearnerState(models, optimizers)
 
 
-def save_checkpoint(run: Run, iteration: int) -> Path:
+def save_checkpoint(run: Run, iteration: int, sampler_state: dict | None = None, behaviour: dict | None = None
+                    ) -> Path:
+    """`sampler_state`: the sampler as it was after this iteration's selection (trainer.async_level=1 has
+    already selected the next batch, which resume regenerates); None: the sampler's state now.
+    `behaviour`: the weights that next batch was sampled with (one update behind the policy), kept so
+    that resume regenerates exactly that batch."""
     keep = run.cfg.trainer.keep_checkpoints or 1_000_000  # null: keep every checkpoint
     learner = run.learner.state_dict()
     if run.dist.active:  # the optimizer state goes into the sharded DCP files, not rank 0's pickle
@@ -304,7 +330,7 @@ def save_checkpoint(run: Run, iteration: int) -> Path:
         "iteration": iteration,
         "fingerprint": fingerprint(run.cfg),
         "learner": learner,
-        "sampler": run.sampler.state_dict(),
+        "sampler": run.sampler.state_dict() if sampler_state is None else sampler_state,
         "python_rng": random.getstate(),
         "torch_rng": torch.get_rng_state(),
         "history": run.state,
@@ -315,5 +341,7 @@ def save_checkpoint(run: Run, iteration: int) -> Path:
 
         return dist_checkpoint.save(run.run_dir / "checkpoints", iteration, learner_state(run.learner), state,
                                     run.dist, keep=keep)
+    if behaviour is not None:
+        state["behaviour"] = {k: v for k, v in behaviour.items() if k != "weights"}
     return checkpoint.save(run.run_dir / "checkpoints", iteration, run.learner.policy, state, run.learner.critic,
-                           keep=keep)
+                           keep=keep, behaviour=None if behaviour is None else behaviour["weights"])

@@ -19,6 +19,7 @@ import torch
 
 PREFIX = "iter_"
 MANIFEST = "manifest.json"
+BEHAVIOUR = "behaviour.safetensors"
 
 
 class CheckpointError(RuntimeError):
@@ -37,8 +38,14 @@ def _fsync_tree(path: Path) -> None:
         os.close(fd)
 
 
-def save(ckpt_root: Path, iteration: int, policy, state: dict[str, Any], critic=None, keep: int = 2) -> Path:
+def save(ckpt_root: Path, iteration: int, policy, state: dict[str, Any], critic=None, keep: int = 2,
+         behaviour: dict[str, torch.Tensor] | None = None) -> Path:
+    """`behaviour`: trainer.async_level=1's weights of the batch in flight (HF names), in BEHAVIOUR."""
     def write(tmp: Path) -> None:
+        if behaviour is not None:
+            from safetensors.torch import save_file
+
+            save_file(behaviour, str(tmp / BEHAVIOUR))
         policy.save_pretrained(tmp / "policy", safe_serialization=True)
         if critic is not None:
             critic.save(tmp / "critic.safetensors")

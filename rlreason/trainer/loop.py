@@ -3,6 +3,9 @@
     sample questions (curriculum) -> roll out N responses each (engine) -> grade (reward)
     -> advantages (algo) -> PPO update (learner) -> push weights into the engine (sync)
     -> periodic eval -> stats store commit -> checkpoint
+
+The first four steps are the producer's (rlreason/trainer/produce.py): with trainer.async_level=1 they
+build the next iteration's batch on a thread while the learner updates on this one (`train_iteration`).
 """
 
 from __future__ import annotations
@@ -11,18 +14,19 @@ import json
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from tqdm import tqdm
 
-from rlreason.algo import assign_outcome_advantages, assign_vineppo_advantages
 from rlreason.curriculum import attempts_from_groups as attempts
-from rlreason.distributed import SyncMeter, select
+from rlreason.distributed import SyncMeter
 from rlreason.seeds import SeedStream
 from rlreason.trainer.build import Run, build, save_checkpoint
 from rlreason.trainer.evaluate import component_means, evaluate, headline
+from rlreason.trainer.produce import Batch, Producer
+
+GRADED = ("selection", "rollout", "mc", "advantages")
 
 
 class Phases:
@@ -37,7 +41,10 @@ class Phases:
     def __call__(self, name: str):
         t0, g0 = time.perf_counter(), self.grader.seconds
         yield
-        graded = self.grader.seconds - g0 if name != "eval" else 0.0
+        # Only the producer's phases grade; at trainer.async_level=1 they run beside the learner's, whose
+        # time must not lose the producer's grading. (At level 1 the phases overlap: they sum to more than
+        # the wall clock.)
+        graded = self.grader.seconds - g0 if name in GRADED else 0.0
         self.seconds[name] += time.perf_counter() - t0 - graded
         self.seconds["grading"] += graded
 
@@ -58,43 +65,38 @@ def run_eval(run: Run, iteration: int, phases: Phases) -> dict[str, float]:
     return metrics
 
 
-def train_iteration(run: Run, it: int, phases: Phases) -> dict[str, float]:
-    cfg, roller, learner = run.cfg, run.roller, run.learner
-    n = cfg.rollout.samples_per_question
-    # Every sample of the iteration gets its own seed, a function of (run seed, iteration, phase, index):
-    # a replayed iteration draws the same samples, and no two samples of a run share a seed.
-    roller.seeds = SeedStream(cfg.seed, it)
-
-    with phases("selection"):
-        # Global selection: the sampler runs on rank 0, its rollouts on every rank (rlreason/distributed/select.py).
-        sel = select.next_batch(run.dist, run.sampler, it, cfg.trainer.questions_per_iteration, n,
-                                partial(roller, phase="selection"))
-    with phases("rollout"):
-        groups = sel.groups if sel.groups is not None else roller(sel.questions, n)
-    run.grader.check(f"iteration {it}'s rollouts")  # a reward that fails on everything stops before any update
-    episodes = [ep for g in groups for ep in g]
-    metrics = dict(sel.metrics)  # curriculum/*: hit histograms, learnability, rollouts spent on selection
-    tree: list = []  # algo.mc.tree: VinePPO's continuations, trained beside the trajectories
-
-    with phases("mc" if cfg.algo.name == "vineppo" else "advantages"):
-        if cfg.algo.name == "vineppo":
-            metrics |= assign_vineppo_advantages(
-                episodes, run.engine, run.grader, run.tokenizer, task=run.roller.task, k=cfg.algo.mc_rollouts,
-                temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                max_new_tokens=cfg.rollout.max_new_tokens, steps=cfg.data.steps, stop=tuple(cfg.rollout.stop),
-                seeds=roller.seeds, version=learner.version, mc=cfg.algo.mc, tree_out=tree)
-        elif cfg.algo.name in ("grpo", "rloo"):
-            metrics |= assign_outcome_advantages(cfg.algo.name, groups, cfg.algo.normalize_std)
-
-    with phases("learner"):
-        run.engine.sleep()  # engine.sleep_mode on GPUs: the update gets the engine's memory (no-op on CPU)
-        metrics |= {f"learner/{k}": v for k, v in learner.update(episodes, tree).items()}
+def train_iteration(run: Run, it: int, phases: Phases, producer: Producer | None = None) -> dict[str, float]:
+    """One iteration. The schedule (trainer.async_level, rlreason/trainer/produce.py): at 0 the batch is
+    produced here and now; at 1 it was produced during the previous iteration, and the next one is
+    produced while the learner trains on this one, under the weights the engine still holds."""
+    producer = producer or Producer(run, phases, level=0)
+    batch = producer.take(it)
+    producer.start(it + 1)  # level 1 only: on the producer's thread
+    metrics = dict(batch.metrics) | learn(run, batch, phases, producer.level)
+    producer.join()  # one behaviour policy per batch: the weights change only once the next one is complete
     with phases("sync"), SyncMeter(metrics):
         run.engine.wake_up()
-        run.engine.sync_weights(learner.named_weights(), learner.version)
-        roller.version = learner.version
+        run.engine.sync_weights(run.learner.named_weights(), run.learner.version)
+        run.roller.version, run.weights_iteration = run.learner.version, it
+    if producer.level:
+        # Iterations between the weights that sampled the batch and the weights it updated (0 in line, 1
+        # one step off after the first), and the learner's pi_old against the behaviour log-probs per token.
+        metrics["async/staleness"] = float(it - 1 - batch.weights_iteration)
+        metrics["async/logprob_gap"] = metrics.get("learner/logprob_mismatch", 0.0)
+    return metrics | outcome_metrics(run, batch, it)
 
-    run.store.add(attempts(groups, it, "train", learner.version))
+
+def learn(run: Run, batch: Batch, phases: Phases, level: int) -> dict[str, float]:
+    with phases("learner"):
+        if not level:  # at level 1 the engine generates through the update: it cannot give up its memory
+            run.engine.sleep()  # engine.sleep_mode on GPUs: the update gets the engine's memory (no-op on CPU)
+        return {f"learner/{k}": v for k, v in run.learner.update(batch.episodes, batch.tree).items()}
+
+
+def outcome_metrics(run: Run, batch: Batch, it: int) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    groups, episodes = batch.groups, batch.episodes
+    run.store.add(attempts(groups, it, "train", run.learner.version))
     rewards = [ep.reward for ep in episodes]
     advs = [a for ep in episodes for a in ep.advantages]
     metrics |= component_means(episodes, "reward")
@@ -172,11 +174,14 @@ def _loop(run: Run, phases: Phases, start_clock: float) -> None:
         log.print(f"iteration 0 (start): held-out accuracy {m['eval/accuracy']:.1%}")
     bar = tqdm(range(run.start_iteration + 1, t.iterations + 1), initial=run.start_iteration, total=t.iterations,
                desc="train", disable=not (t.progress and run.dist.main), dynamic_ncols=True)
+    producer = Producer(run, phases, t.async_level)
     for it in bar:
-        metrics = train_iteration(run, it, phases)
+        metrics = train_iteration(run, it, phases, producer)
         if it % t.eval_every == 0 or it == t.iterations:
             metrics |= run_eval(run, it, phases)
-        metrics |= run.grader.take()  # reward/timeout, reward/error: this iteration's, its eval's included
+        # reward/timeout, reward/error: this iteration's batch's and its eval's
+        counts = producer.reward_counts
+        metrics |= {k: counts.get(k, 0.0) + v for k, v in run.grader.take().items()}
         if "eval/accuracy" in metrics and run.dist.main:
             bar.write(f"iteration {it}: held-out accuracy {metrics['eval/accuracy']:.1%} ({reward_line(metrics)})")
         run.store.commit(it)
@@ -188,7 +193,7 @@ def _loop(run: Run, phases: Phases, start_clock: float) -> None:
         log.log(metrics, it)
         if it % t.checkpoint_every == 0 or it == t.iterations:
             with phases("checkpoint"):
-                save_checkpoint(run, it)
+                save_checkpoint(run, it, producer.sampler_state(), producer.behaviour)
         bar.set_postfix(reward=f"{metrics['train/reward']:.2f}", refresh=False)
 
 

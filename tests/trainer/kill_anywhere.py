@@ -2,6 +2,7 @@
 result is the run that was never interrupted.
 
     python tests/trainer/kill_anywhere.py [--kills 13] [--iterations 8] [--seed 0] [--workdir DIR] [--keep]
+                                          [--async-level 0|1]
 
 1. A reference run (`python -m rlreason.run engine=hf algo=vineppo curriculum=learnability ...`, tiny
    sizes, CPU) goes through uninterrupted in WORKDIR/reference; the phase markers it prints give each
@@ -15,6 +16,9 @@ result is the run that was never interrupted.
    the SQLite transaction just before its COMMIT (`pause:commit`) or with a complete temp checkpoint not
    yet renamed (`pause:ckpt`), and is killed there. A target that does not come up before the run would
    finish falls back to a kill in the final commit. "landed" is the child's last marker before it died.
+   With --async-level 1 (both runs one step off) the producer's phases of iteration t+1 run beside the
+   learner of t, so a phase:selection/rollout/mc kill lands in the batch in flight, which resume
+   regenerates rather than restores.
 3. Checks, killed vs reference: the run finished all iterations; stats.sqlite has the same rows
    (question, iteration, phase, reward, length, policy version, in insertion order), so every attempt of
    every completed iteration is there exactly once; the same questions were selected at every
@@ -103,9 +107,9 @@ def _child(overrides: list[str]) -> None:
 
     train_iteration = loop.train_iteration
 
-    def traced_iteration(run, it, phases):
-        state["iteration"] = it
-        return train_iteration(run, it, phases)
+    def traced_iteration(run, it, phases, *args):
+        state["iteration"] = it  # at trainer.async_level=1 the producer's phases of it + 1 are marked with it
+        return train_iteration(run, it, phases, *args)
 
     loop.train_iteration = traced_iteration
 
@@ -330,11 +334,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the work dir")
     ap.add_argument("--child-timeout", type=float, default=150.0)
+    ap.add_argument("--async-level", type=int, default=0, help="trainer.async_level of both runs")
     ap.add_argument("--targets", default=",".join(TARGETS),
                     help=f"comma-separated kill targets, cycled (default: all of {', '.join(TARGETS)})")
     args = ap.parse_args(argv)
     if args.kills < 1 or args.iterations < 2:
         ap.error("need --kills >= 1 and --iterations >= 2")
+    SIZES.append(f"trainer.async_level={args.async_level}")  # the children's command line
     targets = args.targets.split(",")
     if unknown := set(targets) - set(TARGETS):
         ap.error(f"unknown targets {sorted(unknown)}")
