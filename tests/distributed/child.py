@@ -15,21 +15,16 @@ target = os.environ.get("RLREASON_TEST_KILL")
 if target:
     rank, iteration = map(int, target.split(":"))
     if int(os.environ.get("RANK", "0")) == rank:
-        import rlreason.trainer.loop as loop
+        import rlreason.trainer.produce as produce
 
-        seen = {"it": 0}
-        train_iteration, mc = loop.train_iteration, loop.assign_vineppo_advantages
-
-        def tracked(run, it, phases):
-            seen["it"] = it
-            return train_iteration(run, it, phases)
+        mc = produce.assign_vineppo_advantages
 
         def dying_mc(*args, **kwargs):
-            if seen["it"] == iteration:
+            if kwargs["seeds"].iteration == iteration:  # the iteration's own seed stream says which it is
                 os.kill(os.getpid(), signal.SIGKILL)
             return mc(*args, **kwargs)
 
-        loop.train_iteration, loop.assign_vineppo_advantages = tracked, dying_mc
+        produce.assign_vineppo_advantages = dying_mc
 
 if os.environ.get("RLREASON_TEST_REPORT_ENGINE"):
     import json

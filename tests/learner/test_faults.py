@@ -112,12 +112,12 @@ def test_diverging_run_stops_with_its_last_good_checkpoint(make_cfg, tmp_path, m
     """NaN advantages from iteration 3 on: iteration 3 skips both its updates (and is checkpointed with
     unchanged weights), iteration 4's first skip is the third in a row -> TrainingDiverged. The newest
     checkpoint is iteration 3's, loadable, finite, and equal to iteration 2's weights."""
-    import rlreason.trainer.loop as loop
+    import rlreason.trainer.produce as produce
     from rlreason.trainer import checkpoint
     from rlreason.trainer.loop import train
 
     calls = []
-    real = loop.assign_outcome_advantages
+    real = produce.assign_outcome_advantages
 
     def poisoned(name, groups, normalize_std):
         calls.append(1)
@@ -128,7 +128,7 @@ def test_diverging_run_stops_with_its_last_good_checkpoint(make_cfg, tmp_path, m
                     ep.advantages = [math.nan] * len(ep.response_ids)
         return metrics
 
-    monkeypatch.setattr(loop, "assign_outcome_advantages", poisoned)
+    monkeypatch.setattr(produce, "assign_outcome_advantages", poisoned)
     cfg = make_cfg("engine=hf", "algo=grpo", "trainer.iterations=6", "trainer.eval_every=100",
                    "learner.epochs=1", "learner.max_bad_updates=3")
     with pytest.raises(TrainingDiverged):
@@ -144,7 +144,7 @@ def test_diverging_run_stops_with_its_last_good_checkpoint(make_cfg, tmp_path, m
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["learner/skipped_update"] for r in rows if "learner/skipped_update" in r] == [0.0, 0.0, 1.0]
     # ... and the run resumes from it (without the fault) and finishes
-    monkeypatch.setattr(loop, "assign_outcome_advantages", real)
+    monkeypatch.setattr(produce, "assign_outcome_advantages", real)
     summary = json.loads(train(cfg, tmp_path).read_text())
     assert summary["iterations"] == 6 and summary["skipped_updates"] == 2
 
