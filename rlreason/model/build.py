@@ -39,7 +39,7 @@ from rlreason.model.tiny import YAMLS, assets_dir, default_build, make_model, ma
 
 PROMPT = "{problem}\n"  # conf/data/{arith,countdown}.yaml's prompt_template: the model must see what RL shows it
 WEIGHT_DECAY = 0.01
-# The longest gold response: arith (8 steps) 59 tokens + EOS, countdown (4 numbers) 54 + EOS.
+# The longest gold response: arith (8 steps) 59 tokens + EOS, countdown (4 numbers) 51 + EOS.
 MAX_NEW_TOKENS = 96
 
 
@@ -127,6 +127,16 @@ def _token_entropy(logits: tuple[torch.Tensor, ...], tokens: torch.Tensor, eos_i
     return total, count
 
 
+def _sampled(rates: list[float], entropy_sum: float, tokens: int, samples: int) -> dict[str, float]:
+    """The sampled figures of questions with these success rates: mean accuracy, the share never /
+    always / sometimes solved, pass@samples, and the mean token entropy."""
+    n = len(rates)
+    figures = {"mean_acc": sum(rates) / n, "frac_p0": sum(x == 0 for x in rates) / n,
+               "frac_p1": sum(x == 1 for x in rates) / n, "frac_partial": sum(0 < x < 1 for x in rates) / n,
+               f"pass_at_{samples}": sum(x > 0 for x in rates) / n, "token_entropy": entropy_sum / max(1, tokens)}
+    return {k: round(v, 4) for k, v in figures.items()}
+
+
 @torch.no_grad()
 def evaluate(model, tokenizer, questions: list[Question] | list[Item], samples: int = 8, seed: int = 0,
              progress: bool = True) -> dict[str, Any]:
@@ -140,8 +150,8 @@ def evaluate(model, tokenizer, questions: list[Question] | list[Item], samples: 
     for i, (it, ids) in enumerate(zip(items, prompts)):  # one prompt length per batch: no padding needed
         groups[(it.level, len(ids))].append(i)  # (arith: the level fixes the length)
     greedy: dict[int, list[bool]] = defaultdict(list)
-    rates: list[float] = []
-    entropy_sum, entropy_count = 0.0, 0
+    rates: dict[int, list[float]] = defaultdict(list)  # per level: each question's success rate
+    entropy: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0])  # per level: sum, token count
     for key in tqdm(sorted(groups), desc="tiny eval", disable=not progress, dynamic_ncols=True):
         its = [items[i] for i in groups[key]]
         ids = torch.tensor([prompts[i] for i in groups[key]])
@@ -155,10 +165,11 @@ def evaluate(model, tokenizer, questions: list[Question] | list[Item], samples: 
                                  output_logits=True, return_dict_in_generate=True, **gen)
             new = out.sequences[:, ids.shape[1]:]
             h_sum, h_count = _token_entropy(out.logits, new, tokenizer.eos_token_id)
-            entropy_sum, entropy_count = entropy_sum + h_sum, entropy_count + h_count
+            entropy[key[0]][0] += h_sum
+            entropy[key[0]][1] += h_count
             texts = tokenizer.batch_decode(new, skip_special_tokens=True)
             for i, it in enumerate(its):  # generate returns each prompt's samples contiguously
-                rates.append(sum(it.grade(t) for t in texts[i * samples:(i + 1) * samples]) / samples)
+                rates[key[0]].append(sum(it.grade(t) for t in texts[i * samples:(i + 1) * samples]) / samples)
     flat = [c for cs in greedy.values() for c in cs]
     result: dict[str, Any] = {
         "n_questions": len(items),
@@ -166,13 +177,11 @@ def evaluate(model, tokenizer, questions: list[Question] | list[Item], samples: 
         "greedy_acc_by_level": {str(k): round(sum(v) / len(v), 4) for k, v in sorted(greedy.items())},
     }
     if samples:
+        all_rates = [r for level in sorted(rates) for r in rates[level]]
+        h_sum, h_count = sum(h for h, _ in entropy.values()), sum(n for _, n in entropy.values())
         result[f"sample{samples}"] = {
-            "mean_acc": sum(rates) / len(rates),
-            "frac_p0": sum(r == 0 for r in rates) / len(rates),
-            "frac_p1": sum(r == 1 for r in rates) / len(rates),
-            "frac_partial": sum(0 < r < 1 for r in rates) / len(rates),
-            f"pass_at_{samples}": sum(r > 0 for r in rates) / len(rates),
-            "token_entropy": round(entropy_sum / max(1, entropy_count), 4),
+            **_sampled(all_rates, h_sum, int(h_count), samples),
+            "by_level": {str(k): _sampled(rates[k], entropy[k][0], int(entropy[k][1]), samples) for k in sorted(rates)},
         }
     return result
 

@@ -21,7 +21,7 @@ from typing import Any
 from rlreason.model.tasks import TASKS, task_of
 from rlreason.model.tiny import ASSETS, assets_dir
 
-# Bump when a change to rlreason/model/{tiny,build}.py changes what a build produces.
+# Bump when a change to rlreason/model/{tiny,tasks,build}.py changes what a build produces.
 CODE_VERSION = 1
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")  # "org/name", or a legacy bare "gpt2"
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def _tiny(build: dict[str, Any], cache_dir: Path) -> str:
     if (cached / "build_info.json").is_file():
         return str(cached)
     log.warning("%s: the committed checkpoint was built from another config (hash %s, wanted %s); "
-                "building into %s (a few minutes on CPU, once)", name, committed_hash(committed), digest, cached)
+                "building into %s (minutes on CPU, once)", name, committed_hash(committed), digest, cached)
     from rlreason.model.build import build as run_build  # torch + transformers: only when building
 
     cache_dir.mkdir(parents=True, exist_ok=True)

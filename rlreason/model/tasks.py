@@ -54,7 +54,6 @@ def answer_item(q: Question) -> Item:
 
 def _arith_items(build: Mapping[str, Any]) -> tuple[list[Item], list[Item]]:
     train, test = arith.generate_splits(build["n_train"], build["n_test"], arith.ArithSpec(), build["data_seed"])
-
     return [answer_item(q) for q in train], [answer_item(q) for q in test]
 
 
