@@ -1,7 +1,8 @@
 """Models: resolving `model.path` (hub id, local dir, or the builtin tiny model) to a loadable dir.
 
-    tiny.py   character-level tokenizer + ~0.9M-param Llama for the arith task
-    build.py  builds the tiny model: SFT warm start and held-out evaluation (python -m rlreason.model.build)
+    tiny.py   character-level tokenizer + ~0.9M-param Llama (model=tiny: arith; model=tiny_countdown)
+    tasks.py  what the builder needs of each task: data, alphabet, graded gold solutions
+    build.py  builds a tiny model: SFT warm start and held-out evaluation (python -m rlreason.model.build)
     load.py   config hash, committed-checkpoint match, build cache
 """
 

@@ -1,11 +1,17 @@
-"""Build the tiny model from nothing: tokenizer, SFT warm start on arith, held-out evaluation.
+"""Build a tiny model from nothing: tokenizer, SFT warm start on its task, held-out evaluation.
 
-    python -m rlreason.model.build                       # default config -> the committed assets dir
+    python -m rlreason.model.build                       # model=tiny (arith) -> its committed assets dir
+    python -m rlreason.model.build --task countdown      # model=tiny_countdown -> assets/tiny-countdown
     python -m rlreason.model.build --out /tmp/t sft_steps=30
 
+The task (rlreason.model.tasks, the build dict's `task` key) decides the data, the vocabulary and the
+grading; everything else is shared. Countdown instances have several valid solutions: each time SFT
+draws an instance it draws one of them, so the model starts with real choices between orders.
+
 The warm start is deliberately partial: RL needs questions it sometimes solves (0 < p < 1), so the
-step count is picked for ~30-50% held-out greedy accuracy, not for the best model. The results go
-into `build_info.json` next to the weights, with the config hash rlreason.model.load matches on.
+step count is picked for ~30-50% (arith) or 15-50% (countdown) held-out greedy accuracy, not for the
+best model. The results go into `build_info.json` next to the weights, with the config hash
+rlreason.model.load matches on.
 """
 
 from __future__ import annotations
@@ -26,21 +32,24 @@ import torch
 import transformers
 from tqdm import tqdm
 
-from rlreason.data.arith import ArithSpec, generate_splits
 from rlreason.data.record import Question
 from rlreason.model.load import config_hash
-from rlreason.model.tiny import ASSETS, default_build, make_model, make_tokenizer, save
+from rlreason.model.tasks import Item, answer_item, task_of
+from rlreason.model.tiny import YAMLS, assets_dir, default_build, make_model, make_tokenizer, save
 
-PROMPT = "{problem}\n"  # conf/data/arith.yaml's prompt_template: the model must see what RL shows it
+PROMPT = "{problem}\n"  # conf/data/{arith,countdown}.yaml's prompt_template: the model must see what RL shows it
 WEIGHT_DECAY = 0.01
-MAX_NEW_TOKENS = 96  # the longest gold response (8 steps) is 59 tokens + EOS
+# The longest gold response: arith (8 steps) 59 tokens + EOS, countdown (4 numbers) 51 + EOS.
+MAX_NEW_TOKENS = 96
 
 
-def encode(tokenizer, q: Question) -> tuple[list[int], list[int]]:
-    """(prompt ids with BOS, response ids ending in EOS) for one question's gold solution."""
+def encode(tokenizer, q: Question | Item, response: str | None = None) -> tuple[list[int], list[int]]:
+    """(prompt ids with BOS, response ids ending in EOS) for one question and a gold response (by
+    default a Question's own solution)."""
     prompt = tokenizer(PROMPT.format(problem=q.problem)).input_ids
-    response = tokenizer(q.solution, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
-    return prompt, response
+    text = q.solution if response is None else response  # type: ignore[union-attr]
+    response_ids = tokenizer(text, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+    return prompt, response_ids
 
 
 def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -67,15 +76,17 @@ def lr_factor(step: int, warmup: int, total: int, schedule: str = "cosine") -> f
     return 0.1 + 0.45 * (1 + math.cos(math.pi * progress))
 
 
-def sft(model, tokenizer, train: list[Question], build: dict[str, Any], progress: bool = True) -> float:
+def sft(model, tokenizer, train: list[Question] | list[Item], build: dict[str, Any], progress: bool = True) -> float:
     """Teacher-forced cross-entropy on the gold responses; returns the mean loss of the last 20 steps.
 
     Loss on response tokens only: prompt operands are uniform random, so predicting them teaches
-    nothing and only adds noise to the gradient.
+    nothing and only adds noise to the gradient. An item with several solutions gets one of them drawn
+    afresh each time it comes up (its own random stream: one-solution tasks draw nothing).
     """
     steps, batch_size, lr = build["sft_steps"], build["sft_batch_size"], build["sft_lr"]
     warmup = max(1, int(build["sft_warmup_ratio"] * steps))
-    examples = [encode(tokenizer, q) for q in train]
+    items = [answer_item(q) if isinstance(q, Question) else q for q in train]
+    pick = random.Random(f"solutions-{build['seed']}")
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=WEIGHT_DECAY)
     schedule = build.get("sft_schedule", "cosine")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup, steps, schedule))
@@ -83,11 +94,13 @@ def sft(model, tokenizer, train: list[Question], build: dict[str, Any], progress
     order: list[int] = []
     losses: list[float] = []
     model.train()
-    bar = tqdm(range(steps), desc="tiny-arith SFT", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(range(steps), desc=f"tiny-{task_of(build).name} SFT", disable=not progress, dynamic_ncols=True)
     for _ in bar:
         if len(order) < batch_size:  # epochs: a fresh permutation each time the data runs out
-            order += rng.sample(range(len(examples)), len(examples))
-        batch, order = [examples[i] for i in order[:batch_size]], order[batch_size:]
+            order += rng.sample(range(len(items)), len(items))
+        drawn, order = [items[i] for i in order[:batch_size]], order[batch_size:]
+        batch = [encode(tokenizer, it, it.solutions[0] if len(it.solutions) == 1 else pick.choice(it.solutions))
+                 for it in drawn]
         loss = model(**collate(batch, tokenizer.pad_token_id)).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -100,47 +113,75 @@ def sft(model, tokenizer, train: list[Question], build: dict[str, Any], progress
     return sum(losses[-20:]) / len(losses[-20:])
 
 
-def is_correct(text: str, answer: str) -> bool:
-    return "####" in text and text.rsplit("####", 1)[1].strip() == answer
+def _token_entropy(logits: tuple[torch.Tensor, ...], tokens: torch.Tensor, eos_id: int) -> tuple[float, int]:
+    """(sum, count) of the sampling distribution's entropy (nats) over the generated tokens up to and
+    including each sequence's EOS: `logits` are generate's raw per-step logits, `tokens` its new ids."""
+    total, count = 0.0, 0
+    alive = torch.ones(tokens.shape[0], dtype=torch.bool)
+    for step, step_logits in enumerate(logits):
+        logp = torch.log_softmax(step_logits.float(), dim=-1)
+        entropy = -(logp.exp() * logp).sum(-1)
+        total += entropy[alive].sum().item()
+        count += int(alive.sum())
+        alive &= tokens[:, step] != eos_id
+    return total, count
+
+
+def _sampled(rates: list[float], entropy_sum: float, tokens: int, samples: int) -> dict[str, float]:
+    """The sampled figures of questions with these success rates: mean accuracy, the share never /
+    always / sometimes solved, pass@samples, and the mean token entropy."""
+    n = len(rates)
+    figures = {"mean_acc": sum(rates) / n, "frac_p0": sum(x == 0 for x in rates) / n,
+               "frac_p1": sum(x == 1 for x in rates) / n, "frac_partial": sum(0 < x < 1 for x in rates) / n,
+               f"pass_at_{samples}": sum(x > 0 for x in rates) / n, "token_entropy": entropy_sum / max(1, tokens)}
+    return {k: round(v, 4) for k, v in figures.items()}
 
 
 @torch.no_grad()
-def evaluate(model, tokenizer, questions: list[Question], samples: int = 8, seed: int = 0,
+def evaluate(model, tokenizer, questions: list[Question] | list[Item], samples: int = 8, seed: int = 0,
              progress: bool = True) -> dict[str, Any]:
-    """Greedy accuracy (overall and by level) and the spread of per-question success over `samples`
-    draws at temperature 1.0: the share of questions never / always / sometimes solved."""
+    """Greedy accuracy (overall and by level) and, over `samples` draws at temperature 1.0, the mean
+    accuracy, pass@samples, the share of questions never / always / sometimes solved, and the mean
+    entropy (nats) of the sampling distribution per generated token."""
     torch.manual_seed(seed)
-    by_level: dict[int, list[Question]] = defaultdict(list)
-    for q in questions:  # a level fixes the prompt length (one char per token): batches need no padding
-        by_level[q.level].append(q)
-    greedy: dict[int, list[bool]] = {}
-    rates: list[float] = []
-    for level in tqdm(sorted(by_level), desc="tiny-arith eval", disable=not progress, dynamic_ncols=True):
-        qs = by_level[level]
-        ids = torch.tensor([tokenizer(PROMPT.format(problem=q.problem)).input_ids for q in qs])
+    items = [answer_item(q) if isinstance(q, Question) else q for q in questions]
+    prompts = [tokenizer(PROMPT.format(problem=it.problem)).input_ids for it in items]
+    groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i, (it, ids) in enumerate(zip(items, prompts)):  # one prompt length per batch: no padding needed
+        groups[(it.level, len(ids))].append(i)  # (arith: the level fixes the length)
+    greedy: dict[int, list[bool]] = defaultdict(list)
+    rates: dict[int, list[float]] = defaultdict(list)  # per level: each question's success rate
+    entropy: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0])  # per level: sum, token count
+    for key in tqdm(sorted(groups), desc="tiny eval", disable=not progress, dynamic_ncols=True):
+        its = [items[i] for i in groups[key]]
+        ids = torch.tensor([prompts[i] for i in groups[key]])
         gen = dict(max_new_tokens=MAX_NEW_TOKENS, pad_token_id=tokenizer.pad_token_id,
                    attention_mask=torch.ones_like(ids))
         out = model.generate(ids, do_sample=False, **gen)
         texts = tokenizer.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)
-        greedy[level] = [is_correct(t, q.answer) for t, q in zip(texts, qs)]
+        greedy[key[0]] += [it.grade(t) for t, it in zip(texts, its)]
         if samples:
-            out = model.generate(ids, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                                 num_return_sequences=samples, **gen)
-            texts = tokenizer.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)
-            for i, q in enumerate(qs):  # generate returns each prompt's samples contiguously
-                rates.append(sum(is_correct(t, q.answer) for t in texts[i * samples:(i + 1) * samples]) / samples)
+            out = model.generate(ids, do_sample=True, temperature=1.0, top_k=0, top_p=1.0, num_return_sequences=samples,
+                                 output_logits=True, return_dict_in_generate=True, **gen)
+            new = out.sequences[:, ids.shape[1]:]
+            h_sum, h_count = _token_entropy(out.logits, new, tokenizer.eos_token_id)
+            entropy[key[0]][0] += h_sum
+            entropy[key[0]][1] += h_count
+            texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+            for i, it in enumerate(its):  # generate returns each prompt's samples contiguously
+                rates[key[0]].append(sum(it.grade(t) for t in texts[i * samples:(i + 1) * samples]) / samples)
     flat = [c for cs in greedy.values() for c in cs]
     result: dict[str, Any] = {
-        "n_questions": len(questions),
+        "n_questions": len(items),
         "greedy_acc": sum(flat) / len(flat),
-        "greedy_acc_by_level": {str(k): round(sum(v) / len(v), 4) for k, v in greedy.items()},
+        "greedy_acc_by_level": {str(k): round(sum(v) / len(v), 4) for k, v in sorted(greedy.items())},
     }
     if samples:
+        all_rates = [r for level in sorted(rates) for r in rates[level]]
+        h_sum, h_count = sum(h for h, _ in entropy.values()), sum(n for _, n in entropy.values())
         result[f"sample{samples}"] = {
-            "mean_acc": sum(rates) / len(rates),
-            "frac_p0": sum(r == 0 for r in rates) / len(rates),
-            "frac_p1": sum(r == 1 for r in rates) / len(rates),
-            "frac_partial": sum(0 < r < 1 for r in rates) / len(rates),
+            **_sampled(all_rates, h_sum, int(h_count), samples),
+            "by_level": {str(k): _sampled(rates[k], entropy[k][0], int(entropy[k][1]), samples) for k in sorted(rates)},
         }
     return result
 
@@ -153,18 +194,24 @@ def build(build_cfg: dict[str, Any], out_dir: str | Path, progress: bool = True,
     out = Path(out_dir).expanduser()
     start = time.time()
     torch.manual_seed(build_cfg["seed"])
-    spec = ArithSpec()
-    # Same generator, sizes and seed as data=arith, so the test split here is RL's held-out split.
-    train, test = generate_splits(build_cfg["n_train"], build_cfg["n_test"], spec, build_cfg["data_seed"])
-    tokenizer = make_tokenizer()
+    task = task_of(build_cfg)
+    # Same generator, spec, sizes and seed as the task's data group, so the test split here is RL's held-out split.
+    train, test = task.items(build_cfg)
+    wrong = [(it.problem, s) for it in train for s in it.solutions if not it.grade(s)]
+    if wrong or not all(it.solutions for it in train):  # every SFT target is graded correct by the checker
+        raise RuntimeError(f"tiny-{task.name}: {len(wrong)} gold solutions fail the checker, e.g. {wrong[:3]}, "
+                           f"or an instance has none")
+    tokenizer = make_tokenizer(task.name)
     model = make_model(build_cfg, tokenizer, build_cfg["seed"])
     loss = sft(model, tokenizer, train, build_cfg, progress)
     sft_wall = time.time() - start
     metrics = evaluate(model, tokenizer, test, samples=8, seed=build_cfg["seed"], progress=progress)
+    n_solutions = [len(it.solutions) for it in train]
     info = {
         "hash": config_hash(build_cfg),
         "build": build_cfg,
-        "arith_spec": asdict(spec),
+        f"{task.name}_spec": asdict(task.spec),
+        **({"sft_solutions_per_instance": round(sum(n_solutions) / len(n_solutions), 2)} if task.name != "arith" else {}),
         "params": sum(p.numel() for p in model.parameters()),
         "vocab_size": len(tokenizer),
         "final_loss": round(loss, 4),
@@ -190,12 +237,14 @@ def build(build_cfg: dict[str, Any], out_dir: str | Path, progress: bool = True,
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=str(ASSETS), help="output dir (default: the committed assets dir)")
-    parser.add_argument("overrides", nargs="*", help="key=value over conf/model/tiny.yaml's build: dict")
+    parser.add_argument("--task", choices=sorted(YAMLS), default="arith", help="arith: model=tiny; countdown: model=tiny_countdown")
+    parser.add_argument("--out", help="output dir (default: the task's committed assets dir)")
+    parser.add_argument("overrides", nargs="*", help="key=value over the build: dict of the task's conf/model yaml")
     args = parser.parse_args(argv)
     from omegaconf import OmegaConf
 
-    build_cfg = default_build()
+    build_cfg = default_build(args.task)
+    args.out = args.out or str(assets_dir(args.task))
     for item in args.overrides:
         key, _, value = item.removeprefix("build.").partition("=")
         if key not in build_cfg:

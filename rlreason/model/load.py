@@ -1,9 +1,10 @@
 """Turn `model.path` into something `from_pretrained` and vLLM can open.
 
-`builtin:tiny-arith` is the tiny model, identified by a hash of everything that decides its weights
-(the `build:` dict, the arith spec, the build code's version). The committed checkpoint is used when
-its recorded hash matches; otherwise the model is built once into the cache and reused from there,
-so editing conf/model/tiny.yaml can never silently run the old weights.
+`builtin:tiny-arith` (model=tiny) and `builtin:tiny-countdown` (model=tiny_countdown) are the tiny
+models, each identified by a hash of everything that decides its weights (the `build:` dict, its task's
+data spec, the build code's version). The committed checkpoint is used when its recorded hash matches;
+otherwise the model is built once into the cache and reused from there, so editing conf/model/tiny*.yaml
+can never silently run the old weights.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from rlreason.data.arith import ArithSpec
-from rlreason.model.tiny import ASSETS
+from rlreason.model.tasks import TASKS, task_of
+from rlreason.model.tiny import ASSETS, assets_dir
 
-# Bump when a change to rlreason/model/{tiny,build}.py changes what a build produces.
+# Bump when a change to rlreason/model/{tiny,tasks,build}.py changes what a build produces.
 CODE_VERSION = 1
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")  # "org/name", or a legacy bare "gpt2"
 log = logging.getLogger(__name__)
@@ -34,7 +35,11 @@ def plain(build: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def config_hash(build: Mapping[str, Any]) -> str:
-    payload = {"build": plain(build), "arith": asdict(ArithSpec()), "code_version": CODE_VERSION}
+    build = plain(build)
+    task = task_of(build)
+    if build.get("task") == "arith":  # the default, spelled out: the same model as without the key
+        del build["task"]
+    payload = {"build": build, task.name: asdict(task.spec), "code_version": CODE_VERSION}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -47,11 +52,15 @@ def resolve_model_path(model_cfg: Any, cache_dir: str | Path) -> str:
     """A local dir or hub id for `model_cfg.path`, building the tiny model first if needed."""
     path: str = model_cfg.path
     if path.startswith("builtin:"):
-        if path != "builtin:tiny-arith":
-            raise ValueError(f"model.path={path!r}: the only builtin model is builtin:tiny-arith")
+        builtins = [f"builtin:tiny-{task}" for task in TASKS]
+        if path not in builtins:
+            raise ValueError(f"model.path={path!r}: the only builtin models are {', '.join(builtins)}")
         if not model_cfg.build:
-            raise ValueError("model.path=builtin:tiny-arith needs a model.build dict (see conf/model/tiny.yaml)")
-        return _tiny(plain(model_cfg.build), Path(cache_dir).expanduser())
+            raise ValueError(f"model.path={path} needs a model.build dict (see conf/model/tiny*.yaml)")
+        build = plain(model_cfg.build)
+        if f"builtin:tiny-{task_of(build).name}" != path:
+            raise ValueError(f"model.path={path} but model.build is for task {task_of(build).name!r}")
+        return _tiny(build, Path(cache_dir).expanduser())
     local = Path(path).expanduser()
     if local.is_dir():
         return str(local)
@@ -61,14 +70,15 @@ def resolve_model_path(model_cfg: Any, cache_dir: str | Path) -> str:
 
 
 def _tiny(build: dict[str, Any], cache_dir: Path) -> str:
-    digest = config_hash(build)
-    if committed_hash() == digest:
-        return str(ASSETS)
-    cached = cache_dir / f"tiny-arith-{digest}"
+    digest, name = config_hash(build), f"tiny-{task_of(build).name}"
+    committed = assets_dir(task_of(build).name)
+    if committed_hash(committed) == digest:
+        return str(committed)
+    cached = cache_dir / f"{name}-{digest}"
     if (cached / "build_info.json").is_file():
         return str(cached)
-    log.warning("tiny-arith: the committed checkpoint was built from another config (hash %s, wanted %s); "
-                "building into %s (a few minutes on CPU, once)", committed_hash(), digest, cached)
+    log.warning("%s: the committed checkpoint was built from another config (hash %s, wanted %s); "
+                "building into %s (minutes on CPU, once)", name, committed_hash(committed), digest, cached)
     from rlreason.model.build import build as run_build  # torch + transformers: only when building
 
     cache_dir.mkdir(parents=True, exist_ok=True)

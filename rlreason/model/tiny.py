@@ -1,4 +1,4 @@
-"""The tiny default model: a character-level tokenizer and a ~1M-param Llama for the arith task.
+"""The tiny models: a character-level tokenizer and a ~1M-param Llama per task (rlreason.model.tasks).
 
 Every character is its own token (plus `####` as one), so VinePPO's step boundaries -- newlines --
 always fall on token boundaries, and decoding gives back the exact text. The model is a stock
@@ -8,36 +8,38 @@ always fall on token boundaries, and decoding gives back the exact text. The mod
 from __future__ import annotations
 
 import json
-import string
 from pathlib import Path
 from typing import Any
 
-from rlreason.data.arith import LETTERS, OPS, ArithSpec, generate_splits
+from rlreason.model.tasks import TASKS
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
-ASSETS = Path(__file__).parent / "assets" / "tiny-arith"
-TINY_YAML = Path(__file__).parents[2] / "conf" / "model" / "tiny.yaml"
-# Every symbol the arith task can print, whatever its spec, so the vocab never depends on the spec.
-ALPHABET = string.digits + LETTERS + OPS + "=:#Q \n"
+ASSETS = Path(__file__).parent / "assets" / "tiny-arith"  # the default model's; assets_dir(task) for any
+CONF = Path(__file__).parents[2] / "conf" / "model"
+YAMLS = {"arith": "tiny.yaml", "countdown": "tiny_countdown.yaml"}  # model=tiny, model=tiny_countdown
 # LlamaConfig fields the `build:` dict may set; the rest of `build:` configures SFT (rlreason.model.build).
 ARCH_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
              "num_key_value_heads", "max_position_embeddings")
 
 
-def default_build() -> dict[str, Any]:
-    """The `build:` dict of conf/model/tiny.yaml, as plain Python values."""
+def assets_dir(task: str) -> Path:
+    """Where the committed checkpoint of `builtin:tiny-{task}` lives."""
+    return ASSETS.with_name(f"tiny-{task}")
+
+
+def default_build(task: str = "arith") -> dict[str, Any]:
+    """The `build:` dict of the task's conf/model yaml (tiny.yaml for arith), as plain Python values."""
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_container(OmegaConf.load(TINY_YAML).build, resolve=True)  # type: ignore[return-value]
+    return OmegaConf.to_container(OmegaConf.load(CONF / YAMLS[task]).build, resolve=True)  # type: ignore[return-value]
 
 
-def make_tokenizer():  # -> PreTrainedTokenizerFast
-    """Train the character-level tokenizer on arith text. Deterministic: a fixed corpus and seed."""
+def make_tokenizer(task: str = "arith"):  # -> PreTrainedTokenizerFast
+    """Train the character-level tokenizer on the task's text. Deterministic: a fixed corpus."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    train, _ = generate_splits(2000, 0, ArithSpec(), seed=0)
-    corpus = [f"{q.problem}\n{q.solution}" for q in train] + [ALPHABET]
+    corpus = TASKS[task].corpus() + [TASKS[task].alphabet]
     tok = Tokenizer(models.WordLevel(unk_token=UNK))
     # `[\s\S]` rather than `.`: the regex engine's `.` skips "\n", which must be a token of its own.
     tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"####|[\s\S]"), behavior="isolated")
@@ -88,8 +90,8 @@ def save(model, tokenizer, out_dir: str | Path) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), "tokenizer_class": "PreTrainedTokenizerFast"}, indent=2))
 
 
-def random_tiny_model(out_dir: str | Path, seed: int = 0) -> str:
-    """Save an untrained model of the default architecture with the tiny tokenizer (for engine tests)."""
-    tokenizer = make_tokenizer()
-    save(make_model(default_build(), tokenizer, seed), tokenizer, out_dir)
+def random_tiny_model(out_dir: str | Path, seed: int = 0, task: str = "arith") -> str:
+    """Save an untrained model of the task's architecture with its tokenizer (for engine tests)."""
+    tokenizer = make_tokenizer(task)
+    save(make_model(default_build(task), tokenizer, seed), tokenizer, out_dir)
     return str(out_dir)

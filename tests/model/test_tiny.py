@@ -101,3 +101,18 @@ def test_sft_schedules():
     assert all(lr_factor(s, 10, 100, "constant") == 1.0 for s in range(10, 200))  # never annealed
     assert lr_factor(100, 10, 100, "cosine") == pytest.approx(0.1)  # cosine ends at 10% of the peak
     assert default_build()["sft_schedule"] == "constant"
+
+
+def test_token_entropy_counts_tokens_up_to_eos():
+    import math
+
+    import torch
+
+    from rlreason.model.build import _token_entropy
+
+    eos, vocab = 2, 4
+    tokens = torch.tensor([[5, 2, 0], [5, 5, 2]])  # the first sequence ends at step 1, the second at step 2
+    uniform, certain = torch.zeros(2, vocab), torch.tensor([[0.0, -1e9, -1e9, -1e9]] * 2)
+    total, count = _token_entropy((uniform, uniform, certain), tokens, eos)
+    assert count == 5  # 2 + 3: the pad after the first EOS is not counted
+    assert total == pytest.approx(4 * math.log(vocab))  # steps 0-1 uniform, step 2 certain

@@ -1,0 +1,109 @@
+"""The tasks a tiny model is built for: data, alphabet and graded gold solutions (rlreason.model.build).
+
+    arith      one gold solution per question (rlreason.data.arith)
+    countdown  several valid solutions per instance (rlreason.data.countdown.solutions): SFT draws one
+               each time the instance comes up, so the start policy has real choices between orders
+
+A `build:` dict picks one with its `task` key; without it the task is arith (the arith model's build
+dict, and so its config hash, predate the key). Each task's data are its `data=` group's defaults (the
+spec here, the sizes and seed in the build dict), so the build's test split is RL's held-out split.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from rlreason.data import arith, countdown
+from rlreason.data.record import Question
+from rlreason.reward.countdown import countdown_reward
+
+
+@dataclass(frozen=True)
+class Item:
+    """One question as the builder sees it: the prompt is `{problem}\\n` (both data groups' template)."""
+
+    problem: str
+    solutions: tuple[str, ...]  # gold responses without EOS, each graded correct (SFT reads the train items')
+    level: int
+    grade: Callable[[str], bool] = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    spec: Any  # the data spec (ArithSpec / CountdownSpec defaults): hashed and recorded with the build
+    alphabet: str  # every character the task can print: the vocabulary never depends on the spec
+    items: Callable[[Mapping[str, Any]], tuple[list[Item], list[Item]]]  # build dict -> (train, test)
+    corpus: Callable[[], list[str]]  # the text the tokenizer is trained on (token ids follow frequency)
+
+
+# --- arith (and any question with a gold answer string) ---
+
+def answer_correct(text: str, answer: str) -> bool:
+    return "####" in text and text.rsplit("####", 1)[1].strip() == answer
+
+
+def answer_item(q: Question) -> Item:
+    """A question with a gold answer and solution (arith's, any spec) as an Item: `#### ANSWER` is correct."""
+    return Item(q.problem, (q.solution,) if q.solution else (), q.level or 0, partial(answer_correct, answer=q.answer))
+
+
+def _arith_items(build: Mapping[str, Any]) -> tuple[list[Item], list[Item]]:
+    train, test = arith.generate_splits(build["n_train"], build["n_test"], arith.ArithSpec(), build["data_seed"])
+    return [answer_item(q) for q in train], [answer_item(q) for q in test]
+
+
+def _arith_corpus() -> list[str]:
+    train, _ = arith.generate_splits(2000, 0, arith.ArithSpec(), seed=0)
+    return [f"{q.problem}\n{q.solution}" for q in train]
+
+
+# --- countdown ---
+
+def countdown_response(lines: list[str], expr: str) -> str:
+    """The response for one solution: its work lines, one operation each, then `#### EXPRESSION`."""
+    return "\n".join([*lines, f"#### {expr}"])
+
+
+def _countdown_grade(text: str, record: dict) -> bool:
+    return countdown_reward(text, record)["correct"] == 1.0
+
+
+def _countdown_item(row: dict, use_all: bool, limit: int | None) -> Item:
+    record = {**row, "use_all": use_all}  # as rlreason.data.loaders hands it to the checker
+    sols = () if limit is None else tuple(
+        countdown_response(lines, expr) for lines, expr in countdown.solutions(
+            row["nums"], row["target"], use_all=use_all, limit=limit))
+    return Item(countdown.problem_text(record), sols, len(row["nums"]), partial(_countdown_grade, record=record))
+
+
+def _countdown_items(build: Mapping[str, Any]) -> tuple[list[Item], list[Item]]:
+    spec = countdown.CountdownSpec()
+    train, test = countdown.generate_splits(build["n_train"], build["n_test"], spec, build["data_seed"])
+    return ([_countdown_item(r, spec.use_all, build["sft_solutions"]) for r in train],
+            [_countdown_item(r, spec.use_all, None) for r in test])
+
+
+def _countdown_corpus() -> list[str]:
+    train, _ = countdown.generate_splits(500, 0, countdown.CountdownSpec(), seed=0)
+    return [f"{countdown.problem_text(r)}\n{countdown_response(*countdown.solutions(r['nums'], r['target'], limit=1)[0])}"
+            for r in train]
+
+
+TASKS: dict[str, Task] = {
+    "arith": Task("arith", arith.ArithSpec(), string.digits + arith.LETTERS + arith.OPS + "=:#Q \n",
+                  _arith_items, _arith_corpus),
+    "countdown": Task("countdown", countdown.CountdownSpec(), string.digits + "+-*/()=:#Q \n",
+                      _countdown_items, _countdown_corpus),
+}
+
+
+def task_of(build: Mapping[str, Any]) -> Task:
+    name = build.get("task", "arith")
+    if name not in TASKS:
+        raise ValueError(f"model.build.task={name!r}: expected one of {', '.join(TASKS)}")
+    return TASKS[name]
