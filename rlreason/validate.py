@@ -324,6 +324,12 @@ def _shared_problems(cfg: Any, splits: tuple[str, ...] = ("train", "test")) -> l
         problems.append(f"model.path={cfg.model.path} is not the builtin tiny model, but the config still carries "
                         "model=tiny's build: block and name; use model=hf model.path=... for any other model")
     d = cfg.data
+    # The two built-in tiny models read and write their own task's characters only.
+    if cfg.model.name == "tiny" and d.name == "countdown":
+        problems.append("model=tiny is the arith model: it cannot write Countdown's / ( ); use model=tiny_countdown")
+    if cfg.model.name == "tiny_countdown" and d.name != "countdown":
+        problems.append(f"model=tiny_countdown is built for data=countdown only; for data={d.name} use model=tiny "
+                        "(arith) or model=hf model.path=...")
     if d.name == "arith" and d.source != "generated":
         problems.append("data=arith is generated: set data.source=generated")
     if d.name not in ("arith", "countdown") and d.source == "generated":

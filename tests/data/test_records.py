@@ -21,8 +21,9 @@ COUNTDOWN_ROWS = [{"target": 98, "nums": [44, 19, 35]}, {"target": 64, "nums": [
 
 def compose_cfg(*overrides: str):
     register_configs()
+    model = ["model=tiny_countdown"] if "data=countdown" in overrides else []
     with initialize_config_dir(config_dir=CONF, version_base=None):
-        return compose("config", overrides=[*SMALL, *overrides])
+        return compose("config", overrides=[*SMALL, *model, *overrides])
 
 
 def test_every_field_of_the_row_is_kept(tmp_path):
@@ -67,6 +68,10 @@ def test_countdown_composes_its_checker_as_reward_fn():
     assert compose_cfg("data=countdown", "reward.weights.format=0.1").reward.weights.format == 0.1
     with pytest.raises(ConfigError, match="data=countdown has no gold answer strings"):
         validate(compose_cfg("data=countdown", "reward.fn=null"))
+    with pytest.raises(ConfigError, match="model=tiny is the arith model: it cannot write Countdown's"):
+        validate(compose_cfg("data=countdown", "model=tiny"))
+    with pytest.raises(ConfigError, match="model=tiny_countdown is built for data=countdown only"):
+        validate(compose_cfg("model=tiny_countdown"))
 
 
 def test_countdown_generated_questions_and_their_checker():
