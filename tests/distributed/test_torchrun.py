@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -143,9 +144,12 @@ def test_two_ranks_match_one_process_and_survive_a_killed_rank(make_cfg, vllm_en
 
 
 def engine_reports(out: str) -> dict[int, dict]:
-    """child.py's per-rank engine lines (RLREASON_TEST_REPORT_ENGINE=1), by rank."""
-    rows = [json.loads(line.split("rlreason-test-engine", 1)[1]) for line in out.splitlines()
-            if "rlreason-test-engine {" in line]
+    """child.py's per-rank engine reports (RLREASON_TEST_REPORT_ENGINE=1), by rank. The ranks print to one
+    pipe at once and print() writes its parts separately, so one report's prefix can land before the
+    other's ("rlreason-test-engine rlreason-test-engine {...}"): each report is decoded from where its
+    own JSON object starts (child.py writes "rank" first)."""
+    decoder = json.JSONDecoder()
+    rows = [decoder.raw_decode(out, m.start())[0] for m in re.finditer(r'\{"rank": ', out)]
     return {r["rank"]: r for r in rows}
 
 
