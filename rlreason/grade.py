@@ -19,7 +19,7 @@ from rlreason.data.loaders import read_rows
 from rlreason.data.record import DataError, Question
 from rlreason.reward import make_grader
 from rlreason.reward.extract import ORDER
-from rlreason.reward.function import RewardFnError
+from rlreason.reward.function import RewardFnError, check
 
 
 def read_jobs(path: str, with_record: bool = False) -> tuple[list[str], list[Question], list[bool]]:
@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
                              workers=args.workers)
     try:
         responses, questions, truncated = read_jobs(args.file, with_record=bool(args.fn))
+        if args.fn:
+            check(args.fn, args.batched)  # imported in a spawned process, under a deadline
         grader = make_grader(cfg, args.task or "fn")
     except (DataError, RewardFnError) as e:
         print(f"rlreason.grade: {e}", file=sys.stderr)

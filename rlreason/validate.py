@@ -369,10 +369,10 @@ def _reward_problems(r: Any) -> list[str]:
         if r.weights or r.batched:
             problems.append("reward.weights and reward.batched apply to a reward function: set reward.fn=PATH.py:NAME")
         return problems
-    from rlreason.reward.function import RewardFnError, load
+    from rlreason.reward.function import RewardFnError, check
 
     try:
-        load(r.fn, r.batched)
+        check(r.fn, r.batched)
     except RewardFnError as e:
         problems.append(str(e))
     return problems

@@ -15,7 +15,9 @@ function returns one (a 0/1 flag, success when >= 0.5), else reward >= `reward.s
 `reward.batched=true`: NAME(responses: list[str], records: list[dict]) -> list[float | dict], called on
 chunks of `reward.batch_size` distinct responses, for a check that is cheaper in bulk.
 
-Robust as the built-in grader: every call runs in the grader's worker processes (pool.py) under the
+Checked before any compute (`check`, from validation): the module is imported and the name and
+signature checked in a spawned process under a deadline, never in the trainer's own. Robust as the
+built-in grader: every call runs in the grader's worker processes (pool.py) under the
 hard deadline `reward.timeout_s` per response (a batch: per response in it). A hang is a `timeout`
 verdict, an exception or a value that is not a finite number an `error` verdict; both reward 0. A
 truncated response (it hit max_new_tokens) is graded `truncated`, reward 0, without a call, as the
@@ -30,6 +32,7 @@ import importlib
 import importlib.util
 import inspect
 import math
+import multiprocessing as mp
 import numbers
 import sys
 from collections.abc import Callable
@@ -109,6 +112,38 @@ def _record(item: Any) -> dict:
     return {"answer": item} if isinstance(item, str) else item.row()
 
 
+def _check_in_child(conn, spec: str, batched: bool) -> None:
+    try:
+        load(spec, batched)
+        conn.send(None)
+    except RewardFnError as e:
+        conn.send(str(e))
+    except BaseException as e:  # noqa: BLE001 (whatever the import raised is the user's to read)
+        conn.send(f"reward.fn: {spec}: {_last_line(e)}")
+
+
+def check(spec: str, batched: bool = False, timeout_s: float = 60.0) -> None:
+    """`load`'s checks, run in a spawned process under a deadline: the user's module is imported (its
+    top-level code run) only where a hang or a crash cannot take the trainer with it. RewardFnError
+    with one line naming the file and the problem."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_check_in_child, args=(child, spec, batched), daemon=True, name="rlreason-reward-check")
+    proc.start()
+    child.close()
+    try:
+        problem = parent.recv() if parent.poll(timeout_s) else (
+            f"reward.fn: importing {spec} did not finish within {timeout_s:.0f} s")
+    except EOFError:
+        problem = f"reward.fn: the process importing {spec} died (exit code {proc.exitcode})"
+    finally:
+        proc.kill()
+        proc.join()
+        parent.close()
+    if problem:
+        raise RewardFnError(problem)
+
+
 def _handler(arg: tuple[str, bool]) -> Callable[[Any], Any]:
     """Run in a worker: import the function once, then call it on each job."""
     fn = load(*arg)
@@ -127,7 +162,6 @@ class FunctionGrader:
     def __init__(self, spec: str, *, weights: dict[str, float] | None = None, success_threshold: float = 1.0,
                  timeout_s: float = 5.0, workers: int = 2, batched: bool = False, batch_size: int = 64):
         spec = absolute(spec)  # the workers import the same file whatever their working directory
-        load(spec, batched)  # fail here, in the parent, with the clear message, not in every worker
         self.spec, self.batched, self.batch_size = spec, batched, batch_size
         self.weights, self.success_threshold = dict(weights or {}), success_threshold
         self._pool = Pool(workers, timeout_s, _handler, (spec, batched), name="rlreason-reward")

@@ -2,6 +2,7 @@
 
 import math
 import multiprocessing as mp
+import os
 import textwrap
 import time
 
@@ -223,3 +224,26 @@ def test_builtin_grader_takes_questions_too():
     with make_grader(type("R", (), {"fn": None, "timeout_s": 5.0, "workers": 1})(), "arith") as g:
         v = g.grade(["#### 7", "#### 8"], [Question("a", "p", "7"), "7"])
     assert [x.reason for x in v] == ["correct", "wrong"] and math.isclose(v[0].reward, 1.0)
+
+
+def test_check_imports_the_module_in_another_process_under_a_deadline(user, tmp_path):
+    from rlreason.reward.function import check
+
+    marker = tmp_path / "imported_by.txt"
+    spy = tmp_path / "spy.py"
+    spy.write_text(f"import os\nopen({str(marker)!r}, 'w').write(str(os.getpid()))\ndef f(response, record):\n"
+                   "    return 1.0\n")
+    check(f"{spy}:f")
+    assert marker.read_text() != str(os.getpid())  # its top-level code never ran in this process
+    with pytest.raises(RewardFnError, match="has no 'missing'"):
+        check(f"{user}:missing")
+    hangs = tmp_path / "hangs.py"
+    hangs.write_text("import time\ntime.sleep(600)\n")
+    start = time.perf_counter()
+    with pytest.raises(RewardFnError, match=r"importing .*hangs.py:f did not finish within 2 s"):
+        check(f"{hangs}:f", timeout_s=2.0)
+    assert time.perf_counter() - start < 30
+    dies = tmp_path / "dies.py"
+    dies.write_text("import os\nos._exit(7)\n")
+    with pytest.raises(RewardFnError, match=r"died \(exit code 7\)"):
+        check(f"{dies}:f")
