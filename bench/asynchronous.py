@@ -23,59 +23,22 @@ from __future__ import annotations
 
 import os
 import statistics
-import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
-from bench.iteration import COMMON, compose_cfg, start_engine
+from bench.iteration import COMMON, compose_cfg, interleaved
 
 ALGOS = ("vineppo", "ppo", "grpo")
 WARMUP, TIMED = 1, 3
 PRODUCER = ("selection", "rollout", "mc", "advantages", "grading")
 
 
-def one_iteration(run, it: int, phases, producer) -> tuple[float, dict[str, float], dict[str, float]]:
-    from rlreason.trainer.loop import train_iteration
-
-    run.engine.sync_weights(run.learner.named_weights(), run.learner.version)  # the shared engine: this Run's
-    before = dict(phases.seconds)
-    t = time.perf_counter()
-    metrics = train_iteration(run, it, phases, producer)
-    run.store.commit(it)
-    secs = time.perf_counter() - t
-    return secs, {k: v - before.get(k, 0.0) for k, v in phases.seconds.items()}, metrics
-
-
 def run(extra: tuple[str, ...] = (), warmup: int = WARMUP, timed: int = TIMED) -> dict[str, Any]:
     """`extra`: Hydra overrides for every Run (tiny sizes while developing); the benchmark uses none."""
-    from rlreason.trainer.build import build
-    from rlreason.trainer.loop import Phases
-    from rlreason.trainer.produce import Producer
-
     load_start = os.getloadavg()[0]
     cfgs = {f"{a}/{mode}": compose_cfg(f"algo={a}", f"trainer.async_level={level}", *extra)  # + bench COMMON
             for a in ALGOS for mode, level in (("sync", 0), ("async", 1))}
-    engine, engine_start = start_engine(next(iter(cfgs.values())))
-    results: dict[str, list] = {n: [] for n in cfgs}
-    runs: dict[str, Any] = {}
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-async-") as tmp:
-            try:
-                for name, cfg in cfgs.items():
-                    runs[name] = build(cfg, Path(tmp) / name.replace("/", "-"), engine)
-                phases = {n: Phases(r.grader, {}) for n, r in runs.items()}
-                producers = {n: Producer(r, phases[n], r.cfg.trainer.async_level) for n, r in runs.items()}
-                for it in range(1, warmup + timed + 1):
-                    for name, r in runs.items():
-                        res = one_iteration(r, it, phases[name], producers[name])
-                        print(f"[bench] iteration {it} {name}: {res[0]:.2f} s", flush=True)
-                        results[name].append(res)
-            finally:
-                for r in runs.values():
-                    r.close(close_engine=False)
-    finally:
-        engine.close()
+    # round-robin over the six Runs on one shared engine, each with its own schedule
+    results, engine_start = interleaved(cfgs, warmup + timed, "bench-async-")
 
     mean = statistics.fmean
     out: dict[str, Any] = {}

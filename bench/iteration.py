@@ -110,7 +110,7 @@ class TimedEngine:
         return self._timed("continue_from", self.engine.continue_from, *args, **kwargs)
 
 
-def one_iteration(run, it: int, phases) -> tuple[float, dict[str, float], dict[str, float], list[str]]:
+def one_iteration(run, it: int, phases, producer=None) -> tuple[float, dict[str, float], dict[str, float], list[str]]:
     from rlreason.trainer.loop import train_iteration
 
     # The engine is shared: give it this Run's weights first (a sync resets the prefix cache too, as the
@@ -119,7 +119,7 @@ def one_iteration(run, it: int, phases) -> tuple[float, dict[str, float], dict[s
     run.roller.version = run.learner.version
     before, engine_before, stats_before = dict(phases.seconds), dict(run.engine.seconds), run.engine.stats()
     t = time.perf_counter()
-    metrics = train_iteration(run, it, phases)
+    metrics = train_iteration(run, it, phases, producer)
     run.store.commit(it)
     secs = time.perf_counter() - t
     spent = {k: v - before.get(k, 0.0) for k, v in phases.seconds.items()}
@@ -186,6 +186,7 @@ def interleaved(cfgs: dict[str, Any], iterations: int, prefix: str) -> tuple[dic
     and the engine's start seconds."""
     from rlreason.trainer.build import build
     from rlreason.trainer.loop import Phases
+    from rlreason.trainer.produce import Producer
 
     shared, engine_start = start_engine(next(iter(cfgs.values())))
     engine = TimedEngine(shared)
@@ -195,11 +196,13 @@ def interleaved(cfgs: dict[str, Any], iterations: int, prefix: str) -> tuple[dic
         with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
             try:
                 for name, cfg in cfgs.items():
-                    runs[name] = build(cfg, Path(tmp) / name, engine)
+                    runs[name] = build(cfg, Path(tmp) / name.replace("/", "-"), engine)
                 phases = {name: Phases(r.grader, {}) for name, r in runs.items()}
+                # each Run's own schedule (trainer.async_level; bench/asynchronous.py compares the two)
+                producers = {n: Producer(r, phases[n], r.cfg.trainer.async_level) for n, r in runs.items()}
                 for it in range(1, iterations + 1):
                     for name, r in runs.items():
-                        res = one_iteration(r, it, phases[name])
+                        res = one_iteration(r, it, phases[name], producers[name])
                         sel = f" (selection {res[1]['selection']:.2f} s)" if res[1].get("selection") else ""
                         print(f"[bench] iteration {it} {name}: {res[0]:.2f} s{sel}", flush=True)
                         results[name].append(res)
