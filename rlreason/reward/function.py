@@ -112,6 +112,9 @@ def _record(item: Any) -> dict:
     return {"answer": item} if isinstance(item, str) else item.row()
 
 
+_CHECKED: set[tuple[str, bool]] = set()  # specs that passed `check` in this process
+
+
 def _check_in_child(conn, spec: str, batched: bool) -> None:
     try:
         load(spec, batched)
@@ -126,6 +129,8 @@ def check(spec: str, batched: bool = False, timeout_s: float = 60.0) -> None:
     """`load`'s checks, run in a spawned process under a deadline: the user's module is imported (its
     top-level code run) only where a hang or a crash cannot take the trainer with it. RewardFnError
     with one line naming the file and the problem."""
+    if (spec, batched) in _CHECKED:  # validation runs twice per command (preflight, then Hydra's main)
+        return
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_check_in_child, args=(child, spec, batched), daemon=True, name="rlreason-reward-check")
@@ -142,6 +147,7 @@ def check(spec: str, batched: bool = False, timeout_s: float = 60.0) -> None:
         parent.close()
     if problem:
         raise RewardFnError(problem)
+    _CHECKED.add((spec, batched))
 
 
 def _handler(arg: tuple[str, bool]) -> Callable[[Any], Any]:
