@@ -201,9 +201,11 @@ def reward_line(metrics: dict[str, float]) -> str:
     """The eval line's reward part: the train reward, a reward function's components at eval, and the
     responses whose grading timed out or raised, when any did."""
     parts = [f"train reward {metrics['train/reward']:.2f}"]
-    parts += [f"{k.removeprefix('eval/')} {v:.2f}" for k, v in metrics.items() if k.startswith("eval/reward/")]
+    held_out = [f"{k.removeprefix('eval/')} {v:.2f}" for k, v in metrics.items() if k.startswith("eval/reward/")]
+    if held_out:  # named as eval's: beside the train reward they read as the training batch's otherwise
+        parts.append("held-out " + ", ".join(held_out))
     parts += [f"{k} {v:.0f}" for k, v in metrics.items() if k in ("reward/timeout", "reward/error") and v]
-    return ", ".join(parts)
+    return "; ".join(parts)
 
 
 def _report(run: Run, path: Path) -> None:

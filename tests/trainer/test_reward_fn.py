@@ -54,3 +54,12 @@ def test_a_function_failing_on_everything_stops_the_run_before_an_update(make_cf
         train(cfg, tmp_path / "run", engine=vllm_engine)
     assert "KeyError: 'no_such_field'" in str(info.value) and "iteration 1's rollouts" in str(info.value)
     assert not (tmp_path / "run" / "checkpoints" / "latest").exists()
+
+
+def test_eval_line_names_held_out_components_apart_from_the_train_reward():
+    from rlreason.trainer.loop import reward_line
+
+    line = reward_line({"train/reward": 0.27, "eval/reward/correct": 0.17, "eval/reward/format": 0.99,
+                        "reward/timeout": 0.0, "reward/error": 2.0})
+    assert line == "train reward 0.27; held-out reward/correct 0.17, reward/format 0.99; reward/error 2"
+    assert reward_line({"train/reward": 0.5}) == "train reward 0.50"
