@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The sweeps of issues 26 and 25, the experiment=sweep protocol (all 500 held-out questions, greedy and
+# mean@4 every 10 iterations), 60 iterations, one thread per run, JOBS runs at a time (every group shares
+# the same load). The queue goes seed by seed, so a sweep cut short still has balanced groups; a finished
+# run (summary.json) is skipped and an unfinished one resumes from its last checkpoint.
+#   countdown: VinePPO, PPO, GRPO, RLOO x 6 seeds and VinePPO + learnability (LILO) x 3   (issue 26)
+#   arith:     VinePPO, PPO, GRPO, RLOO x 3 seeds: test against training accuracy on arith (issue 26)
+#   async:     VinePPO and GRPO x trainer.async_level 0 / 1 x 6 seeds on arith (issue 25); the level-0
+#              runs of seeds 0-2 are arith's (same dir, same names)
+#   bash experiments/run_sweeps.sh countdown|arith|async [DIR] [JOBS=3]
+set -euo pipefail
+TASK=${1:?usage: run_sweeps.sh countdown|arith|async [DIR] [JOBS]}
+JOBS=${3:-3}
+PY=${PY:-.venv/bin/python}
+queue() {
+  case $TASK in
+    countdown) for s in 0 1 2 3 4 5; do
+                 for a in ppo vineppo grpo rloo; do echo "$a-s$s algo=$a seed=$s"; done
+                 if [ "$s" -lt 3 ]; then echo "lilo-s$s algo=vineppo curriculum=learnability seed=$s"; fi
+               done ;;
+    arith) for s in 0 1 2; do for a in ppo vineppo grpo rloo; do echo "$a-s$s algo=$a seed=$s"; done; done ;;
+    async) for s in 0 1 2 3 4 5; do
+             for a in vineppo grpo; do
+               echo "$a-s$s algo=$a seed=$s"
+               echo "$a-async-s$s algo=$a seed=$s trainer.async_level=1"
+             done
+           done ;;
+    *) echo "run_sweeps.sh: unknown sweep $TASK" >&2; exit 2 ;;
+  esac
+}
+case $TASK in
+  countdown) R=${2:-multirun/sweep-countdown}; TASK_ARGS="data=countdown model=tiny_countdown" ;;
+  *) R=${2:-multirun/sweep-arith}; TASK_ARGS="data=arith model=tiny" ;;
+esac
+mkdir -p "$R"
+run_one() {
+  name=$1; shift
+  if [ -f "$R/$name/summary.json" ]; then echo "done already: $name"; return 0; fi
+  echo "$(date +%T) start $name"
+  # shellcheck disable=SC2086
+  OMP_NUM_THREADS=1 $PY -m rlreason.run experiment=sweep $TASK_ARGS trainer.iterations=60 "$@" \
+    run_name="$name" hydra.run.dir="$R/$name" >"$R/$name.log" 2>&1 \
+    && echo "$(date +%T) end $name" || echo "$(date +%T) FAILED $name (see $R/$name.log)"
+}
+export -f run_one; export R PY TASK_ARGS
+queue | xargs -P "$JOBS" -L 1 bash -c 'run_one "$@"' _
