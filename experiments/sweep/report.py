@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .runs import Run
+from .runs import NOT_TRAINING, Run
 from .stats import (
     METRICS,
     SMOOTH,
@@ -40,6 +40,7 @@ def build(groups: dict[str, list[Run]], points: dict[str, list], metrics: list[s
         "solve_rates": {g: solve_rates(rs) for g, rs in groups.items()},
         "pool_solve_rates": {g: solve_rates(rs, "pool_solve") for g, rs in groups.items()},
         "paired": [],
+        "phase_seconds": {g: phase_seconds(rs) for g, rs in groups.items()},
     }
     # Differences that share the test questions are measured paired (question noise cancels in part).
     pairs = [(g, reference) for g in groups if g != reference]
@@ -61,6 +62,20 @@ def build(groups: dict[str, list[Run]], points: dict[str, list], metrics: list[s
                 if t is not None:
                     report["curriculum_speedup"].append(t)
     return report
+
+
+def phase_seconds(runs: list[Run]) -> dict[str, Any]:
+    """Where a group's training seconds go: each run's cumulative time/<phase> at its last row (eval and
+    checkpoint excluded, as in the speed-ups), mean over the seeds, and per iteration."""
+    last = [r.rows[-1] for r in runs if r.rows and r.last_iteration > 0]
+    if not last:
+        return {}
+    keys = sorted({k for row in last for k in row if k.startswith("time/") and k not in NOT_TRAINING})
+    phases = {k.removeprefix("time/"): sum(row.get(k, 0.0) for row in last) / len(last) for k in keys}
+    iterations = sum(row["iteration"] for row in last) / len(last)
+    total = sum(phases.values())
+    return {"runs": len(last), "iterations": iterations, "phases": phases, "total": total,
+            "per_iteration": total / iterations}
 
 
 def _pts(x: float | None) -> str:
@@ -163,6 +178,16 @@ def markdown(report: dict[str, Any], groups: dict[str, list[Run]]) -> str:
                  " / ".join("—" if x is None else _pts(x) for x in d["seed_std"])] for d in report["paired"]]
         out += _table(["difference", "metric", "iteration", "questions", "points", "95% interval",
                        "seed std (a / b)"], rows)
+    if any(report["phase_seconds"].values()):
+        out += ["## Where the training seconds go", "",
+                "Cumulative seconds per phase at each run's last iteration, mean over seeds (eval and checkpoint "
+                "excluded).", ""]
+        names = sorted({k for s in report["phase_seconds"].values() for k in s.get("phases", {})})
+        ref = report["phase_seconds"].get(report["reference"], {}).get("per_iteration")
+        rows = [[g, *(f"{s['phases'].get(k, 0.0):.0f}" for k in names), f"{s['total']:.0f}",
+                 f"{s['per_iteration']:.2f}", _ratio(s["per_iteration"] / ref) if ref else "—"]
+                for g, s in report["phase_seconds"].items() if s]
+        out += _table(["group", *names, "training total", "per iteration", f"× {report['reference']}"], rows)
     out += ["## Noise", ""]
     for m in METRICS:
         z = report["noise"][m]

@@ -314,3 +314,17 @@ def test_by_key_names_only_the_algo_whose_runs_differ_in_it(tmp_path):
         write_run(tmp_path / f"vine-{lr}", "vineppo", "uniform", 0, evals(PPO[0]), lr=lr)
     names = list(runs.group_runs(runs.load_runs([tmp_path], ("learner.lr",))))
     assert names == ["ppo/uniform", "vineppo/uniform learner.lr=1e-05", "vineppo/uniform learner.lr=3e-05"]
+
+
+def test_phase_seconds_are_the_last_rows_training_phases_per_group(sweep):
+    from sweep.report import phase_seconds
+
+    groups, _ = loaded(sweep)
+    ppo = phase_seconds(groups["ppo/uniform"])  # 2 s/iteration: 0.1 / 0.4 / 0.3 / 0.1 / 0.1 of it, 30 iterations
+    assert ppo["runs"] == 3 and ppo["iterations"] == 30
+    assert ppo["phases"] == pytest.approx({"selection": 6.0, "rollout": 24.0, "learner": 18.0, "grading": 6.0,
+                                           "sync": 6.0})
+    assert "eval" not in ppo["phases"] and "checkpoint" not in ppo["phases"]
+    assert ppo["per_iteration"] == pytest.approx(2.0)
+    vine = phase_seconds(groups["vineppo/uniform"])  # seed 2 stopped at 20: its own last row counts
+    assert vine["iterations"] == pytest.approx(80 / 3) and vine["per_iteration"] == pytest.approx(5.0)
