@@ -24,6 +24,7 @@ After any failure the sender closes the group: a later send raises instead of ta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -54,38 +55,26 @@ class TensorSpec:
     def nbytes(self) -> int:
         return math.prod(self.shape) * self.dtype.itemsize
 
-    def to_json(self) -> list:
-        return [self.name, list(self.shape), str(self.dtype).removeprefix("torch.")]
-
-    @staticmethod
-    def from_json(x: list) -> TensorSpec:
-        return TensorSpec(x[0], tuple(x[1]), getattr(torch, x[2]))
-
 
 def specs_of(named: Iterable[Named]) -> list[TensorSpec]:
     return [TensorSpec(n, tuple(t.shape), t.dtype) for n, t in named]
 
 
-def plan(specs: list[TensorSpec], bucket_bytes: int) -> list[list[tuple[int, int]]]:
-    """Buckets of consecutive tensors, each a list of (index into specs, byte offset). Both sides compute it
-    from the header. Empty tensors are in none (nothing to send); a tensor over `bucket_bytes` is alone."""
-    buckets: list[list[tuple[int, int]]] = []
-    current: list[tuple[int, int]] = []
+def plan(specs: list[TensorSpec], bucket_bytes: int) -> list[tuple[dict[int, int], int]]:
+    """Buckets of consecutive tensors: ({index into specs: byte offset}, bytes). Both sides compute it from
+    the header. Empty tensors are in none (nothing to send); a tensor over `bucket_bytes` is alone."""
+    buckets: list[tuple[dict[int, int], int]] = []
+    current: dict[int, int] = {}
     size = 0
     for i, s in enumerate(specs):
         if s.nbytes == 0:
             continue
         if current and size + s.nbytes > bucket_bytes:
-            buckets.append(current)
-            current, size = [], 0
-        current.append((i, size))
+            buckets.append((current, size))
+            current, size = {}, 0
+        current[i] = size
         size += -(-s.nbytes // ALIGN) * ALIGN
-    return buckets + [current] if current else buckets
-
-
-def bucket_size(specs: list[TensorSpec], bucket: list[tuple[int, int]]) -> int:
-    i, offset = bucket[-1]
-    return offset + specs[i].nbytes
+    return buckets + [(current, size)] if current else buckets
 
 
 def as_bytes(t: torch.Tensor) -> torch.Tensor:
@@ -132,12 +121,8 @@ class _Group:
         self.bcast = lambda t: self.pg.broadcast([t], opts).wait()
 
     def close(self) -> None:
-        for method in ("abort", "shutdown"):  # frees a collective stuck on a dead peer (NCCL)
-            try:
-                getattr(self.pg, method)()
-                return
-            except Exception:  # noqa: S112 - best effort: the group is being thrown away
-                continue
+        with contextlib.suppress(Exception):  # abort frees a collective stuck on a dead peer (NCCL)
+            (getattr(self.pg, "abort", None) or self.pg.shutdown)()
 
 
 def _connect(host: str, port: int, rank: int, world: int, backend: str, device: Any, timeout_s: float,
@@ -188,7 +173,7 @@ class WeightSender:
         stage = "ready"
         try:
             self.store.set(f"header/{seq}", json.dumps({"version": version, "bucket_bytes": self.bucket_bytes,
-                                                        "specs": [s.to_json() for s in specs]}))
+                                                        "specs": [[s.name, s.shape, str(s.dtype)[6:]] for s in specs]}))
             for r in engines:
                 reply = self._wait(f"ready/{seq}/{r}", r, version, "did not take the header")
                 if reply != b"ok":
@@ -205,11 +190,11 @@ class WeightSender:
             else:  # a group error (gloo: "Connection closed by peer") says which socket, not which engine
                 msg = (f"the transfer of weights version {version} to engines {list(engines)} failed during "
                        f"{stage}: {type(e).__name__}: {e}")
-            self._fail(msg)
+            self.close(msg)
             raise TransferError(msg) from e
         for r, ack in acks.items():
             if ack.get("version") != version:
-                self._fail(f"engine {r} did not load weights version {version}: {ack.get('error', ack)}")
+                self.close(f"engine {r} did not load weights version {version}: {ack.get('error', ack)}")
                 raise TransferError(self.broken)
         for key in [f"header/{seq}"] + [f"{k}/{seq}/{r}" for k in ("ready", "ack") for r in engines]:
             self.store.delete_key(key)
@@ -237,15 +222,14 @@ class WeightSender:
             pos += 1
             return t.detach()
 
-        for bucket in plan(specs, self.bucket_bytes):
-            last = bucket[-1][0]
-            if len(bucket) == 1:
+        for offsets, size in plan(specs, self.bucket_bytes):
+            last = max(offsets)
+            if len(offsets) == 1:  # alone: its own bytes, no copy
                 while pos < last:
                     take()
                 buf = as_bytes(take().to(self.device))
             else:
-                buf = torch.empty(bucket_size(specs, bucket), dtype=torch.uint8, device=self.device)
-                offsets = dict(bucket)
+                buf = torch.empty(size, dtype=torch.uint8, device=self.device)
                 while pos <= last:
                     i, t = pos, take()
                     if i in offsets:
@@ -256,12 +240,8 @@ class WeightSender:
         if next(weights, None) is not None:
             raise ValueError(f"more weights than the {len(specs)} the header announced")
 
-    def _fail(self, why: str) -> None:
-        self.broken = why
-        self.group.close()
-
-    def close(self) -> None:
-        self.broken = self.broken or "closed"
+    def close(self, why: str = "closed") -> None:
+        self.broken = self.broken or why
         self.group.close()
 
 
@@ -282,7 +262,7 @@ class WeightReceiver:
         seq = self.seq
         self.seq += 1
         header = json.loads(self._wait_header(seq, wait_s))
-        version, specs = header["version"], [TensorSpec.from_json(x) for x in header["specs"]]
+        version, specs = header["version"], [TensorSpec(n, tuple(sh), getattr(torch, d)) for n, sh, d in header["specs"]]
         problem = mismatch(self.expected, specs) if self.expected is not None else None
         self.store.set(f"ready/{seq}/{self.rank}", f"error: {problem}" if problem else "ok")
         if problem:
@@ -317,22 +297,22 @@ class WeightReceiver:
                 raise TimeoutError(f"engine {self.rank}: no weights within {wait_s:g} s")
             time.sleep(POLL_S)
 
-    def _tensors(self, specs: list[TensorSpec], buckets: list[list[tuple[int, int]]]) -> Iterator[Named]:
+    def _tensors(self, specs: list[TensorSpec], buckets: list[tuple[dict[int, int], int]]) -> Iterator[Named]:
         pos = 0
 
         def empty(s: TensorSpec) -> torch.Tensor:
             return torch.empty(s.shape, dtype=s.dtype, device=self.device)
 
-        for bucket in buckets:
-            if len(bucket) == 1:  # received in place, no copy
-                i = bucket[0][0]
-                views = {i: empty(specs[i])}
-                self.group.bcast(as_bytes(views[i]))
+        for offsets, size in buckets:
+            if len(offsets) == 1:  # received in place, no copy
+                views = {i: empty(specs[i]) for i in offsets}
+                self.group.bcast(as_bytes(*views.values()))
             else:
-                buf = torch.empty(bucket_size(specs, bucket), dtype=torch.uint8, device=self.device)
+                buf = torch.empty(size, dtype=torch.uint8, device=self.device)
                 self.group.bcast(buf)
-                views = {i: buf[o:o + specs[i].nbytes].view(specs[i].dtype).view(specs[i].shape) for i, o in bucket}
-            while pos <= bucket[-1][0]:
+                views = {i: buf[o:o + specs[i].nbytes].view(specs[i].dtype).view(specs[i].shape)
+                         for i, o in offsets.items()}
+            while pos <= max(offsets):
                 yield specs[pos].name, views[pos] if pos in views else empty(specs[pos])
                 pos += 1
         for s in specs[pos:]:
