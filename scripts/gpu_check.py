@@ -354,7 +354,7 @@ def transfer_receiver(model_dir: str, port: str, backend: str, device: str, dtyp
     for version in (1, 2):
         want = transfer_weights(model_dir, getattr(torch, dtype), version)
 
-        def load(tensors):
+        def load(tensors, want=want):
             differ = [name for name, t in tensors if not torch.equal(t.cpu(), want[name])]
             assert not differ, f"received tensors differ from the sent ones: {differ[:3]}"
 

@@ -10,8 +10,9 @@ learner's default group stays exactly what torchrun made, and an engine can join
 Two planes, so that no wait on a peer is unbounded:
   - control, over the TCPStore (CPU sockets, whatever the data backend): the header (version, names,
     shapes, dtypes, bucket size), each engine's "ready" (or why it refuses the header) and its ack with
-    the version it loaded. The sender polls these under `timeout_s`, so a dead engine is a RuntimeError
-    naming it, not a hang; an engine waits for the next header as long as the learner's update takes.
+    the version it loaded. The sender polls these under `timeout_s`, so a dead engine is an error naming
+    it, not a hang; an engine waits for the next header as long as the learner's update takes (a
+    collective would time out meanwhile, and NCCL would want the header on the GPU).
   - data, over the process group: the tensors' bytes, packed in order into flat uint8 buckets of at most
     `bucket_bytes` (a tensor larger than that goes alone, without a copy). Raw bytes let one bucket hold
     every dtype (a typed buffer would need a bucket per dtype) and keep the order the learner yields in,
@@ -77,6 +78,16 @@ def plan(specs: list[TensorSpec], bucket_bytes: int) -> list[tuple[dict[int, int
     return buckets + [(current, size)] if current else buckets
 
 
+def _poll(store: Any, key: str, seconds: float | None) -> bytes | None:
+    """The value at `key` once it is set; None after `seconds` (None: no limit)."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    while not store.check([key]):
+        if deadline is not None and time.monotonic() > deadline:
+            return None
+        time.sleep(POLL_S)
+    return store.get(key)
+
+
 def as_bytes(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous().reshape(-1).view(torch.uint8)
 
@@ -134,11 +145,9 @@ def _connect(host: str, port: int, rank: int, world: int, backend: str, device: 
     try:
         store = dist.TCPStore(host, port, world, is_master=rank == 0, timeout=timedelta(seconds=join_s),
                               wait_for_workers=False)
-        store.add("joined", 1)
-        deadline = time.monotonic() + join_s
-        while store.add("joined", 0) < world and time.monotonic() < deadline:
-            time.sleep(POLL_S)
-        if store.add("joined", 0) < world:
+        if store.add("joined", 1) == world:
+            store.set("all joined", "")
+        if _poll(store, "all joined", join_s) is None:
             raise TimeoutError(f"{store.add('joined', 0)} of {world} ranks joined")
         store.set_timeout(timedelta(seconds=timeout_s))
         group = _Group(store, rank, world, backend, torch.device(device), timeout_s, pynccl)
@@ -182,8 +191,10 @@ class WeightSender:
             stage = "broadcast"
             self._broadcast(iter(weights), specs)
             stage = "ack"
-            acks = {r: json.loads(self._wait(f"ack/{seq}/{r}", r, version, "did not acknowledge"))
-                    for r in engines}
+            for r in engines:
+                ack = json.loads(self._wait(f"ack/{seq}/{r}", r, version, "did not acknowledge"))
+                if ack.get("version") != version:
+                    raise TransferError(f"engine {r} did not load weights version {version}: {ack.get('error', ack)}")
         except Exception as e:
             if isinstance(e, TransferError):
                 msg = str(e)
@@ -192,22 +203,15 @@ class WeightSender:
                        f"{stage}: {type(e).__name__}: {e}")
             self.close(msg)
             raise TransferError(msg) from e
-        for r, ack in acks.items():
-            if ack.get("version") != version:
-                self.close(f"engine {r} did not load weights version {version}: {ack.get('error', ack)}")
-                raise TransferError(self.broken)
         for key in [f"header/{seq}"] + [f"{k}/{seq}/{r}" for k in ("ready", "ack") for r in engines]:
             self.store.delete_key(key)
-        return {r: ack["version"] for r, ack in acks.items()}
+        return dict.fromkeys(engines, version)  # each engine acked this version
 
     def _wait(self, key: str, engine: int, version: int, what: str) -> bytes:
-        deadline = time.monotonic() + self.timeout_s
-        while not self.store.check([key]):
-            if time.monotonic() > deadline:
-                raise TransferError(f"engine {engine} {what} for weights version {version} within "
-                                   f"{self.timeout_s:g} s (dead, hung, or not receiving)")
-            time.sleep(POLL_S)
-        return self.store.get(key)
+        if (value := _poll(self.store, key, self.timeout_s)) is None:
+            raise TransferError(f"engine {engine} {what} for weights version {version} within "
+                                f"{self.timeout_s:g} s (dead, hung, or not receiving)")
+        return value
 
     def _broadcast(self, weights: Iterator[Named], specs: list[TensorSpec]) -> None:
         pos = 0
@@ -261,7 +265,13 @@ class WeightReceiver:
         tensors to `load` as an iterator, ack; returns the version loaded."""
         seq = self.seq
         self.seq += 1
-        header = json.loads(self._wait_header(seq, wait_s))
+        try:
+            header = _poll(self.store, f"header/{seq}", wait_s)
+        except Exception as e:  # the sender hosts the store: its process is gone
+            raise RuntimeError(f"engine {self.rank}: the learner's transfer store is gone ({e})") from e
+        if header is None:
+            raise TimeoutError(f"engine {self.rank}: no weights within {wait_s:g} s")
+        header = json.loads(header)
         version, specs = header["version"], [TensorSpec(n, tuple(sh), getattr(torch, d)) for n, sh, d in header["specs"]]
         problem = mismatch(self.expected, specs) if self.expected is not None else None
         self.store.set(f"ready/{seq}/{self.rank}", f"error: {problem}" if problem else "ok")
@@ -275,27 +285,13 @@ class WeightReceiver:
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)  # the ack means loaded, not queued
         except Exception as e:
-            try:
+            with contextlib.suppress(Exception):  # the rest of the buckets, if the group still works
                 for _ in tensors:
                     pass
-            finally:
-                self.store.set(f"ack/{seq}/{self.rank}", json.dumps({"error": f"{type(e).__name__}: {e}"}))
+            self.store.set(f"ack/{seq}/{self.rank}", json.dumps({"error": f"{type(e).__name__}: {e}"}))
             raise
         self.store.set(f"ack/{seq}/{self.rank}", json.dumps({"version": version}))
         return version
-
-    def _wait_header(self, seq: int, wait_s: float | None) -> bytes:
-        deadline = None if wait_s is None else time.monotonic() + wait_s
-        key = f"header/{seq}"
-        while True:
-            try:
-                if self.store.check([key]):
-                    return self.store.get(key)
-            except Exception as e:  # the sender hosts the store: its process is gone
-                raise RuntimeError(f"engine {self.rank}: the learner's transfer store is gone ({e})") from e
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"engine {self.rank}: no weights within {wait_s:g} s")
-            time.sleep(POLL_S)
 
     def _tensors(self, specs: list[TensorSpec], buckets: list[tuple[dict[int, int], int]]) -> Iterator[Named]:
         pos = 0

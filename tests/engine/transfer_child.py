@@ -52,7 +52,7 @@ def engine(port: int, out: str, syncs: int, kill: str | None = None, expected: d
         for _ in range(syncs):
             got: dict[str, torch.Tensor] = {}
 
-            def load(tensors):
+            def load(tensors, got=got):
                 record["load_started"].append(time.time())
                 got.update((name, t.clone()) for name, t in tensors)
                 if kill == "in_load":
