@@ -293,11 +293,12 @@ def check_resume(c: Check, state: dict) -> str:
     return f"DCP round trip exact; next update within {worst:.1g} (deterministic algorithms)"
 
 
-def transfer_weights(model_dir: str, dtype: torch.dtype, version: int) -> dict[str, torch.Tensor]:
-    """The check model's weights in the engine's dtype, scaled by the version (each version differs)."""
+def transfer_weights(model_dir: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """The check model's weights in the engine's dtype; version v sends them times v (each version differs;
+    times 1 and 2 are exact in any float dtype, so both sides compute the same bits)."""
     from safetensors.torch import load_file
 
-    return {k: v.to(dtype) * version for k, v in load_file(f"{model_dir}/model.safetensors").items()}
+    return {k: v.to(dtype) for k, v in load_file(f"{model_dir}/model.safetensors").items()}
 
 
 def free_port() -> int:
@@ -318,7 +319,8 @@ def check_transfer(c: Check) -> str:
     if c.cuda:
         torch.cuda.set_device(torch.device(src))
     port, dtype = free_port(), str(c.dtype).removeprefix("torch.")
-    sizes = [t.nbytes for t in transfer_weights(c.model_dir, c.dtype, 1).values()]
+    base = transfer_weights(c.model_dir, c.dtype)
+    sizes = [t.nbytes for t in base.values()]
     bucket = max(sizes) // 2  # the largest tensors go alone, the others share buckets
     receiver = subprocess.Popen([sys.executable, __file__, "--transfer-receiver", c.model_dir, str(port), backend,
                                  dst, dtype])
@@ -327,7 +329,7 @@ def check_transfer(c: Check) -> str:
                               bucket_bytes=bucket)
         try:
             for version in (1, 2):
-                weights = {k: v.to(src) for k, v in transfer_weights(c.model_dir, c.dtype, version).items()}
+                weights = {k: v.to(src) * version for k, v in base.items()}
                 t0 = time.perf_counter()
                 acks = sender.send(weights.items(), version)
                 seconds = time.perf_counter() - t0
@@ -348,11 +350,11 @@ def transfer_receiver(model_dir: str, port: str, backend: str, device: str, dtyp
 
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
-    expected = transfer_weights(model_dir, getattr(torch, dtype), 1)
+    base = transfer_weights(model_dir, getattr(torch, dtype))
     receiver = WeightReceiver("127.0.0.1", int(port), 1, 1, backend=backend, device=device, timeout_s=60,
-                              join_s=180, expected=specs_of(expected.items()))
+                              join_s=180, expected=specs_of(base.items()))
     for version in (1, 2):
-        want = transfer_weights(model_dir, getattr(torch, dtype), version)
+        want = {k: v * version for k, v in base.items()}
 
         def load(tensors, want=want):
             differ = [name for name, t in tensors if not torch.equal(t.cpu(), want[name])]

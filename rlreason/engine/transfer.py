@@ -326,15 +326,19 @@ def send_weights(learner: Any, sender: WeightSender | None, weights: Iterable[Na
     Rank 0's outcome is broadcast, so an engine that does not ack stops every learner rank, not just 0."""
     learner.barrier()
     outcome: Any = None
+    error: Exception | None = None
     if learner.main:
         try:
             outcome = sender.send(weights, version, specs)
-        except TransferError as e:
-            outcome = str(e)
+        except Exception as e:  # any: the other ranks must not wait in the broadcast below for ever
+            error, outcome = e, str(e) if isinstance(e, TransferError) else (
+                f"learner rank 0 could not send weights version {version}: {type(e).__name__}: {e}")
     else:
         for _ in weights:
             pass
     outcome = learner.broadcast(outcome)
+    if error is not None:
+        raise error
     if isinstance(outcome, str):
         raise TransferError(outcome)
     return outcome
