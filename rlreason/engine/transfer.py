@@ -158,7 +158,7 @@ def _connect(host: str, port: int, rank: int, world: int, backend: str, device: 
 
 
 class WeightSender:
-    """Learner rank 0's end. Blocks until the `engines` receivers have joined (or raises after `timeout_s`).
+    """Learner rank 0's end. Blocks until the `engines` receivers have joined (or raises after `join_s`).
     `pynccl`: NCCL through vLLM's PyNcclCommunicator (as TRL and prime-rl) instead of torch's backend."""
 
     def __init__(self, host: str, port: int, engines: int, *, backend: str = "gloo", device: Any = "cpu",
