@@ -13,7 +13,10 @@ Checks, each a row (result, seconds, peak allocated GiB, rlreason.distributed.me
     the weight sync gathered in bf16;
   - checkpoint and resume through torch.distributed.checkpoint: the resumed learner's next update equals
     the original's (both under torch's deterministic algorithms: CUDA's attention backward and cuBLAS are
-    not deterministic by default).
+    not deterministic by default);
+  - the learner-to-engine weight transfer (rlreason/engine/transfer.py) to a second process, the one an
+    engine on devices of its own would run: over NCCL from cuda:0 to cuda:1 when there are 2 GPUs, else
+    over gloo on CUDA tensors (NCCL refuses two ranks on one device); two versions, bit for bit.
 The model is a random Llama built here (no download): `small` is ~0.22 B parameters with a 32k vocabulary.
 Peaks are torch's allocator (no CUDA context); the estimate is the same without its runtime allowance.
 Exit status 1 if any check fails.
@@ -27,6 +30,7 @@ import json
 import math
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -289,6 +293,78 @@ def check_resume(c: Check, state: dict) -> str:
     return f"DCP round trip exact; next update within {worst:.1g} (deterministic algorithms)"
 
 
+def transfer_weights(model_dir: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """The check model's weights in the engine's dtype; version v sends them times v (each version differs;
+    times 1 and 2 are exact in any float dtype, so both sides compute the same bits)."""
+    from safetensors.torch import load_file
+
+    return {k: v.to(dtype) for k, v in load_file(f"{model_dir}/model.safetensors").items()}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def check_transfer(c: Check) -> str:
+    from rlreason.engine.transfer import WeightSender
+
+    if c.cuda and torch.cuda.device_count() >= 2:
+        backend, (src, dst), why = "nccl", ("cuda:0", "cuda:1"), "2 GPUs"
+    elif c.cuda:
+        backend, (src, dst), why = "gloo", ("cuda:0", "cuda:0"), "1 GPU: NCCL refuses two ranks on one device"
+    else:
+        backend, (src, dst), why = "gloo", ("cpu", "cpu"), "--device cpu"
+    if c.cuda:
+        torch.cuda.set_device(torch.device(src))
+    port, dtype = free_port(), str(c.dtype).removeprefix("torch.")
+    base = transfer_weights(c.model_dir, c.dtype)
+    sizes = [t.nbytes for t in base.values()]
+    bucket = max(sizes) // 2  # the largest tensors go alone, the others share buckets
+    receiver = subprocess.Popen([sys.executable, __file__, "--transfer-receiver", c.model_dir, str(port), backend,
+                                 dst, dtype])
+    try:
+        sender = WeightSender("127.0.0.1", port, 1, backend=backend, device=src, timeout_s=60, join_s=180,
+                              bucket_bytes=bucket)
+        try:
+            for version in (1, 2):
+                weights = {k: v.to(src) * version for k, v in base.items()}
+                t0 = time.perf_counter()
+                acks = sender.send(weights.items(), version)
+                seconds = time.perf_counter() - t0
+                assert acks == {1: version}, acks
+        finally:
+            sender.close()
+        assert receiver.wait(60) == 0, f"the receiver exited with {receiver.returncode}"
+    finally:
+        if receiver.poll() is None:
+            receiver.kill()
+    return (f"{backend} {src} -> {dst} ({why}): {len(sizes)} tensors, {sum(sizes) / 2**20:.1f} MiB in "
+            f"{seconds:.2f} s, {bucket / 2**20:.1f} MiB buckets, bit for bit")
+
+
+def transfer_receiver(model_dir: str, port: str, backend: str, device: str, dtype: str) -> int:
+    """The engine's end of check_transfer, in its own process: each version must equal its own copy."""
+    from rlreason.engine.transfer import WeightReceiver, specs_of
+
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))
+    base = transfer_weights(model_dir, getattr(torch, dtype))
+    receiver = WeightReceiver("127.0.0.1", int(port), 1, 1, backend=backend, device=device, timeout_s=60,
+                              join_s=180, expected=specs_of(base.items()))
+    for version in (1, 2):
+        want = {k: v * version for k, v in base.items()}
+
+        def load(tensors, want=want):
+            differ = [name for name, t in tensors if not torch.equal(t.cpu(), want[name])]
+            assert not differ, f"received tensors differ from the sent ones: {differ[:3]}"
+
+        assert receiver.receive(load, wait_s=300) == version
+    receiver.close()
+    return 0
+
+
 def table(rows: list[dict]) -> str:
     def gib(x):
         return "-" if x is None else f"{x:.2f}"
@@ -319,6 +395,7 @@ def main() -> int:
         c.run("PPO step with its critic", lambda: check_ppo(c), {"fsdp": False, "critic": True})
         c.run("FSDP2 update, world size 1", lambda: check_fsdp(c, state), {"fsdp": True})
         c.run("DCP checkpoint and resume", lambda: check_resume(c, state))  # two learners alive: no estimate
+        c.run("weight transfer to an engine process", lambda: check_transfer(c))
     print(f"\nrlreason GPU check: device {args.device}, model {args.size} "
           f"({json.dumps({k: config[k] for k in SIZES[args.size]})}), seq {args.seq}, "
           f"{args.episodes} episodes / update, micro-batch {args.micro_batch}")
@@ -331,4 +408,6 @@ def main() -> int:
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if sys.argv[1:2] == ["--transfer-receiver"]:  # check_transfer's second process
+        sys.exit(transfer_receiver(*sys.argv[2:]))
     sys.exit(main())

@@ -1,6 +1,7 @@
 """scripts/gpu_check.py, the one-GPU check (issue 20), run here on the CPU (gloo, fp32, a tiny model): every
 row runs and passes, and a check whose condition breaks (gradient checkpointing off) fails its row and the
-exit status. On a GPU the same script checks bf16 autocast, NCCL and the peaks against the memory table.
+exit status. On a GPU the same script checks bf16 autocast, NCCL, the peaks against the memory table and
+the weight transfer to a second process.
 scripts/gpu_check.sh, with stand-in Pythons: which Python it runs, and where the wheels go."""
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 ARGS = ["--device", "cpu", "--size", "tiny", "--seq", "64", "--episodes", "8", "--micro-batch", "4"]
 CHECKS = ["torch sees the GPU", "engine=hf rollouts", "update: bf16 autocast + checkpointing",
-          "PPO step with its critic", "FSDP2 update, world size 1", "DCP checkpoint and resume"]
+          "PPO step with its critic", "FSDP2 update, world size 1", "DCP checkpoint and resume",
+          "weight transfer to an engine process"]
 
 
 def run(prelude: str = "") -> tuple[subprocess.CompletedProcess, list[dict]]:
@@ -41,6 +43,9 @@ def test_every_check_runs_and_passes_on_the_cpu():
     assert "backend gloo" in notes["FSDP2 update, world size 1"]
     assert "DCP round trip exact" in notes["DCP checkpoint and resume"]
     assert "(deterministic algorithms)" in notes["DCP checkpoint and resume"]
+    # The protocol to a second process (gloo here; NCCL between two GPUs), each version checked there.
+    assert notes["weight transfer to an engine process"].startswith("gloo cpu -> cpu (--device cpu): ")
+    assert "bit for bit" in notes["weight transfer to an engine process"]
     assert all(r["estimate_gib"] > 0 for r in rows[2:5])  # the memory table's figure beside each update
     assert "check" in proc.stdout and "result" in proc.stdout  # the printed table
 

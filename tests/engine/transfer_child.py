@@ -1,0 +1,91 @@
+"""Processes of test_transfer.py (spawned): an engine that receives weights, learner ranks that send them.
+
+Each writes what it saw to OUT/<role>.json (and the tensors it received to OUT/v<version>.pt)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import torch
+
+HOST = "127.0.0.1"
+BUCKET = 4096  # bytes: "big" (16 KiB) goes alone, the small ones share buckets
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def weights(version: int) -> dict[str, torch.Tensor]:
+    """Several dtypes and shapes, different values per version: a tensor over a bucket, a 0-d scalar, an
+    empty one, and tensors of 2 and 1 bytes an element between 4- and 8-byte ones (alignment)."""
+    g = torch.Generator().manual_seed(version)
+    return {
+        "embed.weight": torch.randn(3, 5, generator=g),
+        "norm.weight": torch.randn(7, generator=g).to(torch.bfloat16),
+        "steps": torch.randint(-2**40, 2**40, (4, 2), generator=g),
+        "lm_head.weight": torch.randn(64, 64, generator=g),
+        "scale": torch.tensor(float(version) + 0.5),
+        "empty": torch.empty(0, 3),
+        "mask": torch.rand(5, generator=g) > 0.5,
+        "bias": torch.randn(2, 3, generator=g).to(torch.bfloat16).t(),  # not contiguous
+    }
+
+
+def engine(port: int, out: str, syncs: int, kill: str | None = None, expected: dict | None = None) -> None:
+    """Receive `syncs` versions. kill="in_load": SIGKILL itself after taking the tensors, before acking."""
+    from rlreason.engine.transfer import WeightReceiver, specs_of
+
+    torch.set_num_threads(1)
+    record: dict = {"versions": [], "load_started": [], "error": None}
+    path = Path(out) / "engine.json"
+    try:
+        receiver = WeightReceiver(HOST, port, 1, 1, timeout_s=20, join_s=60,
+                                  expected=specs_of((expected or weights(0)).items()))
+        for _ in range(syncs):
+            got: dict[str, torch.Tensor] = {}
+
+            def load(tensors, got=got):
+                record["load_started"].append(time.time())
+                got.update((name, t.clone()) for name, t in tensors)
+                if kill == "in_load":
+                    os.kill(os.getpid(), signal.SIGKILL)
+
+            version = receiver.receive(load, wait_s=60)
+            record["versions"].append(version)
+            torch.save(got, Path(out) / f"v{version}.pt")
+    except Exception as e:
+        record["error"] = f"{type(e).__name__}: {e}"
+    path.write_text(json.dumps(record))
+
+
+def learner(rank: int, dist_port: int, port: int, out: str, version: int) -> None:
+    """One of two learner ranks (their own gloo world); rank 1 reaches the sync 1.5 s after rank 0."""
+    import torch.distributed as dist
+
+    from rlreason.distributed import Dist
+    from rlreason.engine.transfer import WeightSender, send_weights
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://{HOST}:{dist_port}", rank=rank, world_size=2)
+    barriers: list[float] = []
+
+    class Recorded(Dist):
+        def barrier(self) -> None:
+            barriers.append(time.time())
+            super().barrier()
+
+    learner_dist = Recorded(rank, 2, 0, dist.new_group(backend="gloo"))
+    sender = WeightSender(HOST, port, 1, timeout_s=20, join_s=60, bucket_bytes=BUCKET) if rank == 0 else None
+    if rank == 1:
+        time.sleep(1.5)
+    acks = send_weights(learner_dist, sender, weights(version).items(), version)
+    (Path(out) / f"learner{rank}.json").write_text(json.dumps({"barriers": barriers, "acks": acks}))
+    dist.destroy_process_group()
