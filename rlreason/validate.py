@@ -236,8 +236,12 @@ def validate(cfg: Any) -> None:
     if not 0 < cfg.curriculum.decay <= 1:
         problems.append(f"curriculum.decay={cfg.curriculum.decay} must be in (0, 1]")
     problems += _shared_problems(cfg)
-    problems += tensor_parallel_problems(cfg.engine, int(os.environ.get("WORLD_SIZE", "1")),
-                                         int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1"))))
+    from rlreason.engine import devices  # engine.devices, engine.weight_transfer
+
+    node = devices.node_layout(os.environ)
+    problems += tensor_parallel_problems(cfg.engine, node["world"], node["local_world"])
+    problems += devices.problems(cfg.engine, world=node["world"], local_world=node["local_world"],
+                                 gpus=0 if cfg.device == "cpu" else devices.gpu_count())
     _raise(problems)
 
 

@@ -59,6 +59,8 @@ from rlreason.engine.base import SamplingParams
 ENV_DEFAULTS = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_LOGGING_LEVEL": "WARNING"}
 CPU_BLOCK_SIZE = 32  # CPU attention needs a multiple of 32; the default 128 never hits on short prompts
 CPU_KV_BYTES = 256 << 20
+DEAD_ENGINE = ("the vLLM engine process died (killed, or out of memory: see its log above); the run stops here "
+               "and resumes from its last checkpoint when restarted")
 
 
 def import_vllm(separate_process: bool = False) -> Any:
@@ -111,7 +113,10 @@ def build_llm(cfg: Any, model_path: str, tokenizer_path: str, *, dtype: str, see
         logprobs_mode="processed_logprobs",  # after temperature / top_p: what PPO ratios need
         disable_log_stats=False,  # the prefix-cache counters live in the stats
     )
-    if torch.distributed.is_available() and torch.distributed.is_initialized() and (
+    if getattr(cfg, "weight_transfer", "file") == "group":  # the engine's end of the transfer group
+        kwargs["worker_extension_cls"] = "rlreason.engine.worker_ext.TransferWorkerExtension"
+    separate = getattr(cfg, "separate_process", False)
+    if not separate and torch.distributed.is_available() and torch.distributed.is_initialized() and (
             not on_cpu() or cfg.tensor_parallel_size > 1):
         # Under torchrun (rlreason/distributed/): the external launcher takes the rank's GPU from LOCAL_RANK (the
         # plain in-process executor would put every rank's engine on cuda:0) and joins the existing process
@@ -137,15 +142,27 @@ def build_llm(cfg: Any, model_path: str, tokenizer_path: str, *, dtype: str, see
 
 @contextlib.contextmanager
 def engine_process_env(cfg: Any) -> Iterator[None]:
-    """The environment the engine process is spawned with (engine.separate_process on CPU): its OpenMP
-    threads (engine.cpu_threads) and no binding to cores the learner also runs on."""
-    if not (getattr(cfg, "separate_process", False) and on_cpu()):
+    """The environment the engine process is spawned with (engine.separate_process). CPU: its OpenMP
+    threads (engine.cpu_threads) and no binding to cores the learner also runs on. GPU: its
+    CUDA_VISIBLE_DEVICES, this rank's engine.devices (rlreason/engine/devices.py), or without them the
+    rank's own GPU under torchrun (the engine's executor takes the first GPU it sees)."""
+    if not getattr(cfg, "separate_process", False):
         yield
         return
-    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "VLLM_CPU_OMP_THREADS_BIND")}
-    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
-    if cfg.cpu_threads:
-        os.environ["OMP_NUM_THREADS"] = str(cfg.cpu_threads)
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "VLLM_CPU_OMP_THREADS_BIND", "CUDA_VISIBLE_DEVICES")}
+    if on_cpu():
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+        if cfg.cpu_threads:
+            os.environ["OMP_NUM_THREADS"] = str(cfg.cpu_threads)
+    else:
+        from rlreason.engine import devices
+
+        node = devices.node_layout(os.environ)
+        mine = devices.rank_devices(cfg, **node, gpus=devices.gpu_count())
+        if mine is None and node["world"] > 1:
+            mine = [node["local_rank"]]
+        if mine is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = devices.visible_devices(mine, os.environ)
     try:
         yield
     finally:
@@ -162,6 +179,16 @@ def dead_engine_errors() -> tuple[type[BaseException], ...]:
     from vllm.v1.engine.exceptions import EngineDeadError
 
     return (EngineDeadError,)
+
+
+def engine_dead(llm: Any) -> bool:
+    """Whether the client has seen the engine process die (engine.separate_process; False in process)."""
+    return bool(getattr(getattr(llm.llm_engine.engine_core, "resources", None), "engine_dead", False))
+
+
+def worker_rpc(llm: Any, method: str, *args: Any, timeout_s: float | None = None) -> list[Any]:
+    """`method` of the engine's worker extension (rlreason/engine/worker_ext.py) on every worker."""
+    return llm.collective_rpc(method, timeout=timeout_s, args=args)
 
 
 def gpu_kwargs(cfg: Any, engine_args: type) -> dict[str, Any]:

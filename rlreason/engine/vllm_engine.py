@@ -34,6 +34,11 @@ class VLLMEngine:
         self.generated_tokens = 0
         self.requests = 0
         self._scratch: str | None = None  # weights handed to an engine in another process go through here
+        self._group = None  # engine.weight_transfer=group: the transfer group's learner end (group_sync.py)
+        if getattr(cfg, "weight_transfer", "file") == "group":
+            from rlreason.engine.group_sync import GroupSync
+
+            self._group = GroupSync(self.llm, timeout_s=cfg.transfer_timeout_s, tensor_parallel=cfg.tensor_parallel_size)
 
     def generate(
         self, prompts: list[list[int]], params: SamplingParams | Sequence[SamplingParams], version: int | None = None
@@ -73,13 +78,16 @@ class VLLMEngine:
 
     def sync_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]], version: int) -> None:
         compat.check_alive(self.llm)
-        if not compat.in_process(self.llm) and self._scratch is None:
+        if not compat.in_process(self.llm) and self._scratch is None and self._group is None:
             # Memory-backed where there is one: the engine process reads the weights straight back.
             shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
             self._scratch = tempfile.mkdtemp(prefix="rlreason-weights-", dir=shm)
         self.wake_up()  # the weights' memory, if asleep: the sync writes every weight into it
-        with self._alive():
-            compat.push_weights(self.llm, named_tensors, self._scratch)
+        if self._group is not None:  # over the transfer group; its errors already say whether the engine died
+            self._group.sync(named_tensors, version)
+        else:
+            with self._alive():
+                compat.push_weights(self.llm, named_tensors, self._scratch)
         if "kv_cache" in self._asleep:  # back only now: never resident beside the sync's gathered tensor
             self.llm.wake_up(tags=["kv_cache"])
             self._asleep.discard("kv_cache")
@@ -93,8 +101,7 @@ class VLLMEngine:
         try:
             yield
         except compat.dead_engine_errors() as e:
-            raise RuntimeError("the vLLM engine process died (killed, or out of memory: see its log above); "
-                               "the run stops here and resumes from its last checkpoint when restarted") from e
+            raise RuntimeError(compat.DEAD_ENGINE) from e
 
     def reset_prefix_cache(self) -> None:
         if not self.llm.reset_prefix_cache():
@@ -124,6 +131,8 @@ class VLLMEngine:
         return out
 
     def close(self) -> None:
+        if getattr(self, "_group", None) is not None:
+            self._group.close()
         llm, self.llm = getattr(self, "llm", None), None
         if llm is not None:
             compat.shutdown(llm)

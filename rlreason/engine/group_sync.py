@@ -1,0 +1,135 @@
+"""engine.weight_transfer=group, the learner's end: weights to the engine processes over the transfer group.
+
+One `GroupSync` per rank's VLLMEngine (engine.separate_process). At the first sync every rank asks its
+engine's worker to join the group (`rlreason_init_transfer`, rlreason/engine/worker_ext.py) and learner
+rank 0 hosts it (`WeightSender`, rlreason/engine/transfer.py): group rank 0 is learner rank 0, group
+ranks 1 + r*T .. r*T + T are rank r's engine workers (T = tensor_parallel_size). Each sync then: every
+rank starts its engine's `rlreason_receive` on a thread (collective_rpc blocks until the worker returns),
+every rank calls `send_weights` (a barrier across learner ranks, rank 0 broadcasts, every rank learns
+whether every engine acked), then joins its thread. Backend: NCCL when the engine runs on CUDA, gloo on CPU.
+
+A dead or hung engine is one error, never a hang: the client's own flag first (a process already gone),
+then the sender's deadline (`engine.transfer_timeout_s`) on each ready and ack, then a bounded join of the
+rpc thread. The first sync lists the weights to write the header; later syncs reuse those shapes and
+stream, one bucket at a time (a gathering iterator never holds the whole model).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from rlreason.engine import _vllm_compat as compat
+from rlreason.engine.transfer import Named, TensorSpec, TransferError, WeightSender, send_weights, specs_of
+
+DEAD = compat.DEAD_ENGINE
+
+
+class _Call:
+    """`fn(*args)` on a daemon thread; `result(timeout_s)` returns it or raises what it raised."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any):
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(fn, args), daemon=True, name="rlreason-engine-rpc")
+        self.thread.start()
+
+    def _run(self, fn: Callable[..., Any], args: tuple) -> None:
+        try:
+            self.value = fn(*args)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            self.error = e
+
+    def result(self, timeout_s: float, what: str) -> Any:
+        self.thread.join(timeout_s)
+        if self.thread.is_alive():
+            raise TransferError(f"the engine's worker did not return from {what} within {timeout_s:g} s (hung)")
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class GroupSync:
+    def __init__(self, llm: Any, *, timeout_s: float, tensor_parallel: int = 1, dist: Any = None):
+        from rlreason import distributed
+
+        self.llm, self.timeout_s, self.tp = llm, timeout_s, max(tensor_parallel, 1)
+        self.dist = dist or distributed.current()
+        self.sender: WeightSender | None = None
+        self.connected = False
+        self.specs: list[TensorSpec] | None = None
+        self.acks: dict[int, int] = {}  # the last sync's {group rank: version}, every engine's
+
+    def _check_alive(self) -> None:
+        if compat.engine_dead(self.llm):
+            raise RuntimeError(DEAD)
+
+    def _connect(self) -> None:
+        dist, backend = self.dist, "gloo" if compat.on_cpu() else "nccl"
+        address = None
+        if dist.main:
+            with socket.socket() as s:  # a free port for the store rank 0 hosts
+                s.bind(("", 0))
+                port = s.getsockname()[1]
+            one_node = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world)) == dist.world
+            address = ("127.0.0.1" if one_node else socket.gethostname(), port)
+        host, port = dist.broadcast(address)
+        receivers = dist.world * self.tp
+        call = _Call(compat.worker_rpc, self.llm, "rlreason_init_transfer", host, port, 1 + dist.rank * self.tp,
+                     receivers, self.timeout_s, self.timeout_s)
+        error: str | None = None
+        try:
+            if dist.main:
+                device = torch.device("cpu") if backend == "gloo" else torch.device("cuda", torch.cuda.current_device())
+                self.sender = WeightSender(host, port, receivers, backend=backend, device=device,
+                                           timeout_s=self.timeout_s, join_s=self.timeout_s)
+            call.result(self.timeout_s + 30, "rlreason_init_transfer")
+        except Exception as e:  # noqa: BLE001 - every rank learns of it below
+            error = self._explain(e, f"rank {dist.rank}'s engine could not join the weight transfer group")
+        errors = [e for e in dist.all_gather(error) if e]
+        if errors:
+            raise TransferError(errors[0])
+        self.connected = True
+
+    def sync(self, weights: Iterable[Named], version: int) -> dict[int, int]:
+        """Push `weights` as `version` to every rank's engine; returns {group rank: version acked}."""
+        self._check_alive()
+        if not self.connected:
+            self._connect()
+        call = _Call(compat.worker_rpc, self.llm, "rlreason_receive", version, self.timeout_s)
+        specs, sent = self.specs, weights
+        if self.dist.main and specs is None:  # the first sync: the header needs every shape before any byte
+            sent = list(weights)
+            specs = specs_of(sent)
+        try:
+            acks = send_weights(self.dist, self.sender, sent, version, specs)
+        except Exception as e:
+            raise TransferError(self._explain(e, str(e), call)) from e
+        try:
+            call.result(self.timeout_s, "rlreason_receive")
+        except Exception as e:
+            raise TransferError(self._explain(e, f"rank {self.dist.rank}'s engine failed to load weights "
+                                                 f"version {version}")) from e
+        self.specs, self.acks = specs, acks
+        return acks
+
+    def _explain(self, e: BaseException, message: str, call: _Call | None = None) -> str:
+        """`message`, with the engine's side of it: dead, or what its worker raised."""
+        if call is not None:
+            call.thread.join(1.0)  # a dead engine fails its rpc at once; a hung one is not waited for
+            e = call.error or e
+        if compat.engine_dead(self.llm) or isinstance(e, compat.dead_engine_errors()):
+            return f"{message}: {DEAD}"
+        if call is not None and call.error is None:
+            return message
+        return f"{message}: {type(e).__name__}: {e}"
+
+    def close(self) -> None:
+        if self.sender is not None:
+            self.sender.close()
+            self.sender = None
