@@ -1,0 +1,107 @@
+"""engine.weight_transfer=group on CPU (gloo): a real vLLM engine process takes its weights over the transfer
+group, and engine.devices is validated before anything starts.
+
+The engine test runs one child process (tests/engine/group_sync_child.py: one engine start, 20-30 s), since
+a second engine cannot start in the test session's process (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rlreason.config import ConfigError, EngineConfig
+from rlreason.engine import devices
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def group_run(tiny_model_dir, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("group-sync") / "out.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))  # this checkout's rlreason
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("group_sync_child.py")), tiny_model_dir,
+                           str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and out.exists(), proc.stderr[-4000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_weights_over_the_group_give_the_file_paths_tokens_and_logprobs(group_run):
+    run = group_run
+    assert run["acks"] == [{"1": 1}, {"1": 2}]  # engine 1 (group rank 1) acknowledged each version
+    assert run["group_a"] == run["file_a"]  # same tokens, same log-probs, to the bit
+    assert run["group_a"]["tokens"] == run["reference_a"]  # and what the fp32 learner decodes greedily
+    assert run["group_b"]["tokens"] != run["group_a"]["tokens"]  # version 2 really was loaded
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_a_killed_engine_process_is_a_clear_error_within_the_timeout(group_run):
+    errors = group_run["errors"]
+    # The client's flag hidden: the sender's deadline (transfer_timeout_s = 5 s) catches the dead engine.
+    hidden = errors["flag_hidden"]
+    assert hidden["error"].startswith("TransferError: engine 1 did not take the header for weights version 3 "
+                                      "within 5 s"), hidden
+    assert "the vLLM engine process died" in hidden["error"]
+    assert 5 <= hidden["seconds"] < 9, hidden
+    # As is: the client already knows, so the sync fails at once.
+    assert "the vLLM engine process died" in errors["as_is"]["error"] and errors["as_is"]["seconds"] < 1
+
+
+def cfg(**kw) -> EngineConfig:
+    base = dict(name="vllm", separate_process=True, weight_transfer="group")
+    return EngineConfig(**{**base, **kw})
+
+
+def test_engine_devices_follow_the_rule_one_engine_per_local_rank():
+    """--nproc-per-node=4 on 8 GPUs: learners on 0..3, local rank r's engine on devices[r]."""
+    c = cfg(devices=[4, 5, 6, 7])
+    assert [devices.rank_devices(c, local_rank=r, world=8, local_world=4, gpus=8) for r in range(4)] == [
+        [4], [5], [6], [7]]
+    one = cfg(devices=[1, 2], tensor_parallel_size=2)  # one process: a 2-GPU engine beside the learner's GPU 0
+    assert devices.rank_devices(one, local_rank=0, world=1, local_world=1, gpus=4) == [1, 2]
+    assert devices.rank_devices(cfg(), local_rank=3, world=8, local_world=4, gpus=8) is None  # shares rank's GPU
+
+
+def test_visible_devices_translate_through_the_parents_cuda_visible_devices():
+    assert devices.visible_devices([1], {}) == "1"
+    assert devices.visible_devices([1, 3], {"CUDA_VISIBLE_DEVICES": "4,5,6,7"}) == "5,7"
+
+
+@pytest.mark.parametrize(("kw", "layout", "message"), [
+    (dict(devices=[1, 2, 3, 4]), dict(local_world=4, gpus=8), "overlaps the learners' GPUs [0, 1, 2, 3] (local rank "
+                                                              "r learns on GPU r) at [1, 2, 3]"),
+    (dict(devices=[4, 5, 6, 8]), dict(local_world=4, gpus=8), "[8] past this node's 8 GPUs (0..7)"),
+    (dict(devices=[4, 5]), dict(local_world=4, gpus=8), "must list 4 GPUs"),
+    (dict(devices=[4, 4, 5, 6]), dict(local_world=4, gpus=8), "lists a GPU twice"),
+    (dict(devices=[1]), dict(local_world=1, gpus=0), "lists GPUs, but this run sees none (CPU): leave it null"),
+    (dict(devices=[1], separate_process=False, weight_transfer="file"), dict(local_world=1, gpus=2),
+     "needs engine=vllm with engine.separate_process=true"),
+    (dict(devices=[4, 5, 6, 7, 8, 9, 10, 11], tensor_parallel_size=2), dict(local_world=4, gpus=16),
+     "under torchrun is not built"),
+    (dict(weight_transfer="nccl"), dict(local_world=1, gpus=0), "engine.weight_transfer='nccl' is not one of file, group"),
+    (dict(separate_process=False), dict(local_world=1, gpus=0), "engine.weight_transfer=group needs engine=vllm with "
+                                                                "engine.separate_process=true"),
+    (dict(transfer_timeout_s=0), dict(local_world=1, gpus=0), "engine.transfer_timeout_s=0 must be > 0"),
+])
+def test_engine_devices_and_weight_transfer_are_checked_before_anything_starts(kw, layout, message):
+    world = layout["local_world"]
+    with pytest.raises(ConfigError) as err:
+        devices.rank_devices(cfg(**kw), local_rank=0, world=world, **layout)
+    assert message in str(err.value)
+
+
+def test_validate_refuses_engine_devices_on_cpu(monkeypatch):
+    from rlreason.validate import validate
+    from tests.test_errors import compose_cfg
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    c = compose_cfg("engine=vllm", "engine.separate_process=true", "engine.devices=[1]", "device=cpu")
+    with pytest.raises(ConfigError, match=r"engine.devices=\[1\] lists GPUs, but this run sees none"):
+        validate(c)
