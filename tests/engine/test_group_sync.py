@@ -105,3 +105,28 @@ def test_validate_refuses_engine_devices_on_cpu(monkeypatch):
     c = compose_cfg("engine=vllm", "engine.separate_process=true", "engine.devices=[1]", "device=cpu")
     with pytest.raises(ConfigError, match=r"engine.devices=\[1\] lists GPUs, but this run sees none"):
         validate(c)
+
+
+@pytest.mark.vllm
+def test_a_gpu_engine_process_is_spawned_on_its_ranks_engine_device(monkeypatch):
+    """build_llm's GPU branch, faked (on_cpu() False, 8 GPUs, local rank 2 of 4 under torchrun, vllm.LLM
+    recorded): the engine process is spawned seeing GPU devices[2] only, on vLLM's own executor (not the
+    external launcher, which would join the learners' world), with the transfer's worker extension."""
+    import torch
+    import vllm
+
+    from rlreason.engine import _vllm_compat as compat
+
+    built = {}
+    monkeypatch.setattr(compat, "on_cpu", lambda: False)
+    monkeypatch.setattr(devices, "gpu_count", lambda: 8)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(vllm, "LLM", lambda **kw: built.update(kw, visible=os.environ.get("CUDA_VISIBLE_DEVICES")))
+    for key, value in dict(WORLD_SIZE="8", LOCAL_WORLD_SIZE="4", LOCAL_RANK="2", CUDA_VISIBLE_DEVICES="0,1,2,3,8,9,10,11"
+                           ).items():
+        monkeypatch.setenv(key, value)
+    compat.build_llm(cfg(devices=[4, 5, 6, 7]), "model", "model", dtype="bfloat16", seed=0, max_model_len=256)
+    assert built["visible"] == "10"  # index 6 of the GPUs this process sees
+    assert "distributed_executor_backend" not in built
+    assert built["worker_extension_cls"] == "rlreason.engine.worker_ext.TransferWorkerExtension"
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1,2,3,8,9,10,11"  # the learner's own view is left as it was
