@@ -39,6 +39,11 @@ What this version needs, measured on CPU:
     StatelessProcessGroup; here the StatelessProcessGroup wraps the transfer's own TCPStore. 0.32 also has
     `vllm.distributed.weight_transfer` (an NCCL engine driven through `init_weight_transfer_engine`); the
     protocol in transfer.py stays ours so that gloo on CPU tests exactly what NCCL runs.
+  - engine.weight_transfer=group: `worker_extension_cls` (EngineArgs, 0.32) mixes
+    rlreason/engine/worker_ext.py into the worker; `collective_rpc` calls its methods in the engine's
+    process (measured on CPU: tensors from the transfer group into `reload_weights` as an iterator give
+    the file path's tokens and log-probs exactly). On GPUs a separate engine process gets no
+    external_launcher (that would join the learners' world) and its CUDA_VISIBLE_DEVICES at spawn.
   - vLLM 0.34 (read, not run): its extensible KV cache is turned off where EngineArgs has the field
     (`gpu_kwargs`); it caps the process's torch memory, which the learner shares.
 """
