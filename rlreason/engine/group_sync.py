@@ -16,6 +16,7 @@ stream, one bucket at a time (a gathering iterator never holds the whole model).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -130,6 +131,12 @@ class GroupSync:
         return f"{message}: {type(e).__name__}: {e}"
 
     def close(self) -> None:
+        """The worker leaves the group first (its gloo/NCCL threads would outlive vLLM's shutdown grace
+        period), then rank 0's end; best effort: closing never raises."""
+        if self.connected and not compat.engine_dead(self.llm):
+            with contextlib.suppress(Exception):
+                compat.worker_rpc(self.llm, "rlreason_close_transfer", timeout_s=10.0)
+        self.connected = False
         if self.sender is not None:
             self.sender.close()
             self.sender = None
