@@ -102,7 +102,9 @@ class GroupSync:
         self._check_alive()
         if not self.connected:
             self._connect()
-        call = _Call(compat.worker_rpc, self.llm, "rlreason_receive", version, self.timeout_s)
+        # The engine waits for the header as long as it takes every learner rank to reach the barrier (rank 0
+        # may lag by a checkpoint); the sender's deadlines bound the sync, and a learner gone takes its store.
+        call = _Call(compat.worker_rpc, self.llm, "rlreason_receive", version, None)
         specs, sent = self.specs, weights
         if self.dist.main and specs is None:  # the first sync: the header needs every shape before any byte
             sent = list(weights)

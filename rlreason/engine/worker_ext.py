@@ -30,7 +30,7 @@ class TransferWorkerExtension:
             timeout_s=timeout_s, join_s=join_s)
         return rank
 
-    def rlreason_receive(self, version: int, wait_s: float) -> int:
+    def rlreason_receive(self, version: int, wait_s: float | None) -> int:
         """Take the next weights version from the group into the model (in place), ack it; returns it.
         A version other than the one the learner announced to this call is an error: the engine would
         otherwise be one sync behind what the learner believes it holds."""
