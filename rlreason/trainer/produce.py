@@ -112,7 +112,14 @@ def produce(run, it: int, phases, level: int = 0) -> Batch:
 class Producer:
     """Batches for the loop: `take(it)` the batch of iteration `it`, `start(it)` produce it ahead (level
     1 only, on a thread), `join()` wait for it. The thread runs only between `start` and `join`; the loop
-    touches the engine, roller, grader and sampler only outside that window."""
+    touches the engine, roller, grader and sampler only outside that window.
+
+    Under torchrun the thread's collectives (the engine's and the grader's gathers, the selection's
+    broadcasts) go over the producer's own group (`Dist.producer`, rlreason/distributed/__init__.py). The
+    loop uses that group too, for the eval and the weight sync, but only outside the window; inside it,
+    the loop's thread runs only the learner's update (its own group and FSDP's default one). Checkpoints
+    (the learner's group) are saved after `join`; the behaviour weights are gathered in `start`, before
+    the thread starts."""
 
     def __init__(self, run, phases, level: int):
         self.run, self.phases, self.level = run, phases, level
