@@ -28,7 +28,15 @@ from rlreason.distributed import SINGLE, Dist
 from rlreason.distributed.checkpoint import full_state_dict
 from rlreason.trainer.loop import train
 from rlreason.validate import tensor_parallel_problems
-from tests.distributed.test_torchrun import OVERRIDES, ROOT, WEIGHT_ATOL, attempts, metrics, selections, torchrun
+from tests.distributed.test_torchrun import (
+    OVERRIDES,
+    ROOT,
+    WEIGHT_ATOL,
+    attempts,
+    metrics,
+    selections,
+    torchrun,
+)
 from tests.trainer import conftest as trainer_conftest
 from tests.trainer.conftest import SMALL
 
