@@ -239,20 +239,23 @@ def validate(cfg: Any) -> None:
     from rlreason.engine import devices  # engine.devices, engine.weight_transfer
 
     node = devices.node_layout(os.environ)
-    problems += tensor_parallel_problems(cfg.engine, node["world"], node["local_world"])
+    problems += tensor_parallel_problems(cfg.engine, node["world"], node["local_world"], cfg.trainer.async_level)
     problems += devices.problems(cfg.engine, world=node["world"], local_world=node["local_world"],
                                  gpus=0 if cfg.device == "cpu" else devices.gpu_count())
     _raise(problems)
 
 
-def tensor_parallel_problems(engine: Any, world: int, local_world: int) -> list[str]:
+def tensor_parallel_problems(engine: Any, world: int, local_world: int, async_level: int = 0) -> list[str]:
     """Under torchrun, engine.tensor_parallel_size=T makes each T consecutive ranks one vLLM engine
     (rlreason/distributed/engine.py). A group must not straddle nodes (torchrun numbers a node's ranks
     consecutively, so T must divide --nproc-per-node, and with it the world size).
 
     In one process T > 1 is refused for training (rlreason.eval allows it): the learner keeps the whole
     model on one GPU at 8x the engine's bytes per parameter, so a model whose engine needs T GPUs cannot
-    train there, and every weight sync would go through a file to vLLM's own worker processes."""
+    train there, and every weight sync would go through a file to vLLM's own worker processes.
+
+    Under torchrun T > 1 is refused with trainer.async_level=1: vLLM's tensor-parallel collectives would
+    run on the producer's thread beside FSDP's on the loop's (README.md, "Asynchronous rollouts")."""
     tp = engine.tensor_parallel_size
     if tp < 1:
         return [f"engine.tensor_parallel_size={tp} must be >= 1"]
@@ -269,6 +272,11 @@ def tensor_parallel_problems(engine: Any, world: int, local_world: int) -> list[
         return [f"engine.tensor_parallel_size={tp} must divide the processes per node ({local_world}, "
                 f"torchrun --nproc-per-node) and the world size ({world}): each {tp} consecutive ranks on one "
                 f"node form one tensor-parallel engine"]
+    if async_level:
+        return [f"engine.tensor_parallel_size={tp} with trainer.async_level={async_level} under torchrun: vLLM's "
+                f"tensor-parallel collectives would run on the producer's thread beside FSDP's on the learner's, "
+                f"and two NCCL communicators used from two threads in a rank-dependent order can deadlock; use "
+                f"engine.tensor_parallel_size=1 (one engine per rank) or trainer.async_level=0"]
     return []
 
 

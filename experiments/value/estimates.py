@@ -26,9 +26,11 @@ def continuation_rewards(engine, grader, prefixes, *, n: int, temperature: float
     (rlreason.algo.vineppo.continuation_rewards: prefix i takes seeds seed + i * n + j). Returns the rewards
     per prefix and the tokens generated."""
     starts = [len(p.response_ids) for p in prefixes]
+    # Graded against the Question, as VinePPO's MC is: a reward function reads its record (Countdown has
+    # no gold answer string; its `answer` is empty and every continuation would grade 0).
     rewards, outs = vineppo.continuation_rewards(
         engine, grader, [list(p.key) for p in prefixes], [p.text for p in prefixes],
-        [p.question.answer for p in prefixes], starts, [max_new_tokens - s for s in starts], k=n,
+        [p.question for p in prefixes], starts, [max_new_tokens - s for s in starts], k=n,
         temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, stop=stop, seed=seed, version=version)
     return rewards, sum(len(c.token_ids) for conts in outs for c in conts)
 

@@ -15,12 +15,20 @@ advantages: a few MB), and splits only the compute.
     minibatch and the loss divides by the minibatch's global token count.
   - checkpoint.py: torch.distributed.checkpoint (one file per rank) plus rank 0's run state.
 Python objects travel over a gloo group of their own (cheap to pickle, and NCCL would need them on GPU).
+
+Two threads, two groups. At trainer.async_level=1 the producer (selection, rollouts, grading, MC: the
+engine's and the grader's gathers, the selection's broadcasts) runs on a thread beside the learner (its
+own gathers, FSDP's collectives on the default group). Collectives of one group must come in the same
+order on every rank, and two threads sharing a group would interleave theirs in an order each rank's
+scheduler picks. So `setup()` makes a second gloo group, `Dist.producer`: everything the producer calls
+uses it (ShardedEngine, ShardedGrader, select.next_batch), the learner and checkpoints the first one and
+FSDP the default group. Each group then sees its collectives from one thread at a time, in program order.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -31,10 +39,20 @@ class Dist:
     world: int = 1
     local_rank: int = 0
     group: Any = None  # gloo group for object collectives (None when world == 1)
+    producer_group: Any = None  # a second gloo group, the producer's (see `producer`)
 
     @property
     def main(self) -> bool:
         return self.rank == 0
+
+    @property
+    def producer(self) -> Dist:
+        """The same ranks over the producer's own group: the collectives of the engine, the grader and the
+        selection (rlreason/trainer/produce.py), which at trainer.async_level=1 run on a thread beside the
+        learner's. In one process, or before setup() made the group, `self`."""
+        if not self.active or self.producer_group is None:
+            return self
+        return replace(self, group=self.producer_group)
 
     @property
     def active(self) -> bool:
@@ -104,7 +122,9 @@ def setup(timeout_s: float = 1800.0) -> Dist:
             dist.init_process_group("nccl", timeout=timeout, device_id=torch.device("cuda", local_rank))
         else:
             dist.init_process_group("gloo", timeout=timeout)
-    _CURRENT = Dist(rank, world, local_rank, dist.new_group(backend="gloo", timeout=timeout))
+    # new_group is collective: every rank makes both, in this order.
+    group = dist.new_group(backend="gloo", timeout=timeout)
+    _CURRENT = Dist(rank, world, local_rank, group, dist.new_group(backend="gloo", timeout=timeout))
     return _CURRENT
 
 

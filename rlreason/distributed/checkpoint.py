@@ -42,8 +42,9 @@ class LearnerState:
 
 
 def save(ckpt_root: Path, iteration: int, learner_state: LearnerState, run_state: dict[str, Any], dist: Dist,
-         keep: int = 2) -> Path:
-    """Every rank calls this; rank 0 renames the finished directory into place."""
+         keep: int = 2, behaviour: dict[str, torch.Tensor] | None = None) -> Path:
+    """Every rank calls this; rank 0 renames the finished directory into place. `behaviour`: rank 0's full
+    weights of trainer.async_level=1's batch in flight (checkpoint.BEHAVIOUR; every rank reads them on resume)."""
     import torch.distributed.checkpoint as dcp
 
     final = ckpt_root / f"{checkpoint.PREFIX}{iteration:06d}"
@@ -53,6 +54,10 @@ def save(ckpt_root: Path, iteration: int, learner_state: LearnerState, run_state
             dcp.save({"learner": learner_state}, checkpoint_id=str(tmp / DCP_DIR))
             dist.barrier()  # every rank's shard files are complete
             torch.save(run_state, tmp / "trainer_state.pt")
+            if behaviour is not None:
+                from safetensors.torch import save_file
+
+                save_file(behaviour, str(tmp / checkpoint.BEHAVIOUR))
 
         checkpoint.save_dir(ckpt_root, iteration, write, keep)
     else:

@@ -194,15 +194,11 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     from rlreason.rollout import Roller
 
     dist = distributed.setup(cfg.distributed.timeout_s)
-    if cfg.trainer.async_level and dist.active:
-        # The producer's thread would issue the engine's and the grader's collectives beside the learner's
-        # FSDP ones on the same group, in an order that differs between ranks.
-        raise ConfigError("trainer.async_level=1 runs in one process only for now; under torchrun use "
-                          "trainer.async_level=0")
     if cfg.trainer.async_level and cfg.algo.tis_cap is None:
         cfg.algo.tis_cap = ASYNC_TIS_CAP  # before the learner reads it, and the logger records it
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world))
-    if problems := tensor_parallel_problems(cfg.engine, dist.world, local_world):  # train() skips validate()
+    # train() skips validate(): the checks that depend on the world size run again here
+    if problems := tensor_parallel_problems(cfg.engine, dist.world, local_world, cfg.trainer.async_level):
         raise ConfigError("; ".join(problems))
     check_run_dir(run_dir)
     # Rank 0 alone looks (it cleans up a half-written checkpoint) and tells the others what it found.
@@ -244,7 +240,12 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
         from rlreason.distributed.engine import ShardedEngine, ShardedGrader
 
         tp = cfg.engine.tensor_parallel_size if cfg.engine.name == "vllm" else 1
-        engine, grader = ShardedEngine(engine, dist, tp), ShardedGrader(grader, dist)
+        # Their gathers go over the producer's group (rlreason/distributed/__init__.py): at
+        # trainer.async_level=1 the producer's thread makes them while the learner's run on its own group.
+        # The eval and the weight sync use the engine too, but from the loop's thread while the producer is
+        # idle (after join(), before the next start(): trainer/produce.py), so each group still sees one
+        # thread at a time.
+        engine, grader = ShardedEngine(engine, dist.producer, tp), ShardedGrader(grader, dist.producer)
     grader = GradeMeter(grader)  # seconds (the grading phase), timeouts and errors (reward/*)
     roller = Roller(engine, tokenizer, grader, task=grader_task(cfg), template=prompt_template(cfg.data),
                     use_chat_template=cfg.data.use_chat_template, temperature=cfg.rollout.temperature,
@@ -336,12 +337,12 @@ def save_checkpoint(run: Run, iteration: int, sampler_state: dict | None = None,
         "history": run.state,
         "world_size": run.dist.world,
     }
+    if behaviour is not None:
+        state["behaviour"] = {k: v for k, v in behaviour.items() if k != "weights"}
     if run.dist.active:
         from rlreason.distributed import checkpoint as dist_checkpoint
 
         return dist_checkpoint.save(run.run_dir / "checkpoints", iteration, learner_state(run.learner), state,
-                                    run.dist, keep=keep)
-    if behaviour is not None:
-        state["behaviour"] = {k: v for k, v in behaviour.items() if k != "weights"}
+                                    run.dist, keep=keep, behaviour=None if behaviour is None else behaviour["weights"])
     return checkpoint.save(run.run_dir / "checkpoints", iteration, run.learner.policy, state, run.learner.critic,
                            keep=keep, behaviour=None if behaviour is None else behaviour["weights"])

@@ -82,8 +82,9 @@ def produce(run, it: int, phases, level: int = 0) -> Batch:
     sampler_store, run.sampler.store = run.sampler.store, staged
     try:
         with phases("selection"):
-            # Global selection: the sampler runs on rank 0, its rollouts on every rank (rlreason/distributed/select.py).
-            sel = select.next_batch(run.dist, run.sampler, it, cfg.trainer.questions_per_iteration, n,
+            # Global selection: the sampler runs on rank 0, its rollouts on every rank (rlreason/distributed/select.py),
+            # over the producer's own group, like the engine's and the grader's gathers (build.py).
+            sel = select.next_batch(run.dist.producer, run.sampler, it, cfg.trainer.questions_per_iteration, n,
                                     partial(roller, phase="selection"))
     finally:
         run.sampler.store = sampler_store
@@ -111,7 +112,14 @@ def produce(run, it: int, phases, level: int = 0) -> Batch:
 class Producer:
     """Batches for the loop: `take(it)` the batch of iteration `it`, `start(it)` produce it ahead (level
     1 only, on a thread), `join()` wait for it. The thread runs only between `start` and `join`; the loop
-    touches the engine, roller, grader and sampler only outside that window."""
+    touches the engine, roller, grader and sampler only outside that window.
+
+    Under torchrun the thread's collectives (the engine's and the grader's gathers, the selection's
+    broadcasts) go over the producer's own group (`Dist.producer`, rlreason/distributed/__init__.py). The
+    loop uses that group too, for the eval and the weight sync, but only outside the window; inside it,
+    the loop's thread runs only the learner's update (its own group and FSDP's default one). Checkpoints
+    (the learner's group) are saved after `join`; the behaviour weights are gathered in `start`, before
+    the thread starts."""
 
     def __init__(self, run, phases, level: int):
         self.run, self.phases, self.level = run, phases, level
@@ -144,9 +152,12 @@ class Producer:
         self.sampler_before = copy.deepcopy(self.run.sampler.state_dict())
         t = self.run.cfg.trainer
         if (it - 1) % t.checkpoint_every == 0:
+            # Under torchrun every rank gathers the sharded weights (collectives, here on the loop's thread)
+            # and rank 0 alone keeps the copy it writes (rlreason/distributed/checkpoint.py).
+            named, main = self.run.learner.named_weights(), self.run.dist.main
+            weights = {k: v.detach().to("cpu", copy=True) for k, v in named} if main else [None for _ in named]
             self.behaviour = {"version": self.run.roller.version, "iteration": self.run.weights_iteration,
-                              "weights": {k: v.detach().to("cpu", copy=True)
-                                          for k, v in self.run.learner.named_weights()}}
+                              "weights": weights if main else None}
 
         threads = torch.get_num_threads()
 

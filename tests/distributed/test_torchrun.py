@@ -72,9 +72,6 @@ def metrics(run_dir: Path) -> dict[int, dict]:
     return {r["iteration"]: r for r in rows}
 
 
-@pytest.mark.slow
-@pytest.mark.vllm
-
 def same_metrics_and_weights(one: Path, two: Path) -> tuple[dict, dict]:
     """Iterations 1 and 2 of the sharded run `two` log what the single process `one` logs (sampling and
     advantages exactly, learner numbers to float-sum order); returns both runs' iteration-2 weights."""
@@ -88,6 +85,9 @@ def same_metrics_and_weights(one: Path, two: Path) -> tuple[dict, dict]:
     single = load_file(str(one / "checkpoints" / "iter_000002" / "policy" / "model.safetensors"))
     return full, single
 
+
+@pytest.mark.slow
+@pytest.mark.vllm
 def test_two_ranks_match_one_process_and_survive_a_killed_rank(make_cfg, vllm_engine, tmp_path):
     cache, one, two = tmp_path / "cache", tmp_path / "one", tmp_path / "two"
     train(make_cfg(*OVERRIDES[len(SMALL):], "trainer.iterations=2"), one, engine=vllm_engine)

@@ -210,3 +210,27 @@ class _Grader:
         from rlreason.reward.grader import Verdict
 
         return [Verdict(0.0, "wrong") for _ in responses]
+
+
+@pytest.mark.vllm
+def test_continuations_are_graded_against_the_question_as_vineppo_grades_them(vllm_engine, make_cfg):
+    """A reward function grades from the question's record (Countdown has no gold answer string): the MC
+    continuations must reach the grader as the Question, as in training, not as its `answer` string."""
+    from rlreason.data.loaders import load_split
+    from rlreason.reward.grader import Verdict
+
+    question = load_split(make_cfg().data, "test")[0]
+    seen: list = []
+
+    class Recording:
+        def grade(self, responses, golds, truncated=None):
+            seen.extend(golds)
+            return [Verdict(1.0, "correct") for _ in responses]
+
+    prompt = tuple(vllm_engine.tokenizer.encode(question.problem + "\n"))
+    prefix = states.Prefix(question, prompt, (), "")
+    rewards, tokens = estimates.continuation_rewards(
+        vllm_engine, Recording(), [prefix], n=2, temperature=1.0, top_p=1.0, max_new_tokens=16, stop=(), seed=0,
+        version=vllm_engine.version)
+    assert rewards == [[1.0, 1.0]] and tokens > 0
+    assert seen == [question, question] and all(g is question for g in seen)
