@@ -4,7 +4,7 @@
 # the same load). The queue goes seed by seed, so a sweep cut short still has balanced groups; a finished
 # run (summary.json) is skipped and an unfinished one resumes from its last checkpoint.
 #   countdown: VinePPO, PPO, GRPO, RLOO x 6 seeds and VinePPO + learnability (LILO) x 3   (issue 26)
-#   arith:     VinePPO, PPO, GRPO, RLOO x 3 seeds: test against training accuracy on arith (issue 26)
+#   arith:     PPO and VinePPO, then GRPO and RLOO, x 3 seeds: test against training accuracy (issue 26)
 #   async:     VinePPO and GRPO x trainer.async_level 0 / 1 x 6 seeds on arith (issue 25); the level-0
 #              runs of seeds 0-2 are arith's (same dir, same names)
 #   bash experiments/run_sweeps.sh countdown|arith|async [DIR] [JOBS=3]
@@ -18,7 +18,9 @@ queue() {
                  for a in ppo vineppo grpo rloo; do echo "$a-s$s algo=$a seed=$s"; done
                  if [ "$s" -lt 3 ]; then echo "lilo-s$s algo=vineppo curriculum=learnability seed=$s"; fi
                done ;;
-    arith) for s in 0 1 2; do for a in ppo vineppo grpo rloo; do echo "$a-s$s algo=$a seed=$s"; done; done ;;
+    arith) for a in "ppo vineppo" "grpo rloo"; do  # the paper's pair first
+             for s in 0 1 2; do for b in $a; do echo "$b-s$s algo=$b seed=$s"; done; done
+           done ;;
     async) for s in 0 1 2 3 4 5; do
              for a in vineppo grpo; do
                echo "$a-s$s algo=$a seed=$s"
