@@ -38,6 +38,10 @@ mkdir -p "$R"
 run_one() {
   name=$1; shift
   if [ -f "$R/$name/summary.json" ]; then echo "done already: $name"; return 0; fi
+  # Two invocations on one dir share the queue: a run another one is running is skipped (a lock left by a
+  # killed invocation is removed by hand: rmdir DIR/NAME.lock).
+  if ! mkdir "$R/$name.lock" 2>/dev/null; then echo "running elsewhere: $name"; return 0; fi
+  trap 'rmdir "$R/$name.lock"' RETURN
   echo "$(date +%T) start $name"
   # shellcheck disable=SC2086
   OMP_NUM_THREADS=1 $PY -m rlreason.run experiment=sweep $TASK_ARGS trainer.iterations=60 "$@" \
