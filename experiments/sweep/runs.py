@@ -17,7 +17,7 @@ from rlreason.curriculum.store import SolveFractions, StatsStore, StoreError
 
 # Cumulative seconds per phase are logged as time/<phase>; these are not training time (eval, checkpoint)
 # or not cumulative (sync_last_s: the last iteration's sync alone).
-NOT_TRAINING = {"time/eval", "time/checkpoint", "time/sync_last_s"}
+NOT_TRAINING = {"time/eval", "time/checkpoint", "time/sync_last_s", "time/train_wall"}
 # Settings that may differ between the seeds of one group without making them different experiments.
 SEED_KEYS = ("seed", "run_name", "resume", "cache_dir", "logger.", "trainer.progress")
 
@@ -91,8 +91,12 @@ class Run:
 
 
 def train_seconds(row: dict[str, Any]) -> float:
-    """Training wall-clock up to this row: the cumulative time/* phases except eval and checkpoint.
-    (The eval's grading is in eval; runs older than commit d22691c booked it under grading, < 0.1% on arith.)"""
+    """Training wall-clock up to this row: `time/train_wall` where the run logged it (since 2026-12-07; one
+    step off the phases overlap, so only the wall-clock is right), else the cumulative time/* phases except
+    eval and checkpoint. (The eval's grading is in eval; runs older than commit d22691c booked it under
+    grading, < 0.1% on arith.)"""
+    if row.get("time/train_wall") is not None:
+        return float(row["time/train_wall"])
     return float(sum(v for k, v in row.items() if k.startswith("time/") and k not in NOT_TRAINING))
 
 

@@ -176,7 +176,11 @@ def _loop(run: Run, phases: Phases, start_clock: float) -> None:
                desc="train", disable=not (t.progress and run.dist.main), dynamic_ncols=True)
     producer = Producer(run, phases, t.async_level)
     for it in bar:
+        t0 = time.perf_counter()
         metrics = train_iteration(run, it, phases, producer)
+        # Training wall-clock (no eval, no checkpoint): one step off, the producer's phases run during the
+        # learner's, so the sum of the time/<phase> seconds overstates it.
+        run.state["train_wall_s"] = run.state.get("train_wall_s", 0.0) + time.perf_counter() - t0
         if it % t.eval_every == 0 or it == t.iterations:
             metrics |= run_eval(run, it, phases)
         # reward/timeout, reward/error: this iteration's batch's and its eval's
@@ -187,7 +191,7 @@ def _loop(run: Run, phases: Phases, start_clock: float) -> None:
         run.store.commit(it)
         run.state["wall_clock_s"] = time.perf_counter() - start_clock
         run.state["phase_seconds"] = dict(phases.seconds)
-        metrics |= {f"time/{k}": v for k, v in phases.seconds.items()}
+        metrics |= {f"time/{k}": v for k, v in phases.seconds.items()} | {"time/train_wall": run.state["train_wall_s"]}
         # Log before checkpointing: a kill in between redoes (and re-logs) the iteration, and resume
         # drops the rows after the checkpoint, so metrics.jsonl holds every iteration exactly once.
         log.log(metrics, it)

@@ -132,6 +132,8 @@ def test_training_seconds_exclude_eval_and_checkpoint(sweep):
     row = {"iteration": 3, "time/rollout": 2.0, "time/learner": 1.5, "time/eval": 50.0, "time/checkpoint": 9.0,
            "time/sync_last_s": 4.0, "time/grading": 0.5}
     assert runs.train_seconds(row) == 4.0
+    # A run that logs its training wall-clock is read by it (one step off, the phases overlap).
+    assert runs.train_seconds(row | {"time/train_wall": 3.0}) == 3.0
     _, points = loaded(sweep)
     assert [p.seconds for p in points["vineppo/uniform"][0]] == pytest.approx([0, 50, 100, 150])
 

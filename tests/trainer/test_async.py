@@ -64,6 +64,11 @@ def test_one_step_off_staleness_one_version_per_batch_and_the_importance_weight(
     # the importance weight is on (a null cap gets ASYNC_TIS_CAP) and sees a real gap one step off
     assert all("learner/tis_weight_mean" in r for r in rows)
     assert rows[0]["async/logprob_gap"] < 1e-3 < min(r["async/logprob_gap"] for r in rows[1:])
+    # the training wall-clock is logged (the phases overlap one step off: their sum is not it), cumulative,
+    # and within the run's whole wall-clock (which adds the eval)
+    walls = [r["time/train_wall"] for r in rows]
+    assert all(0 < a < b for a, b in zip(walls, walls[1:]))
+    assert walls[-1] <= json.loads((tmp_path / "summary.json").read_text())["wall_clock_s"] + 0.1
 
     # Batches 2..4 were produced on the producer's thread: each one's calls (selection, rollouts, MC)
     # ask for one version, the one the engine holds, and no sync falls between its first and last call.
