@@ -29,7 +29,6 @@ import contextlib
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -224,10 +223,10 @@ def world_of_one(group):
 def init_world(c: Check):
     import torch.distributed as dist
 
+    from rlreason.distributed import free_port
+
     if not dist.is_initialized():
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         kwargs = {"device_id": torch.device("cuda", 0)} if c.cuda else {}
         dist.init_process_group("nccl" if c.cuda else "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0,
                                 world_size=1, **kwargs)
@@ -301,10 +300,6 @@ def transfer_weights(model_dir: str, dtype: torch.dtype) -> dict[str, torch.Tens
     return {k: v.to(dtype) for k, v in load_file(f"{model_dir}/model.safetensors").items()}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def check_transfer(c: Check) -> str:
@@ -318,6 +313,8 @@ def check_transfer(c: Check) -> str:
         backend, (src, dst), why = "gloo", ("cpu", "cpu"), "--device cpu"
     if c.cuda:
         torch.cuda.set_device(torch.device(src))
+    from rlreason.distributed import free_port
+
     port, dtype = free_port(), str(c.dtype).removeprefix("torch.")
     base = transfer_weights(c.model_dir, c.dtype)
     sizes = [t.nbytes for t in base.values()]

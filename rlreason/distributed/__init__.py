@@ -128,6 +128,15 @@ def setup(timeout_s: float = 1800.0) -> Dist:
     return _CURRENT
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on `host` now (the OS picks it; another process may take it before it is bound again)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
 def current() -> Dist:
     return _CURRENT
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from rlreason.distributed import free_port
 from rlreason.engine import _vllm_compat as compat
 from rlreason.engine.transfer import Named, TensorSpec, TransferError, WeightSender, send_weights, specs_of
 
@@ -74,9 +75,7 @@ class GroupSync:
         dist, backend = self.dist, "gloo" if compat.on_cpu() else "nccl"
         address = None
         if dist.main:
-            with socket.socket() as s:  # a free port for the store rank 0 hosts
-                s.bind(("", 0))
-                port = s.getsockname()[1]
+            port = free_port("")  # for the store rank 0 hosts, on every interface
             one_node = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world)) == dist.world
             address = ("127.0.0.1" if one_node else socket.gethostname(), port)
         host, port = dist.broadcast(address)

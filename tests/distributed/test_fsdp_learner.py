@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
 
 from rlreason.config import AlgoConfig, LearnerConfig
+from rlreason.distributed import free_port
 from rlreason.learner.learner import Learner
 from tests.learner.test_faults import episodes
 
@@ -82,10 +82,6 @@ def _worker(rank: int, port: int, model_dir: str, pad_id: int, out: str) -> None
                     "bf16": bf16, "events": events}, out)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow

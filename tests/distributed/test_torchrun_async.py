@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import threading
 import time
 from types import SimpleNamespace
@@ -24,7 +23,7 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
 from rlreason.config import ConfigError
-from rlreason.distributed import SINGLE, Dist
+from rlreason.distributed import SINGLE, Dist, free_port
 from rlreason.distributed.checkpoint import full_state_dict
 from rlreason.trainer.loop import train
 from rlreason.validate import tensor_parallel_problems
@@ -119,9 +118,7 @@ def test_the_producer_has_a_group_of_its_own():
 
     # Two gloo processes, two threads each, one group per thread: every gather gets its own stream's
     # items from both ranks (on one shared group they would pair across streams, or hang).
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     ctx, rounds = mp.get_context("spawn"), 30
     out = ctx.Queue()
     procs = [ctx.Process(target=_two_threads, args=(r, 2, port, rounds, out)) for r in range(2)]

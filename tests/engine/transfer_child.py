@@ -7,20 +7,19 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 
 import torch
+
+from rlreason import distributed
 
 HOST = "127.0.0.1"
 BUCKET = 4096  # bytes: "big" (16 KiB) goes alone, the small ones share buckets
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    return distributed.free_port(HOST)
 
 
 def weights(version: int) -> dict[str, torch.Tensor]:
