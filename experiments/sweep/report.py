@@ -170,14 +170,20 @@ def markdown(report: dict[str, Any], groups: dict[str, list[Run]]) -> str:
     if report["paired"]:
         out += ["## Paired differences at the last common eval", "",
                 "Group minus the group it is compared with, on the same test questions: per question the mean "
-                "over each group's seeds; 95% bootstrap interval over questions (question noise only); the "
-                "last column is the std over seeds of each group's accuracy on those questions.", ""]
+                "over each group's seeds. Two 95% bootstrap intervals: over questions (question noise only), "
+                "and over seeds and questions (both levels resampled; seeds drawn as pairs where both groups "
+                "ran the same seeds, marked 'paired'). The last column is the std over seeds of each group's "
+                "accuracy on those questions.", ""]
+
+        def ci(c: tuple[float, float] | None) -> str:
+            return "—" if c is None else f"[{100 * c[0]:+.1f}, {100 * c[1]:+.1f}]"
+
         rows = [[f"{d['group']} − {d['against']}", metric_name(d["metric"], n), str(d["iteration"]),
-                 str(d["questions"]), f"{100 * d['difference']:+.1f}",
-                 f"[{100 * d['ci'][0]:+.1f}, {100 * d['ci'][1]:+.1f}]",
+                 str(d["questions"]), f"{100 * d['difference']:+.1f}", ci(d["ci"]),
+                 ci(d.get("ci_seeds")) + (" paired" if d.get("ci_seeds") and d.get("paired_by_seed") else ""),
                  " / ".join("—" if x is None else _pts(x) for x in d["seed_std"])] for d in report["paired"]]
-        out += _table(["difference", "metric", "iteration", "questions", "points", "95% interval",
-                       "seed std (a / b)"], rows)
+        out += _table(["difference", "metric", "iteration", "questions", "points", "95% interval, questions",
+                       "95% interval, seeds and questions", "seed std (a / b)"], rows)
     if any(report["phase_seconds"].values()):
         out += ["## Where the training seconds go", "",
                 "Cumulative seconds per phase at each run's last iteration, mean over seeds (eval and checkpoint "

@@ -278,6 +278,30 @@ def paired_difference(a: list[Run], b: list[Run], metric: str) -> dict[str, Any]
     shared = sorted(set(pa) & set(pb))
     diff = np.array([pa[q] - pb[q] for q in shared])
     lo, hi = bootstrap_ci(diff)
-    seed_means = [[float(np.mean([r.per_question[phase][it][q] for q in shared])) for r in rs] for rs in (a, b)]
+    ma, mb = (np.array([[r.per_question[phase][it][q] for q in shared] for r in rs]) for rs in (a, b))
+    paired = sorted(r.seed for r in a) == sorted(r.seed for r in b) and len({r.seed for r in a}) == len(a)
+    if paired:  # row k of both matrices is seed k: a resample draws the same seeds for both groups
+        ma, mb = (m[np.argsort([r.seed for r in rs])] for m, rs in ((ma, a), (mb, b)))
+    seed_means = [m.mean(axis=1) for m in (ma, mb)]
     return {"iteration": it, "questions": len(shared), "difference": float(diff.mean()), "ci": (lo, hi),
+            "ci_seeds": seeds_and_questions_ci(ma, mb, paired) if len(a) > 1 and len(b) > 1 else None,
+            "paired_by_seed": paired,
             "seed_std": [float(np.std(s, ddof=1)) if len(s) > 1 else None for s in seed_means]}
+
+
+def seeds_and_questions_ci(ma: np.ndarray, mb: np.ndarray, paired: bool,
+                           resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float]:
+    """95% interval of mean(ma) - mean(mb) (rows: seeds, columns: the same questions), resampling both
+    levels: the seeds of each group (the same draw for both when `paired`: row k is seed k in each) and the
+    questions (the same draw for both). Question noise alone is bootstrap_ci's; this one adds the seeds' own
+    spread, which with few seeds it slightly understates (a bootstrap over n seeds has (n-1)/n of their
+    variance)."""
+    rng = np.random.default_rng(seed)
+    q = rng.integers(0, ma.shape[1], size=(resamples, ma.shape[1]))
+    sa = rng.integers(0, ma.shape[0], size=(resamples, ma.shape[0]))
+    sb = sa if paired else rng.integers(0, mb.shape[0], size=(resamples, mb.shape[0]))
+    # The mean over (seeds, questions) of a resample = the mean over its seeds of each seed's mean on the
+    # resampled questions; draw by draw to keep memory at seeds x questions.
+    diffs = np.array([ma[sa[i]][:, q[i]].mean() - mb[sb[i]][:, q[i]].mean() for i in range(resamples)])
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return float(lo), float(hi)

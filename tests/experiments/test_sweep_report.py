@@ -330,3 +330,33 @@ def test_phase_seconds_are_the_last_rows_training_phases_per_group(sweep):
     assert ppo["per_iteration"] == pytest.approx(2.0)
     vine = phase_seconds(groups["vineppo/uniform"])  # seed 2 stopped at 20: its own last row counts
     assert vine["iterations"] == pytest.approx(80 / 3) and vine["per_iteration"] == pytest.approx(5.0)
+
+
+def test_seeds_and_questions_interval_widens_with_the_seeds_spread_and_pairs_by_seed():
+    rng = np.random.default_rng(1)
+    questions = rng.random(200) < 0.5
+    # Group a: each seed is b's same seed plus 2 points on the same questions, seeds spread 10 points apart.
+    base = np.array([np.roll(questions, 7 * k) for k in range(4)], dtype=float)
+    shift = np.array([[float(i < 4) for i in range(200)]] * 4)  # 4 more questions right: +2 points
+    ma, mb = np.maximum(base, shift), base
+    seed_offsets = np.array([0.0, 0.1, -0.1, 0.05])[:, None]
+    ma, mb = ma + seed_offsets, mb + seed_offsets  # a seed's luck lifts both groups alike
+    diff = ma.mean() - mb.mean()
+    paired = stats.seeds_and_questions_ci(ma, mb, paired=True)
+    unpaired = stats.seeds_and_questions_ci(ma, mb, paired=False)
+    assert paired[0] <= diff <= paired[1] and unpaired[0] <= diff <= unpaired[1]
+    # Pairing cancels the seeds' shared luck; drawing them independently does not.
+    assert unpaired[1] - unpaired[0] > 2 * (paired[1] - paired[0])
+    same = stats.seeds_and_questions_ci(mb, mb, paired=True)
+    assert same == (0.0, 0.0)
+
+
+def test_paired_difference_reports_both_intervals_and_whether_seeds_pair(sweep, tmp_path):
+    groups, _ = loaded(sweep)
+    d = stats.paired_difference(groups["vineppo/uniform"], groups["ppo/uniform"], "greedy")
+    assert d["paired_by_seed"] and d["ci_seeds"][0] <= d["difference"] <= d["ci_seeds"][1]
+    # The seeds differ (std about 5 points), so the interval over seeds and questions is the wider one.
+    assert d["ci_seeds"][1] - d["ci_seeds"][0] > d["ci"][1] - d["ci"][0]
+    assert sweep_report.main([str(sweep), "-o", str(tmp_path / "out"), "--metric", "greedy"]) == 0
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "95% interval, seeds and questions" in md and " paired |" in md
