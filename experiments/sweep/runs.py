@@ -210,6 +210,12 @@ def config_warnings(group: str, runs: list[Run]) -> list[str]:
     seeds = [r.seed for r in runs]
     if len(set(seeds)) < len(seeds):
         out.append(f"group {group}: repeated seeds {sorted(seeds)}; its spread is not a spread over seeds")
+    # One step off the phases overlap, so their sum overstates the wall-clock a run without train_wall gets.
+    summed = [r.seed for r in runs if (OmegaConf.select(r.cfg, "trainer.async_level") or 0) > 0
+              and r.rows and "time/train_wall" not in r.rows[-1]]
+    if summed:
+        out.append(f"group {group}: seeds {summed} ran one step off before runs logged time/train_wall; their "
+                   "training seconds are the phases' sum, which overstates them (the phases overlap)")
     return out
 
 

@@ -360,3 +360,19 @@ def test_paired_difference_reports_both_intervals_and_whether_seeds_pair(sweep, 
     assert sweep_report.main([str(sweep), "-o", str(tmp_path / "out"), "--metric", "greedy"]) == 0
     md = (tmp_path / "out" / "report.md").read_text()
     assert "95% interval, seeds and questions" in md and " paired |" in md
+
+
+def test_a_one_step_off_run_without_train_wall_is_flagged(tmp_path):
+    a = write_run(tmp_path / "a", "grpo", "uniform", 0, {0: .5, 10: .6}, planned=10)
+    b = write_run(tmp_path / "b", "grpo", "uniform", 1, {0: .5, 10: .6}, planned=10)
+    for d in (a, b):
+        cfg = OmegaConf.load(d / ".hydra" / "config.yaml")
+        cfg.trainer.async_level = 1
+        OmegaConf.save(cfg, d / ".hydra" / "config.yaml")
+    rows = [json.loads(x) for x in (b / "metrics.jsonl").read_text().splitlines()]
+    rows[-1]["time/train_wall"] = 3.0
+    (b / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (group, rs), = runs.group_runs(runs.load_runs([tmp_path])).items()
+    notes = runs.config_warnings(group, rs)
+    assert len(notes) == 1 and "seeds [0] ran one step off before" in notes[0]
+    assert stats.eval_points(rs[1])[-1].seconds == 3.0
