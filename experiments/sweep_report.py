@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--by", action="append", default=[], metavar="KEY",
                     help="a config key that also tells groups apart, e.g. --by learner.lr for a tuning sweep "
                          "(group names become 'ppo/uniform learner.lr=3e-05')")
+    ap.add_argument("--budget", action="append", type=float, metavar="SECONDS",
+                    help="a training-seconds budget for the equal wall-clock table (repeatable; default: the "
+                         "smallest training seconds at any run's last eval)")
     args = ap.parse_args(argv)
     try:
         runs = load_runs(args.dirs, tuple(args.by))
@@ -79,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
              "solved by all/none)", f"diagnostics.png ({diagnose})"]
     metrics = list(METRICS) if args.metric == "both" else [args.metric]
     label = args.label or ", ".join(d.resolve().name for d in args.dirs)
-    rep = report.build(groups, points, metrics, reference, [str(d) for d in args.dirs], label, notes, names)
+    rep = report.build(groups, points, metrics, reference, [str(d) for d in args.dirs], label, notes, names,
+                       args.budget)
     md = report.markdown(rep, groups)
     report.write(rep, md, args.out)
     print(md)

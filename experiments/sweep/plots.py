@@ -25,7 +25,7 @@ from .stats import (  # noqa: E402
 )
 
 DPI = 90
-SECONDS_LABEL = "training seconds (all phases but eval and checkpoint)"
+SECONDS_LABEL = "training seconds (wall-clock or phase sum; eval, checkpoint excluded)"
 
 
 def _colors(names: list[str]) -> dict[str, Any]:

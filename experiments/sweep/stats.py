@@ -169,11 +169,13 @@ def equal_iterations(points: dict[str, list[list[EvalPoint]]], metric: str) -> d
     return {"iterations": common, "groups": {g: [c[it] for it in common] for g, c in curves.items()}}
 
 
-def equal_wallclock(points: dict[str, list[list[EvalPoint]]], metric: str) -> dict[str, Any]:
-    """Each group's accuracy at the common training-seconds budget: the smallest training seconds at a
-    run's last eval; each run contributes its last eval at or before the budget."""
+def equal_wallclock(points: dict[str, list[list[EvalPoint]]], metric: str,
+                    budget: float | None = None) -> dict[str, Any]:
+    """Each group's accuracy at a training-seconds budget (default: the smallest training seconds at a
+    run's last eval, which every run reached); each run contributes its last eval at or before the budget."""
     finals = [ps[-1].seconds for run_points in points.values() for ps in run_points if ps]
-    budget = min(finals) if finals else 0.0
+    if budget is None:
+        budget = min(finals) if finals else 0.0
     out: dict[str, Any] = {"budget_s": budget, "groups": {}}
     for g, run_points in points.items():
         chosen = [[p for p in ps if p.seconds <= budget + 1e-6 and metric in p.value][-1:] for ps in run_points]

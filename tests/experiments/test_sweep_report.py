@@ -190,6 +190,18 @@ def test_equal_iterations_and_equal_wallclock(sweep):
     assert w["groups"]["vineppo/uniform"]["mean"] == pytest.approx(np.mean([.60, .56, .50]))
     assert w["groups"]["vineppo/uniform"]["iteration"] == 10
     assert w["groups"]["ppo/uniform"]["mean"] == pytest.approx(np.mean([.60, .62, .58]))
+    # A budget of 100 s: vineppo at iteration 20 (seed 2 stopped there), ppo at its last eval.
+    w = stats.equal_wallclock(points, "greedy", budget=100.0)
+    assert w["budget_s"] == 100.0 and w["groups"]["vineppo/uniform"]["iteration"] == 20
+    assert w["groups"]["vineppo/uniform"]["mean"] == pytest.approx(np.mean([.64, .62, .54]))
+
+
+def test_budgets_give_one_equal_wallclock_table_each(sweep, tmp_path):
+    assert sweep_report.main([str(sweep), "-o", str(tmp_path), "--metric", "greedy", "--budget", "50",
+                              "--budget", "100"]) == 0
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert [w["greedy"]["budget_s"] for w in rep["equal_wallclock"]] == [50.0, 100.0]
+    assert (tmp_path / "report.md").read_text().count("training seconds (--budget)") == 2
 
 
 def test_noise_half_width_and_spread_over_seeds(sweep):
@@ -376,3 +388,10 @@ def test_a_one_step_off_run_without_train_wall_is_flagged(tmp_path):
     notes = runs.config_warnings(group, rs)
     assert len(notes) == 1 and "seeds [0] ran one step off before" in notes[0]
     assert stats.eval_points(rs[1])[-1].seconds == 3.0
+    from sweep.report import phase_seconds
+
+    # The total is seed 0's phase sum (1 s/iteration x 10) and seed 1's wall-clock, less than its phases' sum.
+    t = phase_seconds(rs)
+    assert t["total"] == pytest.approx((10.0 + 3.0) / 2) and not t["wall"]
+    assert sum(t["phases"].values()) == pytest.approx(10.0)
+    assert phase_seconds(rs[1:])["wall"]
