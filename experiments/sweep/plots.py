@@ -25,7 +25,7 @@ from .stats import (  # noqa: E402
 )
 
 DPI = 90
-SECONDS_LABEL = "training seconds (wall-clock or phase sum; eval, checkpoint excluded)"
+SECONDS_LABEL = "training seconds (no eval or checkpoint)"
 
 
 def _colors(names: list[str]) -> dict[str, Any]:
