@@ -86,7 +86,8 @@ def check(args: argparse.Namespace, samples_per_question: int = 1) -> None:
                               "--k-truth or --k")
 
 
-def find_checkpoints(run_dir: Path, iterations: list[int] | None) -> list[tuple[int, Path]]:
+def find_checkpoints(run_dir: Path, iterations: list[int] | None, critic: bool = True) -> list[tuple[int, Path]]:
+    """`critic`: each checkpoint must hold one (experiments/value/drift.py reads a VinePPO run's, which has none)."""
     from rlreason.trainer import checkpoint
 
     root = run_dir / "checkpoints"
@@ -100,19 +101,19 @@ def find_checkpoints(run_dir: Path, iterations: list[int] | None) -> list[tuple[
                           "them all with trainer.keep_checkpoints=null")
     for i in wanted:
         problem = checkpoint.verify(found[i])
-        if problem is None and not (found[i] / "critic.safetensors").is_file():
+        if problem is None and critic and not (found[i] / "critic.safetensors").is_file():
             problem = "no critic.safetensors (only algo=ppo runs have a critic)"
         if problem:
             raise ConfigError(f"checkpoint {found[i]}: {problem}")
     return [(i, found[i]) for i in wanted]
 
 
-def load_config(run_dir: Path):
+def load_config(run_dir: Path, critic: bool = True):
     path = run_dir / ".hydra" / "config.yaml"
     if not path.is_file():
         raise ConfigError(f"{path} is missing: RUN must be a run dir made by python -m rlreason.run")
     cfg = OmegaConf.load(path)
-    if cfg.algo.name != "ppo":
+    if critic and cfg.algo.name != "ppo":
         raise ConfigError(f"{run_dir} is an algo={cfg.algo.name} run: the analysis reads a PPO run's critic")
     return cfg
 
@@ -120,9 +121,10 @@ def load_config(run_dir: Path):
 class Context:
     """What every checkpoint shares: the run's config, tokenizer, questions, grader and settings."""
 
-    def __init__(self, cfg, args: argparse.Namespace, tokenizer, questions, grader, device: str, bf16: bool):
+    def __init__(self, cfg, args: argparse.Namespace, tokenizer, questions, grader, device: str, bf16: bool,
+                 dtype=None):
         self.cfg, self.args, self.tokenizer, self.questions, self.grader = cfg, args, tokenizer, questions, grader
-        self.device, self.bf16 = device, bf16
+        self.device, self.bf16, self.dtype = device, bf16, dtype
         self.task = grader_task(cfg)
         self.steps = StepsConfig(**OmegaConf.to_container(cfg.data.steps, resolve=True))
         r = cfg.rollout
@@ -131,14 +133,47 @@ class Context:
         self.estimators = ["critic", *(f"MC-{k}" for k in args.k)]
 
 
-def analyse_checkpoint(ctx: Context, engine, iteration: int, ckpt: Path) -> dict:
+def make_context(cfg, args: argparse.Namespace) -> Context:
+    """The run's tokenizer, `args.questions or args.states` training questions (drawn with --seed) and
+    grader (close ctx.grader when done)."""
+    import torch
+
+    from rlreason.data import load_questions
+    from rlreason.model.load import resolve_model_path
+    from rlreason.reward import make_grader
+    from rlreason.reward.meter import GradeMeter
+    from rlreason.trainer.build import load_tokenizer, resolve_device
+
+    model_path = resolve_model_path(cfg.model, os.path.expanduser(cfg.cache_dir))
+    tokenizer = load_tokenizer(cfg, model_path)  # checkpoints hold weights only: the run's own tokenizer
+    device, dtype = resolve_device(cfg)
+    train, _ = load_questions(cfg.data)
+    questions = random.Random(args.seed).sample(train, min(args.questions or args.states, len(train)))
+    grader = GradeMeter(make_grader(cfg.reward, grader_task(cfg)))
+    # The learner's rule (Learner.autocast): bfloat16 autocast on a GPU unless the run is float32.
+    bf16 = device != "cpu" and dtype != torch.float32
+    return Context(cfg, args, tokenizer, questions, grader, device, bf16, dtype)
+
+
+def start_engine(ctx: Context, ckpt: Path):
+    """An engine holding checkpoint `ckpt`'s policy, as the run's engine settings say."""
+    from rlreason.engine import make_engine
+    from rlreason.trainer.build import context_length
+
+    return make_engine(ctx.cfg.engine, str(ckpt / "policy"), ctx.tokenizer, seed=ctx.args.seed,
+                       dtype=str(ctx.dtype).removeprefix("torch."),
+                       max_model_len=context_length(ctx.cfg, str(ckpt / "policy")))
+
+
+def draw_states(ctx: Context, engine, stream: SeedStream, iteration: int, tokens: dict, timings: dict) -> dict:
+    """Steps 1-3 under the engine's policy: trajectories, states, a pair of alternative next steps each.
+    Returns the episodes, the candidate pool, the states drawn and kept, every distinct prefix once and
+    each kept state's (s, s + a1, s + a2) as prefix indices; fills `tokens` and `timings`."""
     from rlreason.data import prompt_template
     from rlreason.rollout import Roller
 
     args, cfg, tok = ctx.args, ctx.cfg, ctx.tokenizer
-    stream, version = SeedStream(args.seed, iteration), engine.version
-    timings: dict[str, float] = {}
-    tokens: dict[str, int] = {}
+    version = engine.version
     t0 = time.perf_counter()
 
     roller = Roller(engine, tok, ctx.grader, task=ctx.task, template=prompt_template(cfg.data),
@@ -170,6 +205,19 @@ def analyse_checkpoint(ctx: Context, engine, iteration: int, ckpt: Path) -> dict
                 prefixes.append(p)
             triple.append(index[p.key])
         triples.append(tuple(triple))
+    return {"episodes": episodes, "pool": pool, "chosen": chosen, "kept": kept, "prefixes": prefixes,
+            "triples": triples}
+
+
+def analyse_checkpoint(ctx: Context, engine, iteration: int, ckpt: Path) -> dict:
+    args = ctx.args
+    stream, version = SeedStream(args.seed, iteration), engine.version
+    timings: dict[str, float] = {}
+    tokens: dict[str, int] = {}
+    t0 = time.perf_counter()
+    drawn = draw_states(ctx, engine, stream, iteration, tokens, timings)
+    episodes, pool, chosen, kept, prefixes, triples = (
+        drawn[k] for k in ("episodes", "pool", "chosen", "kept", "prefixes", "triples"))
 
     t, graded = time.perf_counter(), ctx.grader.seconds
     n = estimates.samples_needed(args.k_truth, args.k, args.mc_source)
@@ -180,7 +228,7 @@ def analyse_checkpoint(ctx: Context, engine, iteration: int, ckpt: Path) -> dict
 
     t = time.perf_counter()
     critic = estimates.load_critic(ckpt, ctx.device)
-    critic_v = estimates.critic_values(critic, [list(p.key) for p in prefixes], tok.pad_token_id, ctx.device,
+    critic_v = estimates.critic_values(critic, [list(p.key) for p in prefixes], ctx.tokenizer.pad_token_id, ctx.device,
                                         bf16=ctx.bf16)
     del critic
     timings["critic_s"] = time.perf_counter() - t
@@ -208,36 +256,15 @@ def analyse_checkpoint(ctx: Context, engine, iteration: int, ckpt: Path) -> dict
 def run(args: argparse.Namespace, engine=None) -> dict:
     """The analysis as `args` says; returns the results dict (also written to OUT). `engine`: an already
     running engine (left open; tests share one), into which every checkpoint's weights are synced."""
-    import torch
-
-    from rlreason.data import load_questions
-    from rlreason.engine import make_engine
     from rlreason.eval import load_weights
-    from rlreason.model.load import resolve_model_path
-    from rlreason.reward import make_grader
-    from rlreason.reward.meter import GradeMeter
-    from rlreason.trainer.build import context_length, load_tokenizer, resolve_device
 
     check(args)
     cfg = load_config(args.run_dir)
     check(args, cfg.rollout.samples_per_question)
     ckpts = find_checkpoints(args.run_dir, args.iterations)
-    model_path = resolve_model_path(cfg.model, os.path.expanduser(cfg.cache_dir))
-    tokenizer = load_tokenizer(cfg, model_path)  # checkpoints hold weights only: the run's own tokenizer
-    device, dtype = resolve_device(cfg)
-    train, _ = load_questions(cfg.data)
-    questions = random.Random(args.seed).sample(train, min(args.questions or args.states, len(train)))
-    grader = GradeMeter(make_grader(cfg.reward, grader_task(cfg)))
-    # The learner's rule (Learner.autocast): bfloat16 autocast on a GPU unless the run is float32.
-    bf16 = device != "cpu" and dtype != torch.float32
-    ctx = Context(cfg, args, tokenizer, questions, grader, device, bf16)
-    settings = {
-        "run_dir": str(args.run_dir), "iterations": [i for i, _ in ckpts], "states": args.states,
-        "questions": len(questions), "samples_per_question": cfg.rollout.samples_per_question, "k": args.k,
-        "k_truth": args.k_truth, "mc_source": args.mc_source, "margin": args.margin, "tries": args.tries,
-        "seed": args.seed, "task": ctx.task, "steps": OmegaConf.to_container(cfg.data.steps, resolve=True),
-        **{k: v for k, v in ctx.sampling.items() if k != "stop"}, "engine": cfg.engine.name, "device": device,
-    }
+    ctx = make_context(cfg, args)
+    grader = ctx.grader
+    settings = {"iterations": [i for i, _ in ckpts], **base_settings(ctx)}
     results = {"settings": settings, "checkpoints": []}
     args.out.mkdir(parents=True, exist_ok=True)
     own_engine = engine is None
@@ -245,9 +272,7 @@ def run(args: argparse.Namespace, engine=None) -> dict:
         for n, (iteration, ckpt) in enumerate(ckpts):
             t = time.perf_counter()
             if own_engine and n == 0:
-                engine = make_engine(cfg.engine, str(ckpt / "policy"), tokenizer, seed=args.seed,
-                                     dtype=str(dtype).removeprefix("torch."),
-                                     max_model_len=context_length(cfg, str(ckpt / "policy")))
+                engine = start_engine(ctx, ckpt)
             else:  # the next checkpoint's weights into the running engine, in place
                 engine.sync_weights(load_weights(str(ckpt / "policy")), engine.version + 1)
             load_s = time.perf_counter() - t
@@ -269,6 +294,17 @@ def run(args: argparse.Namespace, engine=None) -> dict:
     print(report.markdown(results))
     print(args.out / "value_analysis.json")
     return results
+
+
+def base_settings(ctx: Context) -> dict:
+    args, cfg = ctx.args, ctx.cfg
+    return {
+        "run_dir": str(args.run_dir), "states": args.states, "questions": len(ctx.questions),
+        "samples_per_question": cfg.rollout.samples_per_question, "k": args.k, "k_truth": args.k_truth,
+        "mc_source": args.mc_source, "margin": args.margin, "tries": args.tries, "seed": args.seed,
+        "task": ctx.task, "steps": OmegaConf.to_container(cfg.data.steps, resolve=True),
+        **{k: v for k, v in ctx.sampling.items() if k != "stop"}, "engine": cfg.engine.name, "device": ctx.device,
+    }
 
 
 def _write(path: Path, results: dict) -> None:

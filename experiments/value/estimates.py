@@ -20,11 +20,11 @@ SOURCES = ("fresh", "truth")
 
 
 def continuation_rewards(engine, grader, prefixes, *, n: int, temperature: float, top_p: float,
-                         max_new_tokens: int, stop: tuple[str, ...], seed: int | None, version: int | None
-                         ) -> tuple[list[list[float]], int]:
+                         max_new_tokens: int, stop: tuple[str, ...], seed: int | None, version: int | None,
+                         completions: list | None = None) -> tuple[list[list[float]], int]:
     """`n` graded continuations of every prefix, one engine call, exactly as VinePPO's MC
     (rlreason.algo.vineppo.continuation_rewards: prefix i takes seeds seed + i * n + j). Returns the rewards
-    per prefix and the tokens generated."""
+    per prefix and the tokens generated; `completions`, when given, gets each prefix's completions."""
     starts = [len(p.response_ids) for p in prefixes]
     # Graded against the Question, as VinePPO's MC is: a reward function reads its record (Countdown has
     # no gold answer string; its `answer` is empty and every continuation would grade 0).
@@ -32,6 +32,8 @@ def continuation_rewards(engine, grader, prefixes, *, n: int, temperature: float
         engine, grader, [list(p.key) for p in prefixes], [p.text for p in prefixes],
         [p.question for p in prefixes], starts, [max_new_tokens - s for s in starts], k=n,
         temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, stop=stop, seed=seed, version=version)
+    if completions is not None:
+        completions.extend(outs)
     return rewards, sum(len(c.token_ids) for conts in outs for c in conts)
 
 
