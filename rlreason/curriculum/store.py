@@ -111,9 +111,10 @@ def _inspect(path: Path) -> dict[str, str] | None:
 
 
 class StatsStore:
-    def __init__(self, path: str | Path, run_id: str | None, *, readonly: bool = False):
+    def __init__(self, path: str | Path, run_id: str | None, *, readonly: bool = False,
+                 also: tuple[str, ...] = ()):
         """Open or create the store of run `run_id`; readonly=True reads an existing store (any run's
-        when run_id is None)."""
+        when run_id is None). `also`: older ids of the same run that an existing store may carry."""
         if run_id is None and not readonly:
             raise StoreError("a writable stats store needs a run_id")
         self.path, self.run_id, self.readonly = Path(path), run_id, readonly
@@ -128,9 +129,10 @@ class StatsStore:
             elif meta.get("schema_version") != str(SCHEMA_VERSION):
                 raise StoreError(f"{self.path}: schema version {meta.get('schema_version')!r}, this code "
                                  f"reads {SCHEMA_VERSION}; use a new run dir or convert the store")
-            if run_id is not None and meta.get("run_id") != run_id:
+            if run_id is not None and meta.get("run_id") not in (run_id, *also):
                 raise StoreError(f"{self.path}: belongs to run {meta.get('run_id')!r}, not {run_id!r}; "
-                                 "a run dir holds one run's stats")
+                                 "a run dir holds one run's stats (another run_name wrote it, or a store "
+                                 "from before 2026-12-07 was moved: those are bound to the dir they began in)")
         elif readonly:
             raise StoreError(f"{self.path}: no stats store to read")
         if readonly:  # mode=ro: never writes, not even a WAL checkpoint on close

@@ -64,6 +64,13 @@ class Run:
                 self.engine.close()
 
 
+def store_ids(run_name: str, run_dir: Path) -> tuple[str, tuple[str, ...]]:
+    """The stats store's run id, from the run_name alone, so that a run dir moved or copied elsewhere
+    resumes; and the id stores written before 2026-12-07 carry (bound to the dir's path as well)."""
+    legacy = hashlib.sha1(f"{run_name}|{run_dir.resolve()}".encode()).hexdigest()[:16]
+    return hashlib.sha1(run_name.encode()).hexdigest()[:16], (legacy,)
+
+
 def fingerprint(cfg) -> dict[str, Any]:
     return {k: OmegaConf.select(cfg, k) for k in FINGERPRINT_KEYS}
 
@@ -255,9 +262,9 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
                       temperature=cfg.rollout.temperature, seed=cfg.seed,
                       gradient_checkpointing=cfg.model.gradient_checkpointing, init_path=policy_path,
                       dist=dist, offload_ref=cfg.distributed.offload_ref)
-    run_id = hashlib.sha1(f"{cfg.run_name}|{run_dir.resolve()}".encode()).hexdigest()[:16]
     if dist.main:  # rank 0 owns the run's shared files (rlreason/distributed/rank.py)
-        store = StatsStore(run_dir / "stats.sqlite", run_id)
+        run_id, older = store_ids(cfg.run_name, run_dir)
+        store = StatsStore(run_dir / "stats.sqlite", run_id, also=older)
         logger = Logger(cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True))
     else:
         from rlreason.distributed.rank import NullStore, QuietLogger

@@ -255,3 +255,32 @@ def test_resume_never_refuses_an_existing_run(finished_run, make_cfg):
 
     with pytest.raises(ConfigError, match="already holds checkpoints and resume=never"):
         build(make_cfg("engine=hf", "algo=grpo", "resume=never"), finished_run)
+
+
+def test_a_copied_run_dir_resumes_and_another_run_name_is_refused(finished_run, make_cfg, tmp_path):
+    import shutil
+    import sqlite3
+
+    from rlreason.curriculum.store import StoreError
+    from rlreason.trainer.build import build, store_ids
+    from rlreason.trainer.loop import train
+
+    overrides = ("engine=hf", "algo=grpo", "trainer.eval_every=100")
+    copy = tmp_path / "moved"
+    shutil.copytree(finished_run, copy)
+    train(make_cfg(*overrides, "trainer.iterations=2"), copy)  # resumes at the new path
+    rows = [json.loads(line)["iteration"] for line in (copy / "metrics.jsonl").read_text().splitlines()]
+    assert rows == [0, 1, 2]
+    # A store written before the id left the path resumes where it began (its id: run_name | that path)...
+    legacy = tmp_path / "legacy"
+    shutil.copytree(finished_run, legacy)
+    run_name = make_cfg(*overrides).run_name
+    con = sqlite3.connect(legacy / "stats.sqlite")
+    con.execute("UPDATE meta SET value = ? WHERE key = 'run_id'", (store_ids(run_name, legacy)[1][0],))
+    con.commit()
+    con.close()
+    train(make_cfg(*overrides, "trainer.iterations=2"), legacy)
+    assert (legacy / "checkpoints" / "iter_000002").is_dir()
+    # ...and a run dir still holds one run: another run_name's store is refused.
+    with pytest.raises(StoreError, match="a run dir holds one run's stats"):
+        build(make_cfg(*overrides, "trainer.iterations=3", "run_name=other"), copy)
