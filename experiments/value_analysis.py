@@ -313,14 +313,19 @@ def _write(path: Path, results: dict) -> None:
     tmp.replace(path)
 
 
-def main(argv: list[str] | None = None) -> None:
+def cli(run_fn, parse_fn, argv: list[str] | None) -> None:
+    """run_fn(parse_fn(argv)), a bad run dir or data one `rlreason:` line (this script's and drift.py's)."""
     from rlreason.data import DataError
     from rlreason.run import fail
 
     try:
-        run(parse(argv))
+        run_fn(parse_fn(argv))
     except (ConfigError, DataError) as e:
         fail(str(e))
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli(run, parse, argv)
 
 
 if __name__ == "__main__":

@@ -274,13 +274,7 @@ def run(args: argparse.Namespace, engine=None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from rlreason.data import DataError
-    from rlreason.run import fail
-
-    try:
-        run(parse(argv))
-    except (ConfigError, DataError) as e:
-        fail(str(e))
+    va.cli(run, parse, argv)
 
 
 if __name__ == "__main__":
