@@ -7,6 +7,7 @@
 #   arith:     PPO and VinePPO, then GRPO and RLOO, x 3 seeds: test against training accuracy (issue 26)
 #   async:     VinePPO and GRPO x trainer.async_level 0 / 1 x 6 seeds on arith (issue 25); the level-0
 #              runs of seeds 0-2 are arith's (same dir, same names)
+#              (SEEDS="6 7 8" ALGOS=vineppo: other seeds or algorithms of the async sweep)
 #   bash experiments/run_sweeps.sh countdown|arith|async [DIR] [JOBS=3]
 set -euo pipefail
 TASK=${1:?usage: run_sweeps.sh countdown|arith|async [DIR] [JOBS]}
@@ -21,8 +22,8 @@ queue() {
     arith) for a in "ppo vineppo" "grpo rloo"; do  # the paper's pair first
              for s in 0 1 2; do for b in $a; do echo "$b-s$s algo=$b seed=$s"; done; done
            done ;;
-    async) for s in 0 1 2 3 4 5; do
-             for a in vineppo grpo; do
+    async) for s in ${SEEDS:-0 1 2 3 4 5}; do
+             for a in ${ALGOS:-vineppo grpo}; do
                echo "$a-s$s algo=$a seed=$s"
                echo "$a-async-s$s algo=$a seed=$s trainer.async_level=1"
              done
