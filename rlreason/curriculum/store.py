@@ -110,6 +110,29 @@ def _inspect(path: Path) -> dict[str, str] | None:
         raise StoreError(f"{path}: not a readable SQLite stats store ({e})") from e
 
 
+def _check_meta(path: Path, meta: dict | None, run_id: str | None, also: tuple[str, ...]) -> str:
+    """An existing store's schema and owner against this run's; returns the column success is read from."""
+    if meta is None:
+        return "success"
+    if meta.get("schema_version") == "1":  # before the success column: every reward was 0/1
+        success = "reward"
+    elif meta.get("schema_version") != str(SCHEMA_VERSION):
+        raise StoreError(f"{path}: schema version {meta.get('schema_version')!r}, this code "
+                         f"reads {SCHEMA_VERSION}; use a new run dir or convert the store")
+    else:
+        success = "success"
+    if run_id is not None and meta.get("run_id") not in (run_id, *also):
+        raise StoreError(f"{path}: belongs to run {meta.get('run_id')!r}, not {run_id!r}; "
+                         "a run dir holds one run's stats (another run_name wrote it, or a store "
+                         "from before 2026-12-07 was moved: those are bound to the dir they began in)")
+    return success
+
+
+def check_store(path: str | Path, run_id: str, also: tuple[str, ...] = ()) -> None:
+    """StatsStore's checks of an existing store, without opening it: a run makes them before any compute."""
+    _check_meta(Path(path), _inspect(Path(path)), run_id, also)
+
+
 class StatsStore:
     def __init__(self, path: str | Path, run_id: str | None, *, readonly: bool = False,
                  also: tuple[str, ...] = ()):
@@ -122,18 +145,8 @@ class StatsStore:
         self._selections: list[tuple[int, str, int]] = []
         # Check before opening for writing: a foreign or broken file must be left byte-for-byte alone.
         meta = _inspect(self.path)
-        self._success = "success"  # the column the queries read success from
-        if meta is not None:
-            if meta.get("schema_version") == "1":  # before the success column: every reward was 0/1
-                self._success = "reward"
-            elif meta.get("schema_version") != str(SCHEMA_VERSION):
-                raise StoreError(f"{self.path}: schema version {meta.get('schema_version')!r}, this code "
-                                 f"reads {SCHEMA_VERSION}; use a new run dir or convert the store")
-            if run_id is not None and meta.get("run_id") not in (run_id, *also):
-                raise StoreError(f"{self.path}: belongs to run {meta.get('run_id')!r}, not {run_id!r}; "
-                                 "a run dir holds one run's stats (another run_name wrote it, or a store "
-                                 "from before 2026-12-07 was moved: those are bound to the dir they began in)")
-        elif readonly:
+        self._success = _check_meta(self.path, meta, run_id, also)  # the column the queries read success from
+        if meta is None and readonly:
             raise StoreError(f"{self.path}: no stats store to read")
         if readonly:  # mode=ro: never writes, not even a WAL checkpoint on close
             self.con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)

@@ -170,9 +170,14 @@ def iterations_updates(cfg) -> int:
 
 
 def _find_on_main(cfg, run_dir: Path, world: int) -> tuple[tuple[Path, dict] | None, str | None]:
+    """The checkpoint to resume from, and the stats store checked against this run, before any compute."""
+    from rlreason.curriculum.store import StoreError, check_store
+
     try:
-        return find_checkpoint(cfg, run_dir, world), None
-    except ConfigError as e:
+        found = find_checkpoint(cfg, run_dir, world)  # first: its message names the setting that changed
+        check_store(run_dir / "stats.sqlite", *store_ids(cfg.run_name, run_dir))
+        return found, None
+    except (ConfigError, StoreError) as e:
         return None, str(e)
 
 

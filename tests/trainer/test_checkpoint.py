@@ -257,11 +257,11 @@ def test_resume_never_refuses_an_existing_run(finished_run, make_cfg):
         build(make_cfg("engine=hf", "algo=grpo", "resume=never"), finished_run)
 
 
-def test_a_copied_run_dir_resumes_and_another_run_name_is_refused(finished_run, make_cfg, tmp_path):
+def test_a_copied_run_dir_resumes_and_another_run_name_is_refused(finished_run, make_cfg, tmp_path, monkeypatch):
     import shutil
     import sqlite3
 
-    from rlreason.curriculum.store import StoreError
+    import rlreason.engine
     from rlreason.trainer.build import build, store_ids
     from rlreason.trainer.loop import train
 
@@ -281,6 +281,7 @@ def test_a_copied_run_dir_resumes_and_another_run_name_is_refused(finished_run, 
     con.close()
     train(make_cfg(*overrides, "trainer.iterations=2"), legacy)
     assert (legacy / "checkpoints" / "iter_000002").is_dir()
-    # ...and a run dir still holds one run: another run_name's store is refused.
-    with pytest.raises(StoreError, match="a run dir holds one run's stats"):
+    # ...and a run dir still holds one run: another run_name's store is refused, before any engine starts.
+    monkeypatch.setattr(rlreason.engine, "make_engine", lambda *a, **k: pytest.fail("engine started"))
+    with pytest.raises(ConfigError, match="a run dir holds one run's stats"):
         build(make_cfg(*overrides, "trainer.iterations=3", "run_name=other"), copy)
