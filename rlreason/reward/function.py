@@ -139,7 +139,8 @@ def check(spec: str, batched: bool = False, timeout_s: float = 60.0) -> None:
     try:
         problem = parent.recv() if parent.poll(timeout_s) else (
             f"reward.fn: importing {spec} did not finish within {timeout_s:.0f} s")
-    except EOFError:
+    except EOFError:  # the pipe closes as the child exits, which may be before it can be reaped
+        proc.join(timeout=10)
         problem = f"reward.fn: the process importing {spec} died (exit code {proc.exitcode})"
     finally:
         proc.kill()

@@ -114,6 +114,8 @@ class Pool:
                 if not dead and not (w.job is not None and time.monotonic() >= w.deadline):
                     continue
                 if w.job is not None:
+                    if dead:  # EOF on the pipe may come before the process can be reaped for its code
+                        w.proc.join(timeout=5)
                     code = w.proc.exitcode
                     results[w.job] = (("error", f"the grading worker died (exit code {code}) on this item")
                                       if dead else ("timeout", None))
