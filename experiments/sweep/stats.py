@@ -271,24 +271,18 @@ def paired_difference(a: list[Run], b: list[Run], metric: str) -> dict[str, Any]
     if not common:
         return None
     it = max(common)
-
-    def per_question(runs: list[Run]) -> dict[str, float]:
-        qs = set.intersection(*(set(r.per_question[phase][it]) for r in runs))
-        return {q: float(np.mean([r.per_question[phase][it][q] for r in runs])) for q in qs}
-
-    pa, pb = per_question(a), per_question(b)
-    shared = sorted(set(pa) & set(pb))
-    diff = np.array([pa[q] - pb[q] for q in shared])
-    lo, hi = bootstrap_ci(diff)
+    # Seed x question matrices on the questions every run of both groups has; rows in seed order, so that
+    # row k is seed k in both when the groups ran the same seeds.
+    a, b = (sorted(rs, key=lambda r: r.seed) for rs in (a, b))
+    shared = sorted(set.intersection(*(set(r.per_question[phase][it]) for r in a + b)))
     ma, mb = (np.array([[r.per_question[phase][it][q] for q in shared] for r in rs]) for rs in (a, b))
-    paired = sorted(r.seed for r in a) == sorted(r.seed for r in b) and len({r.seed for r in a}) == len(a)
-    if paired:  # row k of both matrices is seed k: a resample draws the same seeds for both groups
-        ma, mb = (m[np.argsort([r.seed for r in rs])] for m, rs in ((ma, a), (mb, b)))
-    seed_means = [m.mean(axis=1) for m in (ma, mb)]
+    diff = ma.mean(axis=0) - mb.mean(axis=0)
+    lo, hi = bootstrap_ci(diff)
+    paired = [r.seed for r in a] == [r.seed for r in b] and len({r.seed for r in a}) == len(a)
     return {"iteration": it, "questions": len(shared), "difference": float(diff.mean()), "ci": (lo, hi),
             "ci_seeds": seeds_and_questions_ci(ma, mb, paired) if len(a) > 1 and len(b) > 1 else None,
             "paired_by_seed": paired,
-            "seed_std": [float(np.std(s, ddof=1)) if len(s) > 1 else None for s in seed_means]}
+            "seed_std": [float(np.std(m.mean(axis=1), ddof=1)) if len(m) > 1 else None for m in (ma, mb)]}
 
 
 def seeds_and_questions_ci(ma: np.ndarray, mb: np.ndarray, paired: bool,
