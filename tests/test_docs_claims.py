@@ -24,7 +24,7 @@ PLACEHOLDER = re.compile(r"\.\.\.|…")
 # Paths under these top-level folders are the repository's own; anything else (outputs/, /data/...) is a
 # user's or a run's.
 TOP = ("rlreason", "conf", "tests", "experiments", "scripts", "bench", "docs")
-PATH = re.compile(r"(?<![\w./$-])((?:%s)/[\w.*/-]*[\w*/])" % "|".join(TOP))
+PATH = re.compile(r"(?<![\w./$-])((?:" + "|".join(TOP) + r")/[\w.*/-]*[\w*/])")
 
 
 def code_blocks(text: str) -> list[str]:
