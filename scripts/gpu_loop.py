@@ -1,0 +1,63 @@
+"""The GPU check's loop rows: the real training loop (`python -m rlreason.run`, vLLM engine) for 2 iterations
+with the embedded tiny model, once per engine placement a first GPU run is likely to break:
+
+  - in-process engine with sleep mode (the presets' setting: the engine frees its memory for the update);
+  - `engine.separate_process=true` (the engine core in its own process: vLLM must spawn it, not fork after
+    torch touched CUDA; issue 31, 2a);
+  - `trainer.async_level=1` (the producer thread must run on the rank's CUDA device; 2b).
+
+Each row checks the run's exit status, that every iteration was logged, that nothing is NaN, and that the
+engine's log-probs match the learner's (`learner/logprob_mismatch`, mean |log p_engine - log p_learner| per
+token: ~1e-7 in fp32 on the CPU; the tiny model runs fp32 on GPUs too, conf/model/tiny.yaml).
+Without vLLM installed the rows fail and say so: they are what the other rows cannot show.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ITERATIONS = 2
+# Small enough for minutes on a CPU, big enough that every phase (MC included) does real work.
+SMALL = [f"trainer.iterations={ITERATIONS}", "trainer.questions_per_iteration=4", "rollout.samples_per_question=4",
+         "learner.minibatch_size=16", "learner.micro_batch_size=16", "trainer.eval_max_questions=8",
+         "trainer.eval_samples=1", f"trainer.eval_every={ITERATIONS}", "trainer.checkpoint_every=1",
+         "algo.mc_rollouts=2", "trainer.progress=false", "resume=never"]
+ROWS = {
+    "loop: in-process engine, sleep mode": ["engine.sleep_mode=true"],
+    "loop: engine.separate_process": ["engine.separate_process=true"],
+    "loop: one step off (async_level=1)": ["trainer.async_level=1"],
+}
+MISMATCH_MAX = 1e-3  # fp32 on both sides: anything near this is a wrong weight or a wrong token, not rounding
+
+
+def run_loop(name: str, device: str, tmp: Path, timeout_s: float = 240) -> str:
+    if importlib.util.find_spec("vllm") is None:
+        raise RuntimeError("vllm is not installed: `pip install vllm` (GPU) or `make setup` (CPU) to run the loop")
+    run_dir = tmp / "".join(ch if ch.isalnum() else "_" for ch in name)
+    cmd = [sys.executable, "-m", "rlreason.run", *SMALL, *ROWS[name], f"device={device}", f"hydra.run.dir={run_dir}",
+           f"cache_dir={tmp / 'cache'}"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        tail = [x for x in proc.stderr.splitlines() if x.strip()][-3:]
+        raise RuntimeError(f"exit {proc.returncode}: {' | '.join(tail)}")
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    train = [r for r in rows if "learner/logprob_mismatch" in r]
+    assert len(train) == ITERATIONS, f"{len(train)} iterations logged, not {ITERATIONS}"
+    bad = sorted({k for r in rows for k, v in r.items() if isinstance(v, float) and not math.isfinite(v)})
+    assert not bad, f"not finite: {bad[:4]}"
+    mismatch = max(r["learner/logprob_mismatch"] for r in train)
+    assert mismatch < MISMATCH_MAX, f"engine and learner log-probs differ by {mismatch:.3g} per token"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return (f"{ITERATIONS} iterations in {seconds:.0f} s (start-up included), logprob mismatch {mismatch:.1g}, "
+            f"eval {summary['start_accuracy']:.2f} -> {summary['final_accuracy']:.2f}")
