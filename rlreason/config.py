@@ -148,6 +148,9 @@ class RolloutConfig:
     # Generation also ends at these strings (kept in the text), for rollouts, MC continuations and eval.
     # The reference stops at "\n\n\nProblem:" (a model that starts the next few-shot problem).
     stop: list[str] = field(default_factory=list)
+    # The largest share of the task's gold solutions max_new_tokens may cut: more stops the run before compute,
+    # naming the lengths (rlreason/data/budget.py). null: no check (a budget meant to be short).
+    max_gold_cut: float | None = 0.05
 
 
 @dataclass

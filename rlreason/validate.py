@@ -196,6 +196,8 @@ def validate(cfg: Any) -> None:
     if steps.min_chars < 0 or steps.max_chars < 1:
         problems.append(f"data.steps.min_chars={steps.min_chars} must be >= 0 and data.steps.max_chars="
                         f"{steps.max_chars} >= 1")
+    if cfg.rollout.max_gold_cut is not None and not 0 <= cfg.rollout.max_gold_cut < 1:
+        problems.append(f"rollout.max_gold_cut={cfg.rollout.max_gold_cut} must be in [0, 1), or null for no check")
     if any(not s for s in cfg.rollout.stop):
         problems.append("rollout.stop has an empty string: it would end every generation at once")
     if cfg.trainer.eval_top_p is not None and not 0 < cfg.trainer.eval_top_p <= 1:

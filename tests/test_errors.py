@@ -342,3 +342,20 @@ def test_resume_must_without_checkpoint(tmp_path, no_heavy):
 def test_cuda_without_a_gpu(tmp_path, no_heavy):
     err = build_error(tmp_path, "device=cuda")
     assert "device=cuda but no CUDA device is visible" in str(err)
+
+
+@pytest.mark.parametrize("overrides, share", [(["rollout.max_new_tokens=12"], "99%"),
+                                              (["data=countdown", "model=tiny_countdown", "rollout.max_new_tokens=12"],
+                                               "100%")])
+def test_a_budget_that_cuts_the_gold_solutions_stops_before_compute(tmp_path, no_heavy, overrides, share):
+    """Tried as a new user would: Countdown at 12 tokens used to train a whole iteration on cut responses."""
+    err = build_error(tmp_path, *overrides)
+    assert isinstance(err, ConfigError)
+    data = "countdown" if "data=countdown" in overrides else "arith"
+    assert f"rollout.max_new_tokens=12 cuts {share} of data={data}'s gold solutions" in str(err), str(err)
+    # rollout.max_gold_cut=null trains at that budget anyway: the build goes on to the engine
+    from rlreason.trainer.build import build
+
+    with pytest.raises(AssertionError, match="heavy work started"):
+        build(compose_cfg("engine=hf", f"cache_dir={tmp_path / 'cache'}", *overrides, "rollout.max_gold_cut=null"),
+              tmp_path / "run2")
