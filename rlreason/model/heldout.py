@@ -4,15 +4,20 @@ The build (rlreason.model.build via rlreason.model.tasks) draws its test split f
 split after, from one stream (the generators' generate_splits). RL's test split is the build's, so
 disjoint from SFT, only at the build's exact data settings: with data.countdown.n_test=1000 (the build's
 500) the stream runs on into what the build fine-tuned on, and 485 of the 1000 held-out questions are
-SFT instances (data.arith.n_test=1000 under model=tiny: 500); another seed, spec or data file can share
-instances by chance. So the test split leaves out every question the model was fine-tuned on: the SFT
-set is regenerated from the model's `build:` dict (the call the build made: its n_train, n_test,
-data_seed and the task's spec, so also for a model rebuilt from another build dict) and matched by
-instance (Task.key: Countdown's sorted numbers and target, whatever the rule; arith's problem text).
-At the default settings nothing is left out: the default held-out questions are the build's test split.
+SFT instances; another seed, spec or data file can share instances by chance. So under
+model=tiny_countdown the test split leaves out every question the model was fine-tuned on: the SFT set
+is regenerated from the model's `build:` dict (the call the build made: its n_train, n_test, data_seed
+and the task's spec, so also for a model rebuilt from another build dict) and matched by instance
+(Task.key: the sorted numbers and the target, whatever the rule). At the default settings nothing is
+left out: the default held-out questions are the build's test split.
 
 The train split is left as it is: RL training on questions the model saw in SFT is SFT data trained on
 again (at the defaults RL's train split is the SFT set itself), not a leak into the evaluation.
+
+model=tiny (arith) has the same stream (data.arith.n_test=1000: 500 of the 1000 are SFT questions) but
+is not cut here: its short chains have few distinct texts (about 300 of one step), so any other spec
+shares some with SFT by construction (max_steps=12, the long-chain results' setting: 56 of its 500,
+all of 1-3 steps), and leaving them out would change those held-out sets and their mix of lengths.
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ Filter = Callable[[list[Question]], list[Question]]
 @lru_cache(maxsize=4)
 def _sft_keys(task: str, n_train: int, n_test: int, data_seed: int) -> frozenset:
     # a few seconds for Countdown's 20000: once per process
-    return task_of({"task": task}).sft_keys({"n_train": n_train, "n_test": n_test, "data_seed": data_seed})
+    sft_keys = task_of({"task": task}).sft_keys
+    assert sft_keys is not None
+    return sft_keys({"n_train": n_train, "n_test": n_test, "data_seed": data_seed})
 
 
 def held_out_filter(model_cfg: Any, data_name: str) -> Filter | None:
@@ -42,7 +49,7 @@ def held_out_filter(model_cfg: Any, data_name: str) -> Filter | None:
     if not build or not str(model_cfg.path).startswith("builtin:"):
         return None
     task = task_of(build)
-    if task.name != data_name:
+    if task.name != data_name or task.sft_keys is None or task.key is None:
         return None
     settings = {k: build[k] for k in ("n_train", "n_test", "data_seed")}
     keys = _sft_keys(task.name, *settings.values())

@@ -4,7 +4,6 @@ its vocabulary, its start accuracy, and the config-hash resolution shared with t
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,7 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from rlreason.data.countdown import CountdownSpec, generate_splits, problem_text
 from rlreason.model import build as build_mod
 from rlreason.model.load import committed_hash, config_hash, resolve_model_path
-from rlreason.model.tasks import Item, task_of
+from rlreason.model.tasks import Item, Task, task_of
 from rlreason.model.tiny import assets_dir, default_build, make_model, make_tokenizer
 from rlreason.reward.countdown import countdown_reward
 from rlreason.validate import validate
@@ -68,7 +67,7 @@ def test_sft_solutions_pass_the_checker(items) -> None:
 
 def test_builder_refuses_a_solution_the_checker_rejects(tmp_path, monkeypatch) -> None:
     bad = Item("Q:25 3 2=56", ("25+3=28\n28*2=56\n#### (25+3)*2", "#### 25*3"), 3, lambda t: "25+3" in t)
-    task = replace(task_of(BUILD), alphabet="", items=lambda build: ([bad], []), corpus=list)
+    task = Task("countdown", CountdownSpec(), "", lambda build: ([bad], []), list)
     monkeypatch.setattr(build_mod, "task_of", lambda build: task)
     with pytest.raises(RuntimeError, match="1 gold solutions fail the checker"):
         build_mod.build(BUILD, tmp_path / "never")
