@@ -32,7 +32,7 @@ class ArithConfig:
 
 @dataclass
 class CountdownConfig:
-    """data=countdown (rlreason/data/countdown.py): generated instances, difficulty = how many numbers."""
+    """data=countdown (rlreason/data/countdown.py): generated instances, level = the count of given numbers."""
 
     min_nums: int = 3
     max_nums: int = 4

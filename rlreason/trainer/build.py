@@ -207,6 +207,7 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     from rlreason.engine import make_engine
     from rlreason.learner.learner import Learner
     from rlreason.logger import Logger
+    from rlreason.model.heldout import held_out_filter
     from rlreason.model.load import resolve_model_path
     from rlreason.reward import make_grader
     from rlreason.reward.meter import GradeMeter
@@ -224,7 +225,8 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     found, problem = dist.broadcast(_find_on_main(cfg, run_dir, dist.world) if dist.main else None)
     if problem:
         raise ConfigError(problem)
-    train, test = load_questions(cfg.data, needs_answer=not cfg.reward.fn)
+    train, test = load_questions(cfg.data, needs_answer=not cfg.reward.fn,
+                                 held_out=held_out_filter(cfg.model, cfg.data.name))
     if not train or not test:
         raise ConfigError(f"data={cfg.data.name}: the train split has {len(train)} and the test split "
                           f"{len(test)} questions; both must be non-empty")
