@@ -1,5 +1,7 @@
 """The presets this issue set from the reference configs, and their config checks."""
 
+from pathlib import Path
+
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf.errors import InterpolationResolutionError
@@ -137,3 +139,18 @@ def test_the_papers_checkpoints_bring_the_papers_sizes_without_a_preset(model, d
 def test_the_tiny_models_and_a_users_model_keep_the_cpu_sizes(model):
     cfg = compose_cfg(*f"model={model}".split())
     assert (cfg.rollout.max_new_tokens, cfg.learner.lr, cfg.algo.mc_rollouts, cfg.trainer.iterations) == (80, 3e-5, 4, 80)
+
+
+def test_every_model_preset_has_its_recipe_and_eval_composes_without_one():
+    """conf/recipe/MODEL.yaml for each model option (a missing one would silently fall back to config.py's
+    defaults); the eval (conf/eval.yaml) composes the same model options without any recipe."""
+    from hydra import compose, initialize_config_dir
+
+    from tests.trainer.conftest import CONF
+
+    models = sorted(p.stem for p in (Path(CONF) / "model").glob("*.yaml"))
+    assert sorted(p.stem for p in (Path(CONF) / "recipe").glob("*.yaml")) == sorted([*models, "paper", "tiny_cpu"])
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        for m in models:
+            assert compose("eval", overrides=[f"model={m}", "model.path=/m"]).model.name
+    assert compose_cfg("model=hf", "model.path=/m", "recipe=paper").rollout.max_new_tokens == 1024
