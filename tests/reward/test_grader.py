@@ -154,4 +154,4 @@ def test_workers_started_on_a_thread_serve_the_next_thread():
             t.join()
             time.sleep(0.5)  # the thread has ended: a death signal tied to it has come
         assert pids[0] == pids[1] and pids[0][0] == "correct" and len(pids[0][1]) == 1
-        assert [p.pid for p in workers()] == pids[0][1]
+        assert set(pids[0][1]) <= {p.pid for p in workers()}  # alive, the same process
