@@ -37,13 +37,14 @@ import inspect
 import math
 import multiprocessing as mp
 import numbers
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rlreason.reward.grader import Verdict
-from rlreason.reward.pool import Pool
+from rlreason.reward.pool import Pool, die_with_parent, start
 
 
 class RewardFnError(ValueError):
@@ -118,7 +119,8 @@ def _record(item: Any) -> dict:
 _CHECKED: set[tuple[str, bool]] = set()  # specs that passed `check` in this process
 
 
-def _check_in_child(conn, spec: str, batched: bool) -> None:
+def _check_in_child(conn, spec: str, batched: bool, parent: int) -> None:
+    die_with_parent(parent)  # a hung import must not outlive a killed trainer
     try:
         load(spec, batched)
         conn.send(None)
@@ -136,8 +138,9 @@ def check(spec: str, batched: bool = False, timeout_s: float = 60.0) -> None:
         return
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_check_in_child, args=(child, spec, batched), daemon=True, name="rlreason-reward-check")
-    proc.start()
+    proc = ctx.Process(target=_check_in_child, args=(child, spec, batched, os.getpid()), daemon=True,
+                       name="rlreason-reward-check")
+    start(proc)
     child.close()
     try:
         problem = parent.recv() if parent.poll(timeout_s) else (

@@ -36,7 +36,7 @@ _MAX_STARTUP_FAILURES = 3  # workers dying before they are ready: a broken envir
 Result = tuple[str, Any]  # ("ok", value) | ("error", str) | ("timeout", None)
 
 # Every worker is started from this one thread, which lives as long as the process. Workers die with the
-# trainer by PR_SET_PDEATHSIG (in `_serve`), which Linux fires when the *thread* that started the child
+# trainer by PR_SET_PDEATHSIG (`die_with_parent`), which Linux fires when the *thread* that started the child
 # ends, not the process: started from the async producer's thread (one per iteration, trainer/produce.py)
 # they were killed as it ended and respawned, math-verify's warm-up included, at every iteration. The
 # kernel's signal is kept rather than a check inside the worker (the parent's pid, a pipe's EOF) because a
@@ -45,13 +45,14 @@ _spawner: ThreadPoolExecutor | None = None
 _spawner_lock = threading.Lock()
 
 
-def _on_spawner_thread(start: Callable[[], Any]) -> Any:
+def start(proc: mp.process.BaseProcess) -> None:
+    """`proc.start()` on the spawner thread; the child should call `die_with_parent` first thing."""
     global _spawner
     with _spawner_lock:
         if _spawner is None:
             _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rlreason-worker-spawner")
         spawner = _spawner
-    return spawner.submit(start).result()
+    spawner.submit(proc.start).result()
 
 
 def _forget_spawner() -> None:
@@ -62,15 +63,19 @@ def _forget_spawner() -> None:
 os.register_at_fork(after_in_child=_forget_spawner)
 
 
+def die_with_parent(parent: int) -> None:
+    """In a child of `parent` (the trainer): be killed when it dies, however it dies. A worker stuck in C
+    code would otherwise burn a core forever after a killed trainer."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: tied to the starting thread (`_spawner`)
+        if os.getppid() != parent:  # it died before the line above: no signal will come
+            os._exit(1)
+
+
 def _serve(conn: Connection, make_handler: Callable[[Any], Callable[[Any], Any]], arg: Any, parent: int) -> None:
     """Worker process: answer jobs until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    if sys.platform == "linux":
-        # Die with the parent: a worker stuck in C code would otherwise burn a core forever after a
-        # killed trainer. (Tied to the thread that started this process: see `_spawner`.)
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # it died before the line above: no signal will come
-            os._exit(1)
+    die_with_parent(parent)
     try:
         # Warm-up happens here, before "ready": a one-time import cost (math-verify's LaTeX parser, a
         # user's module) must not count against the first real job's deadline.
@@ -94,7 +99,7 @@ class _Worker:
     def __init__(self, ctx, make_handler, arg, name: str, startup_timeout_s: float) -> None:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_serve, args=(child, make_handler, arg, os.getpid()), daemon=True, name=name)
-        _on_spawner_thread(self.proc.start)
+        start(self.proc)
         child.close()
         self.ready = False
         self.job: int | None = None

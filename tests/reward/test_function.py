@@ -3,8 +3,13 @@
 import math
 import multiprocessing as mp
 import os
+import subprocess
+import sys
 import textwrap
+import threading
 import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -12,6 +17,7 @@ from rlreason.data.record import Question
 from rlreason.reward import FunctionGrader, RewardFnError, make_grader
 from rlreason.reward.function import load
 from rlreason.reward.meter import GradeMeter, RewardFailed
+from tests.reward.test_pool import ROOT, alive
 
 USER = textwrap.dedent('''
     import math, time
@@ -308,9 +314,6 @@ def test_values_of_the_users_own_classes_are_made_plain_or_are_an_error(classes)
 def test_a_module_that_hangs_at_import_is_an_error_within_the_startup_deadline(tmp_path):
     """The import check before compute catches this; a module that hangs only in the grading workers
     (on a machine, at a time) must still end the run with its reason, not hang it."""
-    import threading
-    from types import SimpleNamespace
-
     hangs = tmp_path / "hangs_in_workers.py"
     hangs.write_text("import time\ntime.sleep(600)\ndef f(response, record):\n    return 1.0\n")
     cfg = SimpleNamespace(fn=f"{hangs}:f", weights={}, success_threshold=1.0, timeout_s=1.0, workers=2,
@@ -329,3 +332,27 @@ def test_a_module_that_hangs_at_import_is_an_error_within_the_startup_deadline(t
         meter.check()
     meter.close()
     assert not [p for p in mp.active_children() if p.name == "rlreason-reward"]
+
+
+def test_the_import_check_dies_with_a_killed_trainer(tmp_path):
+    """A module hanging at import in the check's process must not outlive the trainer killed meanwhile."""
+    hangs = tmp_path / "hangs.py"
+    hangs.write_text("import time\ntime.sleep(600)\n")
+    code = f"from rlreason.reward.function import check\ncheck({f'{hangs}:f'!r}, timeout_s=600)\n"
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        deadline, found = time.monotonic() + 60, []
+        while not found and time.monotonic() < deadline:
+            time.sleep(0.2)
+            kids = [int(k) for t in Path(f"/proc/{proc.pid}/task").iterdir()
+                    for k in (t / "children").read_text().split()]
+            found = [k for k in kids if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()]
+        assert found, "the check's process never started"
+        time.sleep(1.0)  # inside the import
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while alive(found[0]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(found[0]), "the import check's process outlived the killed trainer"
