@@ -126,7 +126,7 @@ class Pool:
         self._make, self._arg = make_handler, arg
         self._workers: list[_Worker] = []
         self._startup_failures = 0
-        self.startup_error: str | None = None  # the last worker's own traceback when it could not start
+        self.startup_error: str | None = None  # why the last worker could not start: its traceback, or late_start
 
     def run(self, jobs: list[Any], costs: list[int] | None = None) -> list[Result]:
         """(status, payload) for each job, in order. Job i's deadline is timeout_s x costs[i] (default 1)
