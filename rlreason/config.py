@@ -317,6 +317,9 @@ class RewardConfig:
     batched: bool = False  # fn takes (responses, records) -> list, on chunks of batch_size responses
     batch_size: int = 64
     timeout_s: float = 5.0  # hard deadline per graded response
+    # Deadline for reward.fn's import check before compute, and for each grading worker to start (its
+    # imports: the user's module, math-verify's warm-up); a hang at import is an error, not a stuck run.
+    startup_timeout_s: float = 60.0
     workers: int = 2  # grading processes
 
 

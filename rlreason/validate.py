@@ -322,6 +322,8 @@ def _shared_problems(cfg: Any, splits: tuple[str, ...] = ("train", "test")) -> l
     problems: list[str] = []
     if not cfg.reward.timeout_s > 0:
         problems.append(f"reward.timeout_s={cfg.reward.timeout_s} must be > 0 (the hard deadline per graded response)")
+    if not cfg.reward.startup_timeout_s > 0:
+        problems.append(f"reward.startup_timeout_s={cfg.reward.startup_timeout_s} must be > 0 (seconds to import reward.fn)")
     if cfg.reward.workers < 1:
         problems.append(f"reward.workers={cfg.reward.workers} must be >= 1")
     if cfg.model.max_model_len is not None and cfg.model.max_model_len < 2:
@@ -386,7 +388,7 @@ def _reward_problems(r: Any) -> list[str]:
     from rlreason.reward.function import RewardFnError, check
 
     try:
-        check(r.fn, r.batched)
+        check(r.fn, r.batched, r.startup_timeout_s)
     except RewardFnError as e:
         problems.append(str(e))
     return problems
