@@ -93,6 +93,9 @@ class DataConfig:
     prompt_template: str | None = "[MATH_TASK] Problem:\n{problem}\n\nSolution:"
     prompt_template_file: str | None = None
     use_chat_template: bool = False  # the tokenizer's chat template, the question as the user's message
+    # With use_chat_template (prompt_template is not used then): the user message, `{problem}` replaced by the
+    # question's text (an instruction around it, as verl's data preprocessing adds); null = the text as is.
+    user_template: str | None = None
     steps: StepsConfig = field(default_factory=StepsConfig)
     arith: ArithConfig = field(default_factory=ArithConfig)
     countdown: CountdownConfig = field(default_factory=CountdownConfig)

@@ -367,6 +367,8 @@ def _shared_problems(cfg: Any, splits: tuple[str, ...] = ("train", "test")) -> l
     problems += _reward_problems(cfg.reward)
     if not d.use_chat_template:
         problems += _template_problems(d)
+    elif d.user_template is not None and "{problem}" not in d.user_template:
+        problems.append("data.user_template must contain '{problem}' (or be null: the question's text as is)")
     return problems
 
 

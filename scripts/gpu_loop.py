@@ -35,6 +35,15 @@ ROWS = {
     "loop: engine.separate_process": ["engine.separate_process=true"],
     "loop: one step off (async_level=1)": ["trainer.async_level=1"],
 }
+# The one-GPU recipes (issue 32): each composes (what `--cfg job` prints); with RLREASON_GPU_MODEL=DIR (a local
+# model of the recipe's family: no network there) it also runs 2 iterations of the recipe on that model, at
+# the recipe's own response budget and chat template, with the loop's sizes cut to SMALL's.
+RECIPES = {
+    "recipe: gsm8k_qwen05b": ["experiment=gsm8k_qwen05b"],
+    "recipe: math_qwen15b": ["experiment=math_qwen15b",  # MATH's train split comes from the Hub: use MATH-500's
+                             "data.train_path=${oc.env:RLREASON_DATA,../shared/data}/math500_test.jsonl"],
+    "recipe: countdown_qwen15b": ["experiment=countdown_qwen15b"],
+}
 MISMATCH_MAX = 1e-3  # fp32 on both sides: anything near this is a wrong weight or a wrong token, not rounding
 
 
@@ -61,3 +70,18 @@ def run_loop(name: str, device: str, tmp: Path, timeout_s: float = 240) -> str:
     summary = json.loads((run_dir / "summary.json").read_text())
     return (f"{ITERATIONS} iterations in {seconds:.0f} s (start-up included), logprob mismatch {mismatch:.1g}, "
             f"eval {summary['start_accuracy']:.2f} -> {summary['final_accuracy']:.2f}")
+
+
+def run_recipe(name: str, device: str, tmp: Path, timeout_s: float = 300) -> str:
+    """Compose the recipe; run it for 2 iterations on $RLREASON_GPU_MODEL when that is set."""
+    overrides = RECIPES[name]
+    proc = subprocess.run([sys.executable, "-m", "rlreason.run", "--cfg", "job", *overrides], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    if proc.returncode != 0:
+        raise RuntimeError(f"--cfg job: exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}")
+    model = os.environ.get("RLREASON_GPU_MODEL")
+    if not model:
+        return "composes; RLREASON_GPU_MODEL not set: not run"
+    # after SMALL on the command line, so these win: the recipe's own micro-batch (a 152k vocabulary's logits)
+    ROWS[name] = [*overrides, f"model.path={model}", "learner.micro_batch_size=2"]
+    return run_loop(name, device, tmp, timeout_s)

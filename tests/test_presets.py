@@ -154,3 +154,30 @@ def test_every_model_preset_has_its_recipe_and_eval_composes_without_one():
         for m in models:
             assert compose("eval", overrides=[f"model={m}", "model.path=/m"]).model.name
     assert compose_cfg("model=hf", "model.path=/m", "recipe=paper").rollout.max_new_tokens == 1024
+
+
+@pytest.mark.parametrize("recipe, data, budget", [("gsm8k_qwen05b", "gsm8k", 512), ("math_qwen15b", "math", 1024),
+                                                  ("countdown_qwen15b", "countdown", 1024)])
+def test_one_gpu_recipes(recipe, data, budget):
+    """An instruct model with its chat template, the response budget of the source the recipe cites, stopping at
+    the model's end of turn (no few-shot stop string), for every algorithm."""
+    for algo in ("vineppo", "ppo", "grpo", "rloo"):
+        cfg = compose_cfg(f"experiment={recipe}", f"algo={algo}")
+        validate(cfg)
+        assert cfg.data.name == data and cfg.model.path.startswith("Qwen/Qwen2.5-")
+        assert cfg.data.use_chat_template and "{problem}" in cfg.data.user_template
+        assert cfg.rollout.max_new_tokens == budget and list(cfg.rollout.stop) == []
+        assert cfg.rollout.max_new_tokens < cfg.model.max_model_len
+        assert cfg.learner.lr == 1e-6 and cfg.run_name.startswith(f"{recipe}-{algo}-")
+
+
+def test_the_gpu_check_runs_each_recipe():
+    import sys
+
+    from tests.trainer.conftest import CONF
+
+    sys.path.insert(0, str(Path(CONF).parent / "scripts"))
+    from gpu_loop import RECIPES
+
+    assert sorted(ov[0] for ov in RECIPES.values()) == sorted(
+        f"experiment={p.stem}" for p in (Path(CONF) / "experiment").glob("*_qwen*.yaml"))
