@@ -2,7 +2,8 @@
 group, and engine.devices is validated before anything starts.
 
 The engine test runs one child process (tests/engine/group_sync_child.py: one engine start, 20-30 s), since
-a second engine cannot start in the test session's process (tests/conftest.py)."""
+a second engine cannot start in the test session's process (tests/conftest.py). The torchrun test launches
+two 2-rank runs with engines in processes of their own (~2-4 min on a busy 2-core machine)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import pytest
 
 from rlreason.config import ConfigError, EngineConfig
 from rlreason.engine import devices
+from tests.distributed.test_torchrun import metrics, torchrun
+from tests.trainer.conftest import SMALL
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,6 +55,31 @@ def test_a_killed_engine_process_is_a_clear_error_within_the_timeout(group_run):
     assert 5 <= hidden["seconds"] < 9, hidden
     # As is: the client already knows, so the sync fails at once.
     assert "the vLLM engine process died" in errors["as_is"]["error"] and errors["as_is"]["seconds"] < 1
+
+
+# Two ranks, each with an engine process of its own, 2 iterations of VinePPO, a small eval at iteration 2. A
+# collective that waits 240 s fails the run: a deadlock at the first sync is an error, not a 30 min hang.
+TORCHRUN = [*SMALL, "engine.separate_process=true", "engine.cpu_threads=1", "trainer.eval_max_questions=4",
+            "trainer.eval_samples=1", "distributed.timeout_s=240"]
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_torchrun_over_the_group_logs_the_file_paths_metrics(tmp_path):
+    """FSDP's gathering iterator under the group: rank 0 announces the header from the shards' metadata and
+    gathers with the other ranks after the barrier (listing the weights before it deadlocked: its gathers
+    need every rank). The weights arrive as exact bytes either way, so every metric but timings is equal."""
+    logged = {}
+    for transfer in ("group", "file"):
+        proc, seconds = torchrun(tmp_path / transfer, 2, tmp_path / "cache", timeout=900,
+                                 overrides=[*TORCHRUN, f"engine.weight_transfer={transfer}"])
+        assert proc.returncode == 0, f"{transfer} after {seconds:.0f} s: {(proc.stdout + proc.stderr)[-3000:]}"
+        logged[transfer] = metrics(tmp_path / transfer)
+    assert sorted(logged["group"]) == sorted(logged["file"]) == [0, 1, 2]
+    for it, row in logged["file"].items():
+        kept = {k: v for k, v in row.items() if not k.startswith("time/")}
+        assert {k: v for k, v in logged["group"][it].items() if not k.startswith("time/")} == kept, it
+    assert "eval/accuracy" in logged["group"][2] and "learner/logprob_mismatch" in logged["group"][1]
 
 
 def cfg(**kw) -> EngineConfig:
