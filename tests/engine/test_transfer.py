@@ -147,6 +147,12 @@ def test_the_nccl_groups_timeout_is_well_above_the_senders_deadline(tmp_path):
         engine.join(30)
 
 
+def test_the_dead_engine_gpu_check_runs_on_gloo(capsys):
+    """tests/engine/transfer_child.py's dead_engine_check, a row of the GPU check over NCCL, on gloo here."""
+    assert child.dead_engine_check("gloo", ("cpu", "cpu"), timeout_s=3.0) == 0
+    assert "dead engine over gloo: OK" in capsys.readouterr().out
+
+
 def test_fsdp_ranks_stream_the_first_sync_and_a_hung_engine_stops_both(tmp_path, tiny_model_dir):
     """Two learner ranks sync an FSDP-sharded model with its gathering iterator (a collective per tensor);
     this process is the engine. The first sync already streams: the header comes from the shards' metadata,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,7 +40,8 @@ def weights(version: int) -> dict[str, torch.Tensor]:
     }
 
 
-def engine(port: int, out: str, syncs: int, kill: str | None = None, expected: dict | None = None) -> None:
+def engine(port: int, out: str, syncs: int, kill: str | None = None, expected: dict | None = None,
+           backend: str = "gloo", device: str = "cpu") -> None:
     """Receive `syncs` versions. kill="in_load": SIGKILL itself after taking the tensors, before acking;
     "mid_broadcast": after the first tensor, while the sender still has buckets to broadcast."""
     from rlreason.engine.transfer import WeightReceiver, specs_of
@@ -48,7 +50,7 @@ def engine(port: int, out: str, syncs: int, kill: str | None = None, expected: d
     record: dict = {"versions": [], "load_started": [], "error": None}
     path = Path(out) / "engine.json"
     try:
-        receiver = WeightReceiver(HOST, port, 1, 1, timeout_s=20, join_s=60,
+        receiver = WeightReceiver(HOST, port, 1, 1, backend=backend, device=device, timeout_s=20, join_s=60,
                                   expected=specs_of((expected or weights(0)).items()))
         for _ in range(syncs):
             got: dict[str, torch.Tensor] = {}
@@ -56,7 +58,7 @@ def engine(port: int, out: str, syncs: int, kill: str | None = None, expected: d
             def load(tensors, got=got):
                 record["load_started"].append(time.time())
                 for name, t in tensors:
-                    got[name] = t.clone()
+                    got[name] = t.to("cpu", copy=True)
                     if kill == "mid_broadcast":
                         os.kill(os.getpid(), signal.SIGKILL)
                 if kill == "in_load":
@@ -145,3 +147,40 @@ def fsdp_learner(rank: int, dist_port: int, port: int, out: str, model_dir: str,
         record[f"sent_before_gather_{version}"] = record.pop("sent_before_gather")
     (Path(out) / f"fsdp{rank}.json").write_text(json.dumps(record))
     dist.destroy_process_group()
+
+
+def dead_engine_check(backend: str = "nccl", devices: tuple[str, str] = ("cuda:0", "cuda:1"),
+                      timeout_s: float = 5.0, margin_s: float = 10.0) -> int:
+    """A GPU check (2 GPUs, no vLLM, no pytest), also run on gloo/CPU by test_transfer.py:
+
+        python -c "import sys; from tests.engine.transfer_child import dead_engine_check as c; sys.exit(c())"
+
+    An engine on devices[1] SIGKILLs itself mid-broadcast. Learner rank 0 (devices[0]) must get a
+    TransferError within the deadline, abort the group, and live on past the group's timeout (shortened
+    here to deadline + `margin_s`): NCCL's watchdog, which aborts the process when a collective outlives
+    that timeout, must neither fire first nor after the abort. Prints one line; 0 when all held."""
+    import multiprocessing
+
+    import rlreason.engine.transfer as transfer
+
+    transfer.NCCL_MARGIN_S = margin_s
+    out = tempfile.mkdtemp(prefix="rlreason-dead-engine-")
+    port = free_port()
+    proc = multiprocessing.get_context("spawn").Process(
+        target=engine, args=(port, out, 1, "mid_broadcast", None, backend, devices[1]), daemon=True)
+    proc.start()
+    sender = transfer.WeightSender(HOST, port, 1, backend=backend, device=devices[0], timeout_s=timeout_s,
+                                   join_s=180, bucket_bytes=BUCKET)
+    t0 = time.monotonic()
+    try:
+        sender.send(weights(5).items(), 5)
+        error = None
+    except transfer.TransferError as e:
+        error = str(e)
+    elapsed = time.monotonic() - t0
+    time.sleep(transfer.group_timeout_s(backend, timeout_s) + 5)  # the watchdog's moment, and after
+    proc.join(10)
+    ok = error is not None and elapsed < timeout_s + 5 and proc.exitcode == -signal.SIGKILL
+    print(f"dead engine over {backend}: {'OK' if ok else 'FAIL'}: TransferError after {elapsed:.1f} s "
+          f"({error}); learner alive {transfer.group_timeout_s(backend, timeout_s) + 5:g} s on", flush=True)
+    return 0 if ok else 1
