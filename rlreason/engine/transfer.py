@@ -2,9 +2,10 @@
 
 The transfer group holds only the sender (learner rank 0, group rank 0) and the engine processes (group
 ranks 1..N). It is built from a TCPStore that the sender hosts plus a process-group *backend object*
-(`ProcessGroupGloo` / `ProcessGroupNCCL`), never through `init_process_group` or `new_group`: those need every process in one default world, so the
-engines would join the learner's torchrun world and FSDP's collectives would span them. This way the
-learner's default group stays exactly what torchrun made, and an engine can join from any launcher.
+(`ProcessGroupGloo` / `ProcessGroupNCCL`), never through `init_process_group` or `new_group`: those
+need every process in one default world, so the engines would join the learner's torchrun world and
+FSDP's collectives would span them. This way the learner's default group stays exactly what torchrun
+made, and an engine can join from any launcher.
 
 Two planes, so that no wait on a peer is unbounded:
   - control, over the TCPStore (CPU sockets, whatever the data backend): the header (version, names,
