@@ -135,8 +135,9 @@ class EngineConfig:
     separate_process: bool = False
     cpu_threads: int | None = None
     # separate_process: weights via a file in /dev/shm (file) or a transfer group (group: gloo on CPU, NCCL
-    # on GPUs; no ack within transfer_timeout_s stops the run). devices: the node's engine GPUs, disjoint
-    # from the learners'; local rank r's engine gets devices[r*T:(r+1)*T] (rlreason/engine/devices.py).
+    # on GPUs, where it needs devices; no ack within transfer_timeout_s stops the run). devices: the node's
+    # engine GPUs, disjoint from the learners'; local rank r's engine gets devices[r*T:(r+1)*T]
+    # (rlreason/engine/devices.py).
     weight_transfer: str = "file"
     transfer_timeout_s: float = 120.0
     devices: list[int] | None = None
