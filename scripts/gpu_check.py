@@ -398,12 +398,9 @@ def main() -> int:
         c.run("DCP checkpoint and resume", lambda: check_resume(c, state))  # two learners alive: no estimate
         c.run("weight transfer to an engine process", lambda: check_transfer(c))
         sys.path.insert(0, str(ROOT / "scripts"))
-        from gpu_loop import RECIPES, ROWS, run_loop, run_recipe
+        from gpu_loop import loop_rows
 
-        for name in {"all": list(ROWS), "none": [], "first": list(ROWS)[:1]}[args.loop]:
-            c.run(name, lambda name=name: run_loop(name, args.device, Path(tmp), args.loop_timeout))
-        for name in RECIPES if args.loop == "all" else []:
-            c.run(name, lambda name=name: run_recipe(name, args.device, Path(tmp), args.loop_timeout))
+        loop_rows(c, args.loop, args.device, Path(tmp), args.loop_timeout)
     print(f"\nrlreason GPU check: device {args.device}, model {args.size} "
           f"({json.dumps({k: config[k] for k in SIZES[args.size]})}), seq {args.seq}, "
           f"{args.episodes} episodes / update, micro-batch {args.micro_batch}")

@@ -85,3 +85,66 @@ def run_recipe(name: str, device: str, tmp: Path, timeout_s: float = 300) -> str
     # after SMALL on the command line, so these win: the recipe's own micro-batch (a 152k vocabulary's logits)
     ROWS[name] = [*overrides, f"model.path={model}", "learner.micro_batch_size=2"]
     return run_loop(name, device, tmp, timeout_s)
+
+
+def gpu_count(device: str) -> int:
+    import torch
+
+    return torch.cuda.device_count() if device == "cuda" else 0
+
+
+def refuse_group_on_shared_gpu(device: str, tmp: Path) -> str:
+    """weight_transfer=group with the engine process on the learner's own GPU: NCCL cannot hold two ranks on
+    one device ("Duplicate GPU detected"), so the run must be refused before it starts (issue 31, 2c)."""
+    if device != "cuda":
+        return "cpu run: not checked (the refusal is for GPUs)"
+    proc = subprocess.run([sys.executable, "-m", "rlreason.run", "engine.separate_process=true",
+                           "engine.weight_transfer=group", "device=cuda", "trainer.iterations=1",
+                           f"hydra.run.dir={tmp / 'refused'}"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    want = "engine.weight_transfer=group with the engine process on its learner's GPU"
+    assert proc.returncode == 2 and want in proc.stderr, f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
+    return "refused before start, one rlreason: line"
+
+
+def dead_engine_over_nccl(device: str) -> str:
+    """An engine on cuda:1 killed mid-broadcast: learner rank 0 gets a TransferError, aborts the group, and
+    outlives NCCL's watchdog (issue 31, 2d; tests/engine/transfer_child.py)."""
+    if gpu_count(device) < 2:
+        return "not run: needs 2 GPUs"
+    sys.path.insert(0, str(ROOT))
+    from tests.engine.transfer_child import dead_engine_check
+
+    assert dead_engine_check() == 0, "see the line above"
+    return "TransferError within the deadline, rank 0 alive past the group's timeout"
+
+
+def group_against_file(device: str, tmp: Path, timeout_s: float) -> str:
+    """The separate engine on GPU 1 fed over an NCCL group, against the same run fed through files: equal
+    metrics but time/ and sync/ (issue 31, 1b on NCCL)."""
+    if gpu_count(device) < 2:
+        return "not run: needs 2 GPUs"
+    runs = {}
+    for how in ("group", "file"):
+        name = f"loop: separate engine on GPU 1, {how}"
+        ROWS[name] = ["engine.separate_process=true", "engine.devices=[1]", f"engine.weight_transfer={how}"]
+        run_loop(name, device, tmp, timeout_s)
+        run_dir = tmp / "".join(ch if ch.isalnum() else "_" for ch in name)
+        runs[how] = [{k: v for k, v in json.loads(x).items() if not k.startswith(("time/", "sync/"))}
+                     for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    assert runs["group"] == runs["file"], "the group run's metrics differ from the file run's"
+    return f"{len(runs['group'])} metric rows equal, group and file"
+
+
+def loop_rows(check, which: str, device: str, tmp: Path, timeout_s: float) -> None:
+    """Every row of this file as rows of scripts/gpu_check.py's table (`check.run(name, fn)`); `which`: all,
+    none, or first (the first loop row alone: the CPU test of the check)."""
+    for name in {"all": list(ROWS), "none": [], "first": list(ROWS)[:1]}[which]:
+        check.run(name, lambda name=name: run_loop(name, device, tmp, timeout_s))
+    if which != "all":
+        return
+    for name in RECIPES:
+        check.run(name, lambda name=name: run_recipe(name, device, tmp, timeout_s))
+    check.run("group on the learner's GPU: refused", lambda: refuse_group_on_shared_gpu(device, tmp))
+    check.run("dead engine over NCCL", lambda: dead_engine_over_nccl(device))
+    check.run("group against file, engine on GPU 1", lambda: group_against_file(device, tmp, timeout_s))
