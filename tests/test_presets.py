@@ -148,6 +148,7 @@ def test_every_model_preset_has_its_recipe_and_eval_composes_without_one():
 
     from tests.trainer.conftest import CONF
 
+    register_configs()
     models = sorted(p.stem for p in (Path(CONF) / "model").glob("*.yaml"))
     assert sorted(p.stem for p in (Path(CONF) / "recipe").glob("*.yaml")) == sorted([*models, "paper", "tiny_cpu"])
     with initialize_config_dir(config_dir=CONF, version_base=None):
