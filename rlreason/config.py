@@ -295,6 +295,9 @@ class TrainerConfig:
     eval_headline: str = "greedy"
     eval_max_questions: int | None = None  # subset of the test split per eval (None = all)
     checkpoint_every: int = 1
+    # Every response cut at rollout.max_new_tokens this many iterations in a row: stop, exit 2 (0 = never);
+    # more than half cut: a warning each iteration (rlreason/trainer/truncation.py)
+    stop_all_truncated: int = 3
     # How many of the newest checkpoints to keep (null = all; e.g. the value-estimation analysis of
     # experiments/value_analysis.py reads a PPO run's critic at several iterations).
     keep_checkpoints: int | None = 2

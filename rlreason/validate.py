@@ -152,6 +152,7 @@ def validate(cfg: Any) -> None:
                  "trainer.eval_every", "curriculum.pool_factor", "curriculum.n_select", "learner.max_bad_updates"):
         positive(path)
     positive("trainer.iterations", 0)
+    positive("trainer.stop_all_truncated", 0)
     if cfg.trainer.keep_checkpoints is not None:
         positive("trainer.keep_checkpoints")
     if not 0 <= cfg.seed <= MAX_RUN_SEED:

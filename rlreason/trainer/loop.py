@@ -11,6 +11,7 @@ build the next iteration's batch on a thread while the learner updates on this o
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections import defaultdict
@@ -26,7 +27,9 @@ from rlreason.seeds import SeedStream
 from rlreason.trainer.build import Run, build, save_checkpoint
 from rlreason.trainer.evaluate import component_means, evaluate, headline
 from rlreason.trainer.produce import Batch, Producer
+from rlreason.trainer.truncation import TruncationWatch
 
+logger = logging.getLogger(__name__)
 GRADED = ("selection", "rollout", "mc", "advantages")
 
 
@@ -185,6 +188,7 @@ def _loop(run: Run, phases: Phases, start_clock: float) -> None:
     bar = tqdm(range(run.start_iteration + 1, t.iterations + 1), initial=run.start_iteration, total=t.iterations,
                desc="train", disable=not (t.progress and run.dist.main), dynamic_ncols=True)
     producer = Producer(run, phases, t.async_level)
+    watch = TruncationWatch(cfg.rollout.max_new_tokens, t.stop_all_truncated)
     if run.weights_iteration < run.start_iteration:  # resumed one step off: a batch was in flight (build.py)
         producer.remake(run.start_iteration + 1)
     for it in bar:
@@ -213,6 +217,9 @@ def _loop(run: Run, phases: Phases, start_clock: float) -> None:
             with phases("checkpoint"):
                 save_checkpoint(run, it, producer.sampler_state(), producer.behaviour)
         bar.set_postfix(reward=f"{metrics['train/reward']:.2f}", refresh=False)
+        # after the checkpoint: a run stopped for cut responses resumes from here with a larger budget
+        if (warning := watch(it, metrics["train/truncated"])) and run.dist.main:
+            logger.warning(warning)
 
 
 def reward_line(metrics: dict[str, float]) -> str:
