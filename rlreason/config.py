@@ -32,7 +32,7 @@ class ArithConfig:
 
 @dataclass
 class CountdownConfig:
-    """data=countdown (rlreason/data/countdown.py): generated instances, difficulty = how many numbers."""
+    """data=countdown (rlreason/data/countdown.py): generated instances, level = the count of given numbers."""
 
     min_nums: int = 3
     max_nums: int = 4
@@ -93,6 +93,9 @@ class DataConfig:
     prompt_template: str | None = "[MATH_TASK] Problem:\n{problem}\n\nSolution:"
     prompt_template_file: str | None = None
     use_chat_template: bool = False  # the tokenizer's chat template, the question as the user's message
+    # With use_chat_template (prompt_template is not used then): the user message, `{problem}` replaced by the
+    # question's text (an instruction around it, as verl's data preprocessing adds); null = the text as is.
+    user_template: str | None = None
     steps: StepsConfig = field(default_factory=StepsConfig)
     arith: ArithConfig = field(default_factory=ArithConfig)
     countdown: CountdownConfig = field(default_factory=CountdownConfig)
@@ -132,8 +135,9 @@ class EngineConfig:
     separate_process: bool = False
     cpu_threads: int | None = None
     # separate_process: weights via a file in /dev/shm (file) or a transfer group (group: gloo on CPU, NCCL
-    # on GPUs; no ack within transfer_timeout_s stops the run). devices: the node's engine GPUs, disjoint
-    # from the learners'; local rank r's engine gets devices[r*T:(r+1)*T] (rlreason/engine/devices.py).
+    # on GPUs, where it needs devices; no ack within transfer_timeout_s stops the run). devices: the node's
+    # engine GPUs, disjoint from the learners'; local rank r's engine gets devices[r*T:(r+1)*T]
+    # (rlreason/engine/devices.py).
     weight_transfer: str = "file"
     transfer_timeout_s: float = 120.0
     devices: list[int] | None = None
@@ -148,6 +152,9 @@ class RolloutConfig:
     # Generation also ends at these strings (kept in the text), for rollouts, MC continuations and eval.
     # The reference stops at "\n\n\nProblem:" (a model that starts the next few-shot problem).
     stop: list[str] = field(default_factory=list)
+    # The largest share of the task's gold solutions max_new_tokens may cut: more stops the run before compute,
+    # naming the lengths (rlreason/data/budget.py). null: no check (a budget meant to be short).
+    max_gold_cut: float | None = 0.05
 
 
 @dataclass
@@ -327,6 +334,9 @@ class RewardConfig:
     batched: bool = False  # fn takes (responses, records) -> list, on chunks of batch_size responses
     batch_size: int = 64
     timeout_s: float = 5.0  # hard deadline per graded response
+    # Deadline for reward.fn's import check before compute, and for each grading worker to start (its
+    # imports: the user's module, math-verify's warm-up); a hang at import is an error, not a stuck run.
+    startup_timeout_s: float = 60.0
     workers: int = 2  # grading processes
     overlong: OverlongConfig = field(default_factory=OverlongConfig)
 

@@ -114,6 +114,7 @@ def _evaluate(cfg, out_dir: Path, target: Target, engine) -> Path:
     from rlreason.data import load_split, prompt_template
     from rlreason.data.fit import check_prompts, measure_prompts, tiny_hint
     from rlreason.engine import make_engine
+    from rlreason.model.heldout import held_out_filter
     from rlreason.reward import make_grader
     from rlreason.reward.meter import GradeMeter
     from rlreason.rollout import Roller
@@ -122,7 +123,10 @@ def _evaluate(cfg, out_dir: Path, target: Target, engine) -> Path:
     from rlreason.trainer.evaluate import markdown, summarize
 
     e, task = cfg.eval, grader_task(cfg)
-    questions = load_split(cfg.data, e.split, needs_answer=not cfg.reward.fn)[: e.max_questions]
+    # A run's checkpoint started from its run's model: that model's SFT questions are not held out.
+    base = target.run_cfg.model if target.run_cfg is not None else cfg.model
+    questions = load_split(cfg.data, e.split, needs_answer=not cfg.reward.fn,
+                           held_out=held_out_filter(base, cfg.data.name))[: e.max_questions]
     tokenizer = load_tokenizer(cfg, target.weights, target.tokenizer)
     context = context_length(cfg, target.weights)
     # Every prompt fits with the response's tokens to spare, and the tokenizer can read it: checked before

@@ -60,9 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", "--reward.timeout_s", type=float, default=5.0,
                     help="seconds per response (hard deadline)")
     ap.add_argument("--workers", "--reward.workers", type=int, default=2, help="grading processes")
+    ap.add_argument("--reward.startup_timeout_s", dest="startup_timeout", type=float, default=60.0,
+                    help="seconds to import the reward function (the check, then each grading process)")
     args = ap.parse_args(argv)
-    if args.timeout <= 0 or args.workers < 1 or args.batch_size < 1:
-        ap.error("need --timeout > 0, --workers >= 1 and --reward.batch_size >= 1")
+    if args.timeout <= 0 or args.startup_timeout <= 0 or args.workers < 1 or args.batch_size < 1:
+        ap.error("need --timeout > 0, --reward.startup_timeout_s > 0, --workers >= 1 and --reward.batch_size >= 1")
     try:
         weights = json.loads(args.weights)
         if not isinstance(weights, dict) or not all(isinstance(v, int | float) for v in weights.values()):
@@ -71,11 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--reward.weights={args.weights!r}: expected a JSON object of numbers")
     cfg = argparse.Namespace(fn=args.fn, weights=weights, success_threshold=args.success_threshold,
                              batched=args.batched, batch_size=args.batch_size, timeout_s=args.timeout,
-                             workers=args.workers)
+                             workers=args.workers, startup_timeout_s=args.startup_timeout)
     try:
         responses, questions, truncated = read_jobs(args.file, with_record=bool(args.fn))
         if args.fn:
-            check(args.fn, args.batched)  # imported in a spawned process, under a deadline
+            check(args.fn, args.batched, args.startup_timeout)  # imported in a spawned process, under a deadline
         grader = make_grader(cfg, args.task or "fn")
     except (DataError, RewardFnError) as e:
         print(f"rlreason.grade: {e}", file=sys.stderr)

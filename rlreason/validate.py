@@ -199,6 +199,8 @@ def validate(cfg: Any) -> None:
     if steps.min_chars < 0 or steps.max_chars < 1:
         problems.append(f"data.steps.min_chars={steps.min_chars} must be >= 0 and data.steps.max_chars="
                         f"{steps.max_chars} >= 1")
+    if cfg.rollout.max_gold_cut is not None and not 0 <= cfg.rollout.max_gold_cut < 1:
+        problems.append(f"rollout.max_gold_cut={cfg.rollout.max_gold_cut} must be in [0, 1), or null for no check")
     if any(not s for s in cfg.rollout.stop):
         problems.append("rollout.stop has an empty string: it would end every generation at once")
     if cfg.trainer.eval_top_p is not None and not 0 < cfg.trainer.eval_top_p <= 1:
@@ -323,6 +325,8 @@ def _shared_problems(cfg: Any, splits: tuple[str, ...] = ("train", "test")) -> l
     problems: list[str] = []
     if not cfg.reward.timeout_s > 0:
         problems.append(f"reward.timeout_s={cfg.reward.timeout_s} must be > 0 (the hard deadline per graded response)")
+    if not cfg.reward.startup_timeout_s > 0:
+        problems.append(f"reward.startup_timeout_s={cfg.reward.startup_timeout_s} must be > 0 (seconds to import reward.fn)")
     if cfg.reward.workers < 1:
         problems.append(f"reward.workers={cfg.reward.workers} must be >= 1")
     if cfg.model.max_model_len is not None and cfg.model.max_model_len < 2:
@@ -366,6 +370,8 @@ def _shared_problems(cfg: Any, splits: tuple[str, ...] = ("train", "test")) -> l
     problems += _reward_problems(cfg.reward)
     if not d.use_chat_template:
         problems += _template_problems(d)
+    elif d.user_template is not None and "{problem}" not in d.user_template:
+        problems.append("data.user_template must contain '{problem}' (or be null: the question's text as is)")
     return problems
 
 
@@ -387,7 +393,7 @@ def _reward_problems(r: Any) -> list[str]:
     from rlreason.reward.function import RewardFnError, check
 
     try:
-        check(r.fn, r.batched)
+        check(r.fn, r.batched, r.startup_timeout_s)
     except RewardFnError as e:
         problems.append(str(e))
     return problems

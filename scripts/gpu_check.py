@@ -1,4 +1,4 @@
-"""What rlreason runs on one GPU without vLLM, checked in a few minutes; prints one table.
+"""What rlreason runs on one GPU, checked in under 10 minutes; prints one table.
 
     scripts/gpu_check.sh [WHEEL_DIR]                    # on the GPU machine (see the .sh for the wheels)
     python scripts/gpu_check.py --device cpu --size tiny  # this script's own test, on a CPU (gloo, fp32)
@@ -16,7 +16,8 @@ Checks, each a row (result, seconds, peak allocated GiB, rlreason.distributed.me
     not deterministic by default);
   - the learner-to-engine weight transfer (rlreason/engine/transfer.py) to a second process, the one an
     engine on devices of its own would run: over NCCL from cuda:0 to cuda:1 when there are 2 GPUs, else
-    over gloo on CUDA tensors (NCCL refuses two ranks on one device); two versions, bit for bit.
+    over gloo on CUDA tensors (NCCL refuses two ranks on one device); two versions, bit for bit;
+  - the real loop with vLLM, 2 iterations per engine placement (scripts/gpu_loop.py).
 The model is a random Llama built here (no download): `small` is ~0.22 B parameters with a 32k vocabulary.
 Peaks are torch's allocator (no CUDA context); the estimate is the same without its runtime allowance.
 Exit status 1 if any check fails.
@@ -380,6 +381,9 @@ def main() -> int:
     ap.add_argument("--seq", type=int, default=1024, help="tokens per episode (a quarter of them prompt)")
     ap.add_argument("--episodes", type=int, default=16, help="episodes per update (one minibatch)")
     ap.add_argument("--micro-batch", type=int, default=4)
+    ap.add_argument("--loop", choices=("all", "none", "first"), default="all",
+                    help="the loop rows (scripts/gpu_loop.py: vLLM, 2 iterations each): all, none, or the first")
+    ap.add_argument("--loop-timeout", type=float, default=150, help="seconds per loop row")
     args = ap.parse_args()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -393,6 +397,10 @@ def main() -> int:
         c.run("FSDP2 update, world size 1", lambda: check_fsdp(c, state), {"fsdp": True})
         c.run("DCP checkpoint and resume", lambda: check_resume(c, state))  # two learners alive: no estimate
         c.run("weight transfer to an engine process", lambda: check_transfer(c))
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from gpu_loop import loop_rows
+
+        loop_rows(c, args.loop, args.device, Path(tmp), args.loop_timeout)
     print(f"\nrlreason GPU check: device {args.device}, model {args.size} "
           f"({json.dumps({k: config[k] for k in SIZES[args.size]})}), seq {args.seq}, "
           f"{args.episodes} episodes / update, micro-batch {args.micro_batch}")

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The GPU check of what runs without vLLM (scripts/gpu_check.py): one command, one table, under 8 minutes.
+# The GPU check (scripts/gpu_check.py; its loop rows need vllm installed): one command, one table, under 10 minutes.
 #
 #   scripts/gpu_check.sh --wheels DIR   # here, with a package index: DIR gets the pure-Python wheels the check
 #                                       # imports beyond torch and transformers (hydra-core, omegaconf, antlr4;
 #                                       # under 1 MiB together), built from the sdist where PyPI has no wheel
 #   scripts/gpu_check.sh [DIR] [ARGS]   # on the GPU machine (torch with CUDA, transformers): puts DIR's wheels
 #                                       # on the path if given, then runs the check with ARGS (see --help);
-#                                       # exit 1 if a check fails, 124 past 8 minutes
+#                                       # exit 1 if a check fails, 124 past 9.5 minutes
 #
 # The Python: $PYTHON if set; else the project's .venv (after `make setup`, torch lives there); else python3,
 # a bare machine's system torch.
@@ -38,4 +38,4 @@ if [ -n "${1:-}" ] && [ -d "$1" ]; then
 fi
 "$PY" -c "import sys, torch, transformers; print(sys.executable, '| torch', torch.__version__, 'CUDA', torch.version.cuda, '| transformers', transformers.__version__)"
 # Not exec: the trap removes the unpacked wheels afterwards. The script's status is the check's.
-timeout 480 env PYTHONPATH="$PWD${deps:+:$deps}${PYTHONPATH:+:$PYTHONPATH}" "$PY" scripts/gpu_check.py "$@"
+timeout 570 env PYTHONPATH="$PWD${deps:+:$deps}${PYTHONPATH:+:$PYTHONPATH}" "$PY" scripts/gpu_check.py "$@"

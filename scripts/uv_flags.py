@@ -3,7 +3,7 @@
 uv reads no pip.conf, so `make setup` passes pip's package sources to it explicitly: every configured
 find-links, index-url, extra-index-url and constraint (pip.conf files and PIP_* variables alike, as
 `pip config list` shows them), plus pip's rule of taking the best version across all indexes.
-Standard library only: it runs before anything is installed. Usage: python scripts/uv_flags.py [--gpu] [PIP]
+Standard library only: it runs before anything is installed. Usage: python scripts/uv_flags.py [--gpu] [--add-index URL] [PIP]
 
 --gpu (a GPU install) leaves out PyTorch's CPU wheel index (`.../whl/cpu`, which the README tells CPU users
 to add): across all sources `torch==2.13.0+cpu` sorts above `torch==2.13.0`, so with it uv (and pip) would
@@ -26,8 +26,8 @@ def cpu_only(source: str) -> bool:
     return "/whl/cpu" in source.rstrip("/") + "/"
 
 
-def uv_flags(pip_config_list: str, gpu: bool = False) -> list[str]:
-    values: dict[str, list[str]] = {}
+def uv_flags(pip_config_list: str, gpu: bool = False, add_index: str | None = None) -> list[str]:
+    values: dict[str, list[str]] = {"extra-index-url": [add_index]} if add_index else {}
     for line in pip_config_list.splitlines():
         key, sep, raw = line.partition("=")
         name = key.rsplit(".", 1)[-1]
@@ -59,9 +59,13 @@ def uv_flags(pip_config_list: str, gpu: bool = False) -> list[str]:
 def main() -> None:
     args = sys.argv[1:]
     gpu = "--gpu" in args
+    add_index = None
+    if "--add-index" in args:  # an index this install needs beyond pip's (scripts/torch_source.py)
+        i = args.index("--add-index")
+        add_index, args = args[i + 1], args[:i] + args[i + 2:]
     pip = [a for a in args if a != "--gpu"] or [sys.executable, "-m", "pip"]
     out = subprocess.run([*pip, "config", "list"], capture_output=True, text=True, check=False).stdout
-    print(shlex.join(uv_flags(out, gpu=gpu)))
+    print(shlex.join(uv_flags(out, gpu=gpu, add_index=add_index)))
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ CLI_CASES = [
     ("minibatch", ["learner.minibatch_size=7", "learner.micro_batch_size=7"],
      ["learner.minibatch_size=7 does not divide the 128 episodes per iteration"]),
     ("k-zero", ["algo.mc_rollouts=0"], ["algo.mc_rollouts=0 must be >= 1"]),
+    ("startup-timeout-zero", ["reward.startup_timeout_s=0"], ["reward.startup_timeout_s=0.0 must be > 0"]),
     ("hf-without-path", ["model=hf"], ["model.path must be set (model=hf model.path=HUB_ID_OR_DIR)"]),
     # vLLM's own TP workers in one process: it used to end in a traceback at engine start (issue 20)
     ("tp-in-one-process", ["engine=vllm", "engine.tensor_parallel_size=2", "trainer.iterations=1"],
@@ -111,6 +112,17 @@ def test_cli_unusable_reward_fn_is_one_line_before_any_compute(tmp_path, spec, e
     assert elapsed < 30, elapsed
 
 
+def test_cli_reward_fn_hanging_at_import_is_one_line_naming_it_and_the_deadline(tmp_path):
+    hangs = tmp_path / "hangs.py"
+    hangs.write_text("import time\ntime.sleep(600)\ndef f(response, record):\n    return 1.0\n")
+    proc, elapsed, run_dir = cli(tmp_path, f"reward.fn={hangs}:f", "reward.startup_timeout_s=3")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("rlreason: ") and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert f"importing {hangs}:f did not finish within reward.startup_timeout_s=3 s" in proc.stderr
+    assert not any((run_dir / name).exists() for name in ("stats.sqlite", "metrics.jsonl", "checkpoints"))
+    assert elapsed < 3 + 30, elapsed
+
+
 def test_cli_unwritable_run_dir(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("a regular file, so nothing can be created below it (even as root)")
@@ -146,6 +158,7 @@ VALIDATE_CASES = [
       "trainer.questions_per_iteration=4 x rollout.samples_per_question=4"]),
     ("micro", ["learner.micro_batch_size=3"], ["learner.micro_batch_size=3 does not divide learner.minibatch_size=8"]),
     ("k-zero", ["algo.mc_rollouts=0"], ["algo.mc_rollouts=0 must be >= 1"]),
+    ("startup-timeout-zero", ["reward.startup_timeout_s=0"], ["reward.startup_timeout_s=0.0 must be > 0"]),
     ("k-negative", ["algo.mc_rollouts=-2"], ["algo.mc_rollouts=-2 must be >= 1"]),
     ("pool-factor", ["curriculum.pool_factor=0"], ["curriculum.pool_factor=0 must be >= 1"]),
     ("samples", ["rollout.samples_per_question=0"], ["rollout.samples_per_question=0 must be >= 1"]),
@@ -342,3 +355,20 @@ def test_resume_must_without_checkpoint(tmp_path, no_heavy):
 def test_cuda_without_a_gpu(tmp_path, no_heavy):
     err = build_error(tmp_path, "device=cuda")
     assert "device=cuda but no CUDA device is visible" in str(err)
+
+
+@pytest.mark.parametrize("overrides, share", [(["rollout.max_new_tokens=12"], "99%"),
+                                              (["data=countdown", "model=tiny_countdown", "rollout.max_new_tokens=12"],
+                                               "100%")])
+def test_a_budget_that_cuts_the_gold_solutions_stops_before_compute(tmp_path, no_heavy, overrides, share):
+    """Tried as a new user would: Countdown at 12 tokens used to train a whole iteration on cut responses."""
+    err = build_error(tmp_path, *overrides)
+    assert isinstance(err, ConfigError)
+    data = "countdown" if "data=countdown" in overrides else "arith"
+    assert f"rollout.max_new_tokens=12 cuts {share} of data={data}'s gold solutions" in str(err), str(err)
+    # rollout.max_gold_cut=null trains at that budget anyway: the build goes on to the engine
+    from rlreason.trainer.build import build
+
+    with pytest.raises(AssertionError, match="heavy work started"):
+        build(compose_cfg("engine=hf", f"cache_dir={tmp_path / 'cache'}", *overrides, "rollout.max_gold_cut=null"),
+              tmp_path / "run2")

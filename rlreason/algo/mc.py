@@ -7,11 +7,16 @@ expansion.py `ConfidenceIntervalAwareEfficientIIDExpander`, configs/episode_gene
 ciAwre_10ir_4nr_ci0.05.jsonnet: start 10, add 4, at most 30, CI length 0.05), batched: every round is one
 engine call over all the states still open.
 
-The reference's rule: after n continuations with mean p, the state's interval length is
-2 * 1.96 * sqrt(p (1 - p) / n) (Wald); while it exceeds `ci_length` and n < `max_rollouts`, sample
-`new_rollouts` more. A state whose first K0 continuations all agree (p = 0 or 1) has length 0 and stops
-at once; at the sizes used (n <= 33, threshold 0.05) every state with mixed results runs to the cap, so
-the rule reads: "K0 if unanimous, else the cap".
+The rule: after n continuations, the state's interval length is 2 * 1.96 * sqrt(s^2 / n) (Wald), s^2
+the population variance (ddof = 0) of its rewards; while it exceeds `ci_length` and n < `max_rollouts`,
+sample `new_rollouts` more. The reference writes p (1 - p) for the mean p, which is s^2 exactly when the
+rewards are 0/1, so for 0/1 rewards this is its rule (the unbiased n/(n - 1) s^2 would not be: it would
+lengthen every interval, so states could stop later). p (1 - p) is no variance for other rewards: it
+reads 0 for a state with rewards -1 and 1 (stopping it after one round), 0.09 for rewards all 0.1
+(sampling it to the cap), and is negative for rewards all 1.1; s^2 is 1, 0 and 0. A state whose first K0
+continuations all agree has length 0 and stops at once; for 0/1 rewards at the sizes used (n <= 33,
+threshold 0.05) every state with mixed results runs to the cap, so the rule reads: "K0 if unanimous, else
+the cap".
 
 One difference, an option: the reference checks n >= max_num_rollouts before a round and then samples a
 full `num_new_rollouts`, so a state can end past the cap. Here the last round stops at the cap
@@ -19,11 +24,12 @@ full `num_new_rollouts`, so a state can end past the cap. Here the last round st
 the reference's rule. They agree when new_rollouts divides max_rollouts - K0 (the reference's config:
 10, +4, up to 30); at K0 = 2, 4 new, cap 4, a mixed state ends at 4 continuations here, at 6 there.
 
-Bias of stopping early (the mean of a sample whose size depends on its own values is not unbiased):
-with K0 = 2 and every mixed state ending at n continuations, E[V] - p = -p (1 - p) (1 - 2p) (1 - 2/n).
-Values are pulled towards 0 and 1, most at p = 0.21 and 0.79, by (1 - 2/n) / (6 sqrt 3) = (1 - 2/n) x
-0.0962. So at K0 = 2 a larger cap grows the bias, it does not shrink it: 0.048 at n = 4 (e.g. 0.152 at
-p = 0.2), 0.064 at 6, 0.077 at 10, 0.090 at 30, towards 0.096. A larger K0 lowers it at a given cap
+Bias of stopping early (the mean of a sample whose size depends on its own values is not unbiased), for
+0/1 rewards (what `expected_adaptive_value` enumerates; s^2 = p (1 - p) there, so the figures are the
+reference's): with K0 = 2 and every mixed state ending at n continuations,
+E[V] - p = -p (1 - p) (1 - 2p) (1 - 2/n). Values are pulled towards 0 and 1, most at p = 0.21 and 0.79,
+by (1 - 2/n) / (6 sqrt 3) = (1 - 2/n) x 0.0962. So at K0 = 2 a larger cap grows the bias, it does not
+shrink it: 0.048 at n = 4 (e.g. 0.152 at p = 0.2), 0.064 at 6, 0.077 at 10, 0.090 at 30, towards 0.096. A larger K0 lowers it at a given cap
 (cap 30: 0.070 at K0 = 4, 0.023 at K0 = 10). `expected_adaptive_value` computes it exactly;
 tests/algo/test_mc.py checks the sampler and these figures against it. Off by default
 (algo.mc.max_rollouts = null).
@@ -32,6 +38,8 @@ tests/algo/test_mc.py checks the sampler and these figures against it. Off by de
 from __future__ import annotations
 
 import math
+import statistics
+from functools import cache
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
@@ -74,9 +82,11 @@ def continuation_rewards(engine: Engine, grader: Grader, prefixes: list[list[int
 
 
 def ci_length(rewards: list[float], z: float = 1.96) -> float:
-    """The reference's interval length for a mean of 0/1 rewards: 2 z sqrt(p (1 - p) / n)."""
-    p = sum(rewards) / len(rewards)
-    return 2 * z * math.sqrt(max(p * (1 - p), 0.0) / len(rewards))
+    """The Wald interval length of the mean of `rewards`: 2 z sqrt(s^2 / n), s^2 their population variance
+    (ddof = 0: for 0/1 rewards with mean p it is p (1 - p), the reference's formula, exactly; the module
+    docstring says why not the unbiased one). statistics.pvariance is exact (0 for equal rewards, never
+    negative)."""
+    return 2 * z * math.sqrt(statistics.pvariance(rewards) / len(rewards))
 
 
 def adaptive_continuation_rewards(engine: Engine, grader: Grader, prefixes: list[list[int]], texts: list[str],
@@ -125,7 +135,7 @@ def adaptive_outcomes(p: float, k0: int, max_rollouts: int, new_rollouts: int, c
     while dist:
         nxt: dict[tuple[int, int], float] = {}
         for (s, n), pr in dist.items():
-            if n >= max_rollouts or ci_length([1.0] * s + [0.0] * (n - s)) <= ci_threshold:
+            if n >= max_rollouts or _ci_length_01(s, n) <= ci_threshold:
                 final[(s, n)] = final.get((s, n), 0.0) + pr
                 continue
             m = next_round(n, max_rollouts, new_rollouts, cap_last_round)
@@ -134,6 +144,12 @@ def adaptive_outcomes(p: float, k0: int, max_rollouts: int, new_rollouts: int, c
                 nxt[key] = nxt.get(key, 0.0) + pr * comb(m, j) * p ** j * (1 - p) ** (m - j)
         dist = nxt
     return final
+
+
+@cache
+def _ci_length_01(successes: int, n: int) -> float:
+    """ci_length of `successes` 1s and n - successes 0s (the enumeration asks for the same few often)."""
+    return ci_length([1.0] * successes + [0.0] * (n - successes))
 
 
 def expected_adaptive_value(p: float, k0: int, max_rollouts: int, new_rollouts: int, ci_threshold: float,

@@ -29,9 +29,13 @@ _CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's `<<48/2=24>>` annotations
 _LEVEL = re.compile(r"(?:Level\s*)?(\d+)")
 
 
-def load_questions(data_cfg: Any, needs_answer: bool = True) -> tuple[list[Question], list[Question]]:
+def load_questions(data_cfg: Any, needs_answer: bool = True,
+                   held_out: Callable[[list[Question]], list[Question]] | None = None,
+                   ) -> tuple[list[Question], list[Question]]:
     """(train, test) for `data_cfg` (a DataConfig node or dataclass), cut to max_train / max_test.
-    `needs_answer=False` (a reward function grades from the record): data=jsonl rows need no answer."""
+    `needs_answer=False` (a reward function grades from the record): data=jsonl rows need no answer.
+    `held_out` cuts the test split before max_test does (rlreason.model.heldout: a tiny model's SFT
+    questions out)."""
     if data_cfg.name == "arith":
         a = data_cfg.arith
         spec = ArithSpec(a.min_steps, a.max_steps, a.modulus, a.ops, a.invertible)
@@ -45,16 +49,23 @@ def load_questions(data_cfg: Any, needs_answer: bool = True) -> tuple[list[Quest
         train, test = _load_split(data_cfg, "train", needs_answer), _load_split(data_cfg, "test", needs_answer)
     else:
         raise ValueError(f"data.name={data_cfg.name!r}: no loader (expected {', '.join(NAMES)})")
+    if held_out is not None:
+        test = held_out(test)
     return _prefix(train, data_cfg.max_train), _prefix(test, data_cfg.max_test)
 
 
-def load_split(data_cfg: Any, split: str, needs_answer: bool = True) -> list[Question]:
-    """One split (train | test), cut to max_train / max_test: an eval reads only the split it scores."""
+def load_split(data_cfg: Any, split: str, needs_answer: bool = True,
+               held_out: Callable[[list[Question]], list[Question]] | None = None) -> list[Question]:
+    """One split (train | test), cut to max_train / max_test: an eval reads only the split it scores.
+    `held_out` as in load_questions (the test split only)."""
     if data_cfg.name == "arith" or data_cfg.source == "generated":
-        return load_questions(data_cfg, needs_answer)[split == "test"]
+        return load_questions(data_cfg, needs_answer, held_out)[split == "test"]
     if data_cfg.name not in NAMES:
         raise ValueError(f"data.name={data_cfg.name!r}: no loader (expected {', '.join(NAMES)})")
-    return _prefix(_load_split(data_cfg, split, needs_answer), getattr(data_cfg, f"max_{split}"))
+    questions = _load_split(data_cfg, split, needs_answer)
+    if split == "test" and held_out is not None:
+        questions = held_out(questions)
+    return _prefix(questions, getattr(data_cfg, f"max_{split}"))
 
 
 def _prefix(questions: list[Question], n: int | None) -> list[Question]:

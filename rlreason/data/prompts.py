@@ -13,16 +13,17 @@ ARITH_TEMPLATE = "{problem}\n"
 def format_prompt(question: Question, template: str | None = VINEPPO_TEMPLATE, tokenizer=None,
                   use_chat_template: bool = False) -> str:
     """The prompt for `question`: the template filled in (None: the question's text as is), or the
-    tokenizer's chat template.
+    tokenizer's chat template around the user message, the template filled in (data.user_template).
 
     `str.replace` rather than `str.format`: a template may hold literal LaTeX braces.
     """
+    text = question.problem if template is None else template.replace("{problem}", question.problem)
     if use_chat_template:
         if tokenizer is None:
             raise ValueError("use_chat_template=True needs a tokenizer")
-        messages = [{"role": "user", "content": question.problem}]
+        messages = [{"role": "user", "content": text}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return question.problem if template is None else template.replace("{problem}", question.problem)
+    return text
 
 
 def encode_prompts(texts: list[str], tokenizer, use_chat_template: bool, batch: bool = True) -> list[list[int]]:
@@ -38,8 +39,11 @@ def encode_prompts(texts: list[str], tokenizer, use_chat_template: bool, batch: 
 
 
 def prompt_template(data_cfg) -> str | None:
-    """The template a data config asks for: `prompt_template_file`'s content byte for byte (newlines
-    included) when set, else `prompt_template` (None = the question's text as is)."""
+    """The template a data config asks for: with the chat template, `user_template` (the user message);
+    else `prompt_template_file`'s content byte for byte (newlines included) when set, else `prompt_template`
+    (None = the question's text as is)."""
+    if data_cfg.use_chat_template:
+        return getattr(data_cfg, "user_template", None)  # run dirs saved before the key have none
     if data_cfg.prompt_template_file:
         path = Path(data_cfg.prompt_template_file).expanduser()
         try:

@@ -68,19 +68,40 @@ def shard_model(model: nn.Module, dist: Dist, *, device: str, mixed_precision: b
     return model
 
 
-def full_weights(model: nn.Module, dtype: torch.dtype | None = None) -> Iterator[tuple[str, torch.Tensor]]:
-    """The model's full tensors one by one, under its plain (HF) names, on every rank.
+class FullWeights:
+    """The model's full tensors one by one, under their plain (HF) names, on every rank (iterate it).
 
     A sharded parameter is all-gathered when the consumer asks for it and dropped when it moves on,
     so a weight sync adds one full tensor of memory, not a model. With `dtype` (the engine's) a shard
     is cast before the gather: a bf16 gather of fp32 master weights moves and holds half the bytes
-    (the engine would cast it on load anyway). All ranks must iterate in step."""
-    from torch.distributed.tensor import DTensor
+    (the engine would cast it on load anyway). All ranks must iterate in step.
 
-    for name, tensor in model.state_dict().items():
-        if isinstance(tensor, DTensor):
-            tensor = (tensor.to(dtype) if dtype is not None else tensor).full_tensor()
-        yield name, tensor.detach()
+    `specs()` says what the iteration will yield, (name, shape, dtype) in order, from the shards' own
+    metadata: no gather, so a weight transfer announces the tensors before the first is gathered (listing
+    them would need every rank, and hold the whole model)."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype | None = None):
+        self.model, self.dtype = model, dtype
+
+    @staticmethod
+    def _sharded(tensor: torch.Tensor) -> bool:
+        from torch.distributed.tensor import DTensor
+
+        return isinstance(tensor, DTensor)
+
+    def specs(self) -> list[tuple[str, tuple[int, ...], torch.dtype]]:
+        return [(name, tuple(t.shape), self.dtype if self.dtype is not None and self._sharded(t) else t.dtype)
+                for name, t in self.model.state_dict().items()]  # a DTensor's shape is the full tensor's
+
+    def __iter__(self) -> Iterator[tuple[str, torch.Tensor]]:
+        for name, tensor in self.model.state_dict().items():
+            if self._sharded(tensor):
+                tensor = (tensor.to(self.dtype) if self.dtype is not None else tensor).full_tensor()
+            yield name, tensor.detach()
+
+
+def full_weights(model: nn.Module, dtype: torch.dtype | None = None) -> FullWeights:
+    return FullWeights(model, dtype)
 
 
 def reshard(model: nn.Module | None) -> None:

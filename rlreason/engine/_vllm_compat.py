@@ -35,10 +35,10 @@ What this version needs, measured on CPU:
   - prefix-cache counters are only kept with stats on (`disable_log_stats=False`), read back through
     `LLM.get_metrics()` (process-wide Prometheus counters of the latest engine).
   - weight transfer to an engine on its own GPU (rlreason/engine/transfer.py, read, not run: no NCCL here):
-    `pynccl_broadcaster` is TRL's and prime-rl's data plane, PyNcclCommunicator over a
-    StatelessProcessGroup; here the StatelessProcessGroup wraps the transfer's own TCPStore. 0.32 also has
-    `vllm.distributed.weight_transfer` (an NCCL engine driven through `init_weight_transfer_engine`); the
-    protocol in transfer.py stays ours so that gloo on CPU tests exactly what NCCL runs.
+    torch's ProcessGroupNCCL on the transfer's own TCPStore, which the worker builds beside vLLM's own
+    groups. 0.32 also has `vllm.distributed.weight_transfer` (an NCCL engine driven through
+    `init_weight_transfer_engine`) and PyNcclCommunicator (TRL's and prime-rl's data plane); the protocol
+    in transfer.py stays ours so that gloo on CPU tests exactly what NCCL runs.
   - engine.weight_transfer=group: `worker_extension_cls` (EngineArgs, 0.32) mixes
     rlreason/engine/worker_ext.py into the worker; `collective_rpc` calls its methods in the engine's
     process (measured on CPU: tensors from the transfer group into `reload_weights` as an iterator give
@@ -264,22 +264,6 @@ def push_weights(llm: Any, named_tensors: Iterable[tuple[str, torch.Tensor]], sc
         tensors[name] = t.detach().to("cpu").contiguous()
     save_file(tensors, os.path.join(scratch_dir, "model.safetensors"))
     llm.collective_rpc("reload_weights", kwargs={"weights_path": scratch_dir})
-
-
-def pynccl_broadcaster(store: Any, rank: int, world_size: int, device: torch.device) -> Any:
-    """A function broadcasting a CUDA tensor from group rank 0 over vLLM's own NCCL wrapper, on `store`
-    (a torch Store every rank reaches). It needs no torch.distributed state, which a vLLM worker has
-    already set up for its own world."""
-    from vllm.distributed.device_communicators.pynccl import PyNcclCommunicator
-    from vllm.distributed.utils import StatelessProcessGroup
-
-    try:
-        from vllm.utils.nccl import unpinned_nccl_env
-    except ImportError:  # older vLLM: no NCCL environment to unpin
-        unpinned_nccl_env = contextlib.nullcontext
-    with unpinned_nccl_env():
-        comm = PyNcclCommunicator(StatelessProcessGroup(rank=rank, world_size=world_size, store=store), device=device)
-    return lambda tensor: comm.broadcast(tensor, src=0)
 
 
 def prefix_cache_counters(llm: Any) -> dict[str, float]:

@@ -9,6 +9,10 @@ engines on 8 GPUs: `--nproc-per-node=4 engine.devices=[4,5,6,7]`.
 
 Without engine.devices the engine process shares its rank's GPU. On CPU the setting is refused (there
 are no devices to give; the engine process's share of the cores is engine.cpu_threads).
+
+engine.weight_transfer=group on GPUs needs engine.devices: the transfer group is NCCL, and NCCL takes one
+rank of a communicator per GPU ("Duplicate GPU detected"), so learner rank 0 and an engine on its GPU
+cannot be in one group (vLLM's examples/rl use distinct GPUs, and CUDA IPC where a GPU is shared).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ def problems(engine: Any, *, world: int, local_world: int, gpus: int) -> list[st
     if not getattr(engine, "transfer_timeout_s", 1.0) > 0:
         out.append(f"engine.transfer_timeout_s={engine.transfer_timeout_s} must be > 0")
     if devices is None:
-        return out
+        return out + shared_gpu_problems(engine, local_world=local_world, gpus=gpus)
     devices = list(devices)
     tp = max(engine.tensor_parallel_size, 1)
     if engine.name != "vllm" or not engine.separate_process:
@@ -61,6 +65,21 @@ def problems(engine: Any, *, world: int, local_world: int, gpus: int) -> list[st
                    f"r) at {shared}: with --nproc-per-node={local_world}, give the engines GPUs "
                    f"{local_world}..{gpus - 1}")
     return out
+
+
+def shared_gpu_problems(engine: Any, *, local_world: int, gpus: int) -> list[str]:
+    """engine.weight_transfer=group with the engine on its learner's GPU (engine.devices unset, on CUDA):
+    refused, NCCL would stop at the first sync with "Duplicate GPU detected" (module docstring)."""
+    if getattr(engine, "weight_transfer", "file") != "group" or gpus == 0 or engine.devices is not None:
+        return []
+    need = local_world * max(engine.tensor_parallel_size, 1)
+    where = (f"e.g. engine.devices={list(range(local_world, local_world + need))}" if local_world + need <= gpus
+             else f"{local_world + need} GPUs on the node for {local_world} learner rank(s) and their engines: "
+                  f"this node has {gpus}")
+    return [f"engine.weight_transfer=group with the engine process on its learner's GPU (engine.devices unset) "
+            f"cannot run: the transfer group is NCCL, which takes one rank per GPU (\"Duplicate GPU detected\"); "
+            f"give the engines GPUs of their own with engine.devices ({where}; docs/scaling.md), or use "
+            f"engine.weight_transfer=file"]
 
 
 def rank_devices(engine: Any, *, local_rank: int, world: int, local_world: int, gpus: int) -> list[int] | None:

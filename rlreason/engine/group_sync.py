@@ -9,9 +9,15 @@ every rank calls `send_weights` (a barrier across learner ranks, rank 0 broadcas
 whether every engine acked), then joins its thread. Backend: NCCL when the engine runs on CUDA, gloo on CPU.
 
 A dead or hung engine is one error, never a hang: the client's own flag first (a process already gone),
-then the sender's deadline (`engine.transfer_timeout_s`) on each ready and ack, then a bounded join of the
-rpc thread. The first sync lists the weights to write the header; later syncs reuse those shapes and
-stream, one bucket at a time (a gathering iterator never holds the whole model).
+then the sender's deadline (`engine.transfer_timeout_s`) on the readies and the acks, then a bounded join
+of the rpc thread.
+
+The header needs every tensor's shape before the first byte. The learner's weights (FSDP's gathering
+iterator, `FullWeights`) announce them from the shards' metadata on every rank, so rank 0 writes the header
+without a gather and every rank gathers in step after the barrier, one bucket in flight: never the whole
+model on rank 0. Weights that announce nothing (a dict's items) are listed by the sender, after the
+barrier too (listing before it would deadlock a gathering iterator: its gathers need the ranks that wait
+in the barrier); later syncs reuse the shapes of the first.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import torch
 
 from rlreason.distributed import free_port
 from rlreason.engine import _vllm_compat as compat
-from rlreason.engine.transfer import Named, TensorSpec, TransferError, WeightSender, send_weights, specs_of
+from rlreason.engine.transfer import Named, TensorSpec, TransferError, WeightSender, announced, send_weights
 
 DEAD = compat.DEAD_ENGINE
 
@@ -104,12 +110,9 @@ class GroupSync:
         # The engine waits for the header as long as it takes every learner rank to reach the barrier (rank 0
         # may lag by a checkpoint); the sender's deadlines bound the sync, and a learner gone takes its store.
         call = _Call(compat.worker_rpc, self.llm, "rlreason_receive", version, None)
-        specs, sent = self.specs, weights
-        if self.dist.main and specs is None:  # the first sync: the header needs every shape before any byte
-            sent = list(weights)
-            specs = specs_of(sent)
+        specs = announced(weights) or self.specs  # None: rank 0's sender lists them, after the barrier
         try:
-            acks = send_weights(self.dist, self.sender, sent, version, specs)
+            acks = send_weights(self.dist, self.sender, weights, version, specs)
         except Exception as e:
             raise TransferError(self._explain(e, str(e), call)) from e
         try:
@@ -117,7 +120,7 @@ class GroupSync:
         except Exception as e:
             raise TransferError(self._explain(e, f"rank {self.dist.rank}'s engine failed to load weights "
                                                  f"version {version}")) from e
-        self.specs, self.acks = specs, acks
+        self.specs, self.acks = specs or (self.sender.specs if self.sender else None), acks
         return acks
 
     def _explain(self, e: BaseException, message: str, call: _Call | None = None) -> str:

@@ -2,10 +2,10 @@
 
 The transfer group holds only the sender (learner rank 0, group rank 0) and the engine processes (group
 ranks 1..N). It is built from a TCPStore that the sender hosts plus a process-group *backend object*
-(`ProcessGroupGloo` / `ProcessGroupNCCL`, or vLLM's PyNcclCommunicator through `_vllm_compat`), never
-through `init_process_group` or `new_group`: those need every process in one default world, so the
-engines would join the learner's torchrun world and FSDP's collectives would span them. This way the
-learner's default group stays exactly what torchrun made, and an engine can join from any launcher.
+(`ProcessGroupGloo` / `ProcessGroupNCCL`), never through `init_process_group` or `new_group`: those
+need every process in one default world, so the engines would join the learner's torchrun world and
+FSDP's collectives would span them. This way the learner's default group stays exactly what torchrun
+made, and an engine can join from any launcher.
 
 Two planes, so that no wait on a peer is unbounded:
   - control, over the TCPStore (CPU sockets, whatever the data backend): the header (version, names,
@@ -20,7 +20,14 @@ Two planes, so that no wait on a peer is unbounded:
 Per sync: every learner rank passes a barrier on its own group (`send_weights`), the sender posts the
 header, waits for every engine's ready, broadcasts the buckets, and waits for every ack; the engine
 rebuilds the named tensors and hands them as an iterator to its loader (vLLM's `reload_weights`).
-After any failure the sender closes the group: a later send raises instead of talking to a broken group.
+After any failure the sender aborts the group: a later send raises instead of talking to a broken group.
+
+Timeouts. The sender's deadline `timeout_s` covers the readies and the acks (one deadline for all the
+engines). On gloo a broadcast blocks the sender, so the group's own timeout is that same deadline (a
+timed-out gloo collective raises). On NCCL a broadcast is only queued, and NCCL's watchdog *aborts the
+process* when a collective outlives the group's timeout: that timeout is the deadline plus
+`NCCL_MARGIN_S`, so that a dead engine is the sender's TransferError (and the group's abort, which
+frees the stuck collectives), never the watchdog's SIGABRT of learner rank 0.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ import torch
 DEFAULT_BUCKET_BYTES = 256 << 20
 ALIGN = 16  # bucket offsets: a uint8 slice can be viewed as any dtype only at an aligned offset
 POLL_S = 0.01
+NCCL_MARGIN_S = 600.0  # the broadcast's own time (gathering the model bucket by bucket), then the abort
 Named = tuple[str, torch.Tensor]
 
 
@@ -59,6 +67,18 @@ class TensorSpec:
 
 def specs_of(named: Iterable[Named]) -> list[TensorSpec]:
     return [TensorSpec(n, tuple(t.shape), t.dtype) for n, t in named]
+
+
+def announced(weights: Iterable[Named]) -> list[TensorSpec] | None:
+    """The specs `weights` declares without producing a tensor (a `specs()` method giving (name, shape,
+    dtype) in order, as FSDP's gathering iterator rlreason.distributed.fsdp.FullWeights has), or None."""
+    specs = getattr(weights, "specs", None)
+    return [TensorSpec(n, tuple(shape), dtype) for n, shape, dtype in specs()] if callable(specs) else None
+
+
+def group_timeout_s(backend: str, deadline_s: float) -> float:
+    """The transfer group's collective timeout for the sender's deadline `deadline_s` (module docstring)."""
+    return deadline_s + NCCL_MARGIN_S if backend == "nccl" else deadline_s
 
 
 def plan(specs: list[TensorSpec], bucket_bytes: int) -> list[tuple[dict[int, int], int]]:
@@ -106,19 +126,13 @@ def mismatch(expected: list[TensorSpec], got: list[TensorSpec]) -> str | None:
 class _Group:
     """The data plane: broadcasts from group rank 0, blocking until this rank's part is done (on NCCL:
     queued on the stream; the ack, not a device sync, says the engine has it: a sync would hang on a
-    dead peer)."""
+    dead peer). `timeout_s`: its collectives' (`group_timeout_s`)."""
 
-    def __init__(self, store: Any, rank: int, world: int, backend: str, device: torch.device, timeout_s: float,
-                 pynccl: bool):
+    def __init__(self, store: Any, rank: int, world: int, backend: str, timeout_s: float):
         import torch.distributed as dist
 
         store = dist.PrefixStore("group/", store)
-        self.pg: Any = None
-        if backend == "nccl" and pynccl:
-            from rlreason.engine import _vllm_compat
-
-            self.bcast = _vllm_compat.pynccl_broadcaster(store, rank, world, device)
-            return
+        self.timeout_s = timeout_s
         if backend == "gloo":
             self.pg = dist.ProcessGroupGloo(store, rank, world, timedelta(seconds=timeout_s))
         elif backend == "nccl":
@@ -136,10 +150,11 @@ class _Group:
             (getattr(self.pg, "abort", None) or self.pg.shutdown)()
 
 
-def _connect(host: str, port: int, rank: int, world: int, backend: str, device: Any, timeout_s: float,
-             join_s: float, pynccl: bool) -> tuple[Any, _Group]:
+def _connect(host: str, port: int, rank: int, world: int, backend: str, timeout_s: float,
+             join_s: float) -> tuple[Any, _Group]:
     """The store (rank 0 hosts it), then the group once all `world` ranks are in: joining waits up to
-    `join_s` (an engine may take minutes to start), the group's collectives then get `timeout_s`."""
+    `join_s` (an engine may take minutes to start), the store's calls then get `timeout_s`, the group's
+    collectives `group_timeout_s`."""
     import torch.distributed as dist
 
     try:
@@ -150,7 +165,7 @@ def _connect(host: str, port: int, rank: int, world: int, backend: str, device: 
         if _poll(store, "all joined", join_s) is None:
             raise TimeoutError(f"{store.add('joined', 0)} of {world} ranks joined")
         store.set_timeout(timedelta(seconds=timeout_s))
-        group = _Group(store, rank, world, backend, torch.device(device), timeout_s, pynccl)
+        group = _Group(store, rank, world, backend, group_timeout_s(backend, timeout_s))
     except Exception as e:
         raise TransferError(f"rank {rank} of the weight transfer group at {host}:{port} ({backend}, {world} ranks) "
                             f"could not form it within {join_s:g} s: {type(e).__name__}: {e}") from e
@@ -158,41 +173,44 @@ def _connect(host: str, port: int, rank: int, world: int, backend: str, device: 
 
 
 class WeightSender:
-    """Learner rank 0's end. Blocks until the `engines` receivers have joined (or raises after `join_s`).
-    `pynccl`: NCCL through vLLM's PyNcclCommunicator (as TRL and prime-rl) instead of torch's backend."""
+    """Learner rank 0's end. Blocks until the `engines` receivers have joined (or raises after `join_s`)."""
 
     def __init__(self, host: str, port: int, engines: int, *, backend: str = "gloo", device: Any = "cpu",
-                 timeout_s: float = 120.0, join_s: float = 600.0, bucket_bytes: int = DEFAULT_BUCKET_BYTES,
-                 pynccl: bool = False):
+                 timeout_s: float = 120.0, join_s: float = 600.0, bucket_bytes: int = DEFAULT_BUCKET_BYTES):
         self.engines, self.device, self.timeout_s, self.bucket_bytes = engines, torch.device(device), timeout_s, bucket_bytes
-        self.store, self.group = _connect(host, port, 0, engines + 1, backend, device, timeout_s, join_s, pynccl)
+        self.store, self.group = _connect(host, port, 0, engines + 1, backend, timeout_s, join_s)
         self.seq = 0
         self.broken: str | None = None
+        self.specs: list[TensorSpec] | None = None  # the last header's
 
     def send(self, weights: Iterable[Named], version: int, specs: list[TensorSpec] | None = None) -> dict[int, int]:
-        """Send one version; returns {engine rank: version it acked}. Without `specs` the weights are listed
-        first (their shapes go in the header); with them they stream, one bucket at a time."""
+        """Send one version; returns {engine rank: version it acked}. Without `specs` (nor `announced`
+        ones) the weights are listed first (their shapes go in the header); with them they stream, one
+        bucket at a time."""
         if self.broken:
             raise TransferError(f"the weight transfer group is closed after an earlier failure: {self.broken}")
+        specs = specs or announced(weights)
         if specs is None:
             weights = list(weights)
             specs = specs_of(weights)
+        self.specs = specs
         seq, engines = self.seq, range(1, self.engines + 1)
         self.seq += 1
         stage = "ready"
         try:
             self.store.set(f"header/{seq}", json.dumps({"version": version, "bucket_bytes": self.bucket_bytes,
                                                         "specs": [[s.name, s.shape, str(s.dtype)[6:]] for s in specs]}))
+            deadline = time.monotonic() + self.timeout_s
             for r in engines:
-                reply = self._wait(f"ready/{seq}/{r}", r, version, "did not take the header")
+                reply = self._wait(f"ready/{seq}/{r}", r, version, "did not take the header", deadline)
                 if reply != b"ok":
                     raise TransferError(f"engine {r} refused weights version {version}: "
                                         f"{reply.decode().removeprefix('error: ')}")
             stage = "broadcast"
             self._broadcast(iter(weights), specs)
-            stage = "ack"
+            stage, deadline = "ack", time.monotonic() + self.timeout_s
             for r in engines:
-                ack = json.loads(self._wait(f"ack/{seq}/{r}", r, version, "did not acknowledge"))
+                ack = json.loads(self._wait(f"ack/{seq}/{r}", r, version, "did not acknowledge", deadline))
                 if ack.get("version") != version:
                     raise TransferError(f"engine {r} did not load weights version {version}: {ack.get('error', ack)}")
         except Exception as e:
@@ -207,8 +225,9 @@ class WeightSender:
             self.store.delete_key(key)
         return dict.fromkeys(engines, version)  # each engine acked this version
 
-    def _wait(self, key: str, engine: int, version: int, what: str) -> bytes:
-        if (value := _poll(self.store, key, self.timeout_s)) is None:
+    def _wait(self, key: str, engine: int, version: int, what: str, deadline: float) -> bytes:
+        """`key`'s value, by `deadline` (time.monotonic()), which every engine's wait of one stage shares."""
+        if (value := _poll(self.store, key, max(deadline - time.monotonic(), 0.0))) is None:
             raise TransferError(f"engine {engine} {what} for weights version {version} within "
                                 f"{self.timeout_s:g} s (dead, hung, or not receiving)")
         return value
@@ -245,6 +264,8 @@ class WeightSender:
             raise ValueError(f"more weights than the {len(specs)} the header announced")
 
     def close(self, why: str = "closed") -> None:
+        """Abort the group (a broadcast queued to a dead engine is freed, and NCCL's watchdog, whose timeout
+        it would outlive, has nothing left to abort the process for); a later send raises."""
         self.broken = self.broken or why
         self.group.close()
 
@@ -254,10 +275,9 @@ class WeightReceiver:
     that differs is refused (the sender raises with the difference) rather than loaded."""
 
     def __init__(self, host: str, port: int, rank: int, engines: int, *, backend: str = "gloo", device: Any = "cpu",
-                 timeout_s: float = 120.0, join_s: float = 600.0, expected: list[TensorSpec] | None = None,
-                 pynccl: bool = False):
+                 timeout_s: float = 120.0, join_s: float = 600.0, expected: list[TensorSpec] | None = None):
         self.rank, self.device, self.expected = rank, torch.device(device), expected
-        self.store, self.group = _connect(host, port, rank, engines + 1, backend, device, timeout_s, join_s, pynccl)
+        self.store, self.group = _connect(host, port, rank, engines + 1, backend, timeout_s, join_s)
         self.seq = 0
 
     def receive(self, load: Callable[[Iterator[Named]], Any], wait_s: float | None = None) -> int:
@@ -322,17 +342,24 @@ def send_weights(learner: Any, sender: WeightSender | None, weights: Iterable[Na
                  specs: list[TensorSpec] | None = None) -> dict[int, int]:
     """Every learner rank calls this (`learner`: rlreason.distributed's Dist; its barrier is a no-op in one
     process). The barrier first: no rank is still inside the update when rank 0 sends. Only rank 0 holds
-    a sender; the others consume `weights` in step (a gathering iterator is collective on every rank).
-    Rank 0's outcome is broadcast, so an engine that does not ack stops every learner rank, not just 0."""
+    a sender; the others consume `weights` in step (a gathering iterator is collective on every rank), and
+    so does rank 0 after a failure: the rest of the weights, before the outcome, else the other ranks would
+    wait in a gather that rank 0 never joins. Rank 0's outcome is broadcast, so an engine that does not ack
+    stops every learner rank, not just 0."""
     learner.barrier()
     outcome: Any = None
     error: Exception | None = None
+    specs = specs or announced(weights)
+    weights = iter(weights)
     if learner.main:
         try:
             outcome = sender.send(weights, version, specs)
         except Exception as e:  # any: the other ranks must not wait in the broadcast below for ever
             error, outcome = e, str(e) if isinstance(e, TransferError) else (
                 f"learner rank 0 could not send weights version {version}: {type(e).__name__}: {e}")
+            with contextlib.suppress(Exception):  # a gather that fails has failed on every rank
+                for _ in weights:
+                    pass
     else:
         for _ in weights:
             pass

@@ -24,7 +24,7 @@ from transformers import AutoModelForCausalLM
 from rlreason.algo.advantages import gae
 from rlreason.algo.losses import clipped_policy_loss, clipped_value_loss, kl_penalty
 from rlreason.distributed import SINGLE, Dist
-from rlreason.distributed.fsdp import full_weights, gather_lists, micro_batches, norm_value, reshard
+from rlreason.distributed.fsdp import FullWeights, gather_lists, micro_batches, norm_value, reshard
 from rlreason.learner.batch import Batch, pack, unpack
 from rlreason.learner.critic import ValueModel
 from rlreason.learner.objective import clip_eps_high, loss_agg
@@ -152,10 +152,10 @@ class Learner:
         reshard(self.critic)
         return gather_lists(out, self.dist)
 
-    def named_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
+    def named_weights(self) -> FullWeights:
         """Full policy tensors under their HF names; sharded, each is gathered as it is consumed, in the
-        engine's dtype."""
-        yield from full_weights(self.policy, self.dtype)
+        engine's dtype. Its `specs()` announce them without a gather."""
+        return FullWeights(self.policy, self.dtype)
 
     # ----------------------------------------------------------------- the update
     def needs_old_logprobs(self, n_episodes: int) -> bool:

@@ -4,6 +4,7 @@
     tasks.py  what the builder needs of each task: data, alphabet, graded gold solutions
     build.py  builds a tiny model: SFT warm start and held-out evaluation (python -m rlreason.model.build)
     load.py   config hash, committed-checkpoint match, build cache
+    heldout.py  a tiny model's SFT questions kept out of the held-out (test) split
 """
 
 from rlreason.model.load import resolve_model_path

@@ -12,7 +12,7 @@ spec here, the sizes and seed in the build dict), so the build's test split is R
 from __future__ import annotations
 
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -39,6 +39,10 @@ class Task:
     alphabet: str  # every character the task can print: the vocabulary never depends on the spec
     items: Callable[[Mapping[str, Any]], tuple[list[Item], list[Item]]]  # build dict -> (train, test)
     corpus: Callable[[], list[str]]  # the text the tokenizer is trained on (token ids follow frequency)
+    # The instances SFT trains on (items' train split), each as `key` names a question of the task's
+    # data: rlreason.model.heldout keeps them out of RL's held-out split. None: not done (arith, below).
+    sft_keys: Callable[[Mapping[str, Any]], frozenset] | None = None
+    key: Callable[[Question], Hashable] | None = None
 
 
 # --- arith (and any question with a gold answer string) ---
@@ -81,11 +85,21 @@ def _countdown_item(row: dict, use_all: bool, limit: int | None) -> Item:
     return Item(countdown.problem_text(record), sols, len(row["nums"]), partial(_countdown_grade, record=record))
 
 
+def _countdown_splits(build: Mapping[str, Any]) -> tuple[list[dict], list[dict]]:
+    return countdown.generate_splits(build["n_train"], build["n_test"], countdown.CountdownSpec(), build["data_seed"])
+
+
 def _countdown_items(build: Mapping[str, Any]) -> tuple[list[Item], list[Item]]:
-    spec = countdown.CountdownSpec()
-    train, test = countdown.generate_splits(build["n_train"], build["n_test"], spec, build["data_seed"])
-    return ([_countdown_item(r, spec.use_all, build["sft_solutions"]) for r in train],
-            [_countdown_item(r, spec.use_all, None) for r in test])
+    train, test = _countdown_splits(build)
+    use_all = countdown.CountdownSpec().use_all
+    return ([_countdown_item(r, use_all, build["sft_solutions"]) for r in train],
+            [_countdown_item(r, use_all, None) for r in test])
+
+
+def countdown_key(record: Mapping[str, Any]) -> tuple:
+    """An instance whatever the order of its numbers and the rule (the model reads the same question):
+    the key generate_splits draws distinct instances by."""
+    return tuple(sorted(record["nums"])), record["target"]
 
 
 def _countdown_corpus() -> list[str]:
@@ -96,9 +110,11 @@ def _countdown_corpus() -> list[str]:
 
 TASKS: dict[str, Task] = {
     "arith": Task("arith", arith.ArithSpec(), string.digits + arith.LETTERS + arith.OPS + "=:#Q \n",
-                  _arith_items, _arith_corpus),
+                  _arith_items, _arith_corpus),  # no SFT set left out: rlreason/model/heldout.py says why
     "countdown": Task("countdown", countdown.CountdownSpec(), string.digits + "+-*/()=:#Q \n",
-                      _countdown_items, _countdown_corpus),
+                      _countdown_items, _countdown_corpus,
+                      lambda build: frozenset(map(countdown_key, _countdown_splits(build)[0])),
+                      lambda q: countdown_key(q.record)),
 }
 
 

@@ -10,10 +10,12 @@ from rlreason.reward.grader import REASONS, Grader, Verdict
 def make_grader(reward_cfg, task: str):
     """The grader a config asks for: reward.fn's function when set, else the built-in checker `task`."""
     r = reward_cfg
+    startup = getattr(r, "startup_timeout_s", 60.0)  # a run dir's config from before the key has none
     if getattr(r, "fn", None):  # a run dir's config from before reward.fn has no such key
         return FunctionGrader(r.fn, weights=dict(r.weights), success_threshold=r.success_threshold,
-                              timeout_s=r.timeout_s, workers=r.workers, batched=r.batched, batch_size=r.batch_size)
-    return Grader(task, timeout_s=r.timeout_s, workers=r.workers)
+                              timeout_s=r.timeout_s, workers=r.workers, batched=r.batched, batch_size=r.batch_size,
+                              startup_timeout_s=startup)
+    return Grader(task, timeout_s=r.timeout_s, workers=r.workers, startup_timeout_s=startup)
 
 
 __all__ = ["REASONS", "FunctionGrader", "Grader", "RewardFnError", "Verdict", "extract_answer", "last_boxed",

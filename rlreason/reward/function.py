@@ -16,10 +16,13 @@ function returns one (a 0/1 flag, success when >= 0.5), else reward >= `reward.s
 chunks of `reward.batch_size` distinct responses, for a check that is cheaper in bulk.
 
 Checked before any compute (`check`, from validation): the module is imported and the name and
-signature checked in a spawned process under a deadline, never in the trainer's own. Robust as the
+signature checked in a spawned process under the deadline `reward.startup_timeout_s`, never in the
+trainer's own; each grading worker imports it again under the same deadline. Robust as the
 built-in grader: every call runs in the grader's worker processes (pool.py) under the
 hard deadline `reward.timeout_s` per response (a batch: per response in it). A hang is a `timeout`
-verdict, an exception or a value that is not a finite number an `error` verdict; both reward 0. A
+verdict, an exception or a value that is not a finite number an `error` verdict; both reward 0. What
+the function returns is made plain floats in the worker (a float subclass, numpy's scalars) or judged
+there: the trainer cannot rebuild an instance of a class from the user's file (a dataclass, an enum). A
 truncated response (it hit max_new_tokens) is graded `truncated`, reward 0, without a call, as the
 built-in checkers do. Each distinct (question, response) of a grading call is graded once: VinePPO's
 continuations repeat a lot. Nothing evaluates model text unless your function does: parse it
@@ -34,13 +37,14 @@ import inspect
 import math
 import multiprocessing as mp
 import numbers
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rlreason.reward.grader import Verdict
-from rlreason.reward.pool import Pool
+from rlreason.reward.pool import Pool, die_with_parent, start
 
 
 class RewardFnError(ValueError):
@@ -115,7 +119,8 @@ def _record(item: Any) -> dict:
 _CHECKED: set[tuple[str, bool]] = set()  # specs that passed `check` in this process
 
 
-def _check_in_child(conn, spec: str, batched: bool) -> None:
+def _check_in_child(conn, spec: str, batched: bool, parent: int) -> None:
+    die_with_parent(parent)  # a hung import must not outlive a killed trainer
     try:
         load(spec, batched)
         conn.send(None)
@@ -126,19 +131,21 @@ def _check_in_child(conn, spec: str, batched: bool) -> None:
 
 
 def check(spec: str, batched: bool = False, timeout_s: float = 60.0) -> None:
-    """`load`'s checks, run in a spawned process under a deadline: the user's module is imported (its
-    top-level code run) only where a hang or a crash cannot take the trainer with it. RewardFnError
-    with one line naming the file and the problem."""
+    """`load`'s checks, run in a spawned process under the deadline `timeout_s` (reward.startup_timeout_s):
+    the user's module is imported (its top-level code run) only where a hang or a crash cannot take the
+    trainer with it. RewardFnError with one line naming the file and the problem."""
     if (spec, batched) in _CHECKED:  # validation runs twice per command (preflight, then Hydra's main)
         return
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_check_in_child, args=(child, spec, batched), daemon=True, name="rlreason-reward-check")
-    proc.start()
+    proc = ctx.Process(target=_check_in_child, args=(child, spec, batched, os.getpid()), daemon=True,
+                       name="rlreason-reward-check")
+    start(proc)
     child.close()
     try:
         problem = parent.recv() if parent.poll(timeout_s) else (
-            f"reward.fn: importing {spec} did not finish within {timeout_s:.0f} s")
+            f"reward.fn: importing {spec} did not finish within reward.startup_timeout_s={timeout_s:g} s "
+            "(a hang at import? an import that is only slow needs a larger reward.startup_timeout_s)")
     except EOFError:  # the pipe closes as the child exits, which may be before it can be reaped
         proc.join(timeout=10)
         problem = f"reward.fn: the process importing {spec} died (exit code {proc.exitcode})"
@@ -152,9 +159,48 @@ def check(spec: str, batched: bool = False, timeout_s: float = 60.0) -> None:
 
 
 def _handler(arg: tuple[str, bool]) -> Callable[[Any], Any]:
-    """Run in a worker: import the function once, then call it on each job."""
-    fn = load(*arg)
-    return lambda job: fn(*job)
+    """Run in a worker: import the function once, then call it on each job. Its value is checked and made
+    plain here (`_plain`), as ("ok", float | dict[str, float]) or ("error", why), a list of them per
+    batch: an instance of a class from the user's file pickles under this process's private module name
+    (`_import`), which the trainer cannot import, and unpickling it there would fail."""
+    spec, batched = arg
+    fn = load(spec, batched)
+    if not batched:
+        return lambda job: _plain(fn(*job))
+
+    def call(job: tuple[list[str], list[dict]]) -> list[tuple[str, Any]]:
+        out, n = fn(*job), len(job[0])
+        if not (isinstance(out, list | tuple) and len(out) == n):
+            return [("error", f"the batched reward function returned {_describe(out)} for {n} responses: "
+                              f"expected a list of {n} values")] * n
+        return [_plain(v) for v in out]
+
+    return call
+
+
+def _plain(value: Any) -> tuple[str, Any]:
+    """("ok", a float or a dict of floats) for a usable reward value, else ("error", why)."""
+    if isinstance(value, dict):
+        parts = {str(k): _number(v) for k, v in value.items() if isinstance(k, str)}
+        if value and len(parts) == len(value) and None not in parts.values():
+            return "ok", parts
+        return "error", (f"returned {_describe(value)}: a dict's values must be finite numbers, keyed by "
+                         "component name")
+    if (number := _number(value)) is None:
+        return "error", f"returned {_describe(value)}: expected a finite float or a dict of floats"
+    return "ok", number
+
+
+def _number(v: Any) -> float | None:
+    """`v` as a plain float when it is a finite real number, else None. numbers.Real: numpy's scalars and a
+    float subclass too; bool is an int, so True / False read as 1 / 0."""
+    if not isinstance(v, numbers.Real):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError, OverflowError):  # an int past float's range, a broken __float__
+        return None
+    return f if math.isfinite(f) else None
 
 
 def _last_line_of(text: str) -> str | None:
@@ -167,11 +213,15 @@ class FunctionGrader:
     """The Grader interface (`grade(responses, questions, truncated) -> [Verdict]`) over a user function."""
 
     def __init__(self, spec: str, *, weights: dict[str, float] | None = None, success_threshold: float = 1.0,
-                 timeout_s: float = 5.0, workers: int = 2, batched: bool = False, batch_size: int = 64):
+                 timeout_s: float = 5.0, workers: int = 2, batched: bool = False, batch_size: int = 64,
+                 startup_timeout_s: float = 60.0):
         spec = absolute(spec)  # the workers import the same file whatever their working directory
         self.spec, self.batched, self.batch_size = spec, batched, batch_size
         self.weights, self.success_threshold = dict(weights or {}), success_threshold
-        self._pool = Pool(workers, timeout_s, _handler, (spec, batched), name="rlreason-reward")
+        late = (f"the reward workers could not start: importing {spec} did not finish within "
+                f"reward.startup_timeout_s={startup_timeout_s:g} s")
+        self._pool = Pool(workers, timeout_s, _handler, (spec, batched), name="rlreason-reward",
+                          startup_timeout_s=startup_timeout_s, late_start=late)
         self.calls = 0  # distinct responses the function was asked about (after dedup)
 
     def grade(self, responses: list[str], golds: list[Any], truncated: list[bool] | None = None) -> list[Verdict]:
@@ -195,18 +245,17 @@ class FunctionGrader:
         return verdicts  # type: ignore[return-value]
 
     def _call(self, texts: list[str], records: list[dict]) -> list[Verdict]:
+        # The pool's ("ok", payload) carries the worker's own ("ok", value) | ("error", why): see `_handler`.
         if not self.batched:
             results = self._pool.run(list(zip(texts, records)))
-            return [self._verdict(t, s, p) for t, (s, p) in zip(texts, results)]
+            return [self._verdict(t, *(p if s == "ok" else (s, p))) for t, (s, p) in zip(texts, results)]
         chunks = [range(i, min(i + self.batch_size, len(texts))) for i in range(0, len(texts), self.batch_size)]
         results = self._pool.run([([texts[i] for i in c], [records[i] for i in c]) for c in chunks],
                                  costs=[len(c) for c in chunks])
         out: list[Verdict] = []
         for c, (status, payload) in zip(chunks, results):
-            if status == "ok" and not (isinstance(payload, list | tuple) and len(payload) == len(c)):
-                status, payload = "error", (f"the batched reward function returned {_describe(payload)} for "
-                                            f"{len(c)} responses: expected a list of {len(c)} values")
-            out += [self._verdict(texts[i], status, payload[j] if status == "ok" else payload) for j, i in enumerate(c)]
+            out += [self._verdict(texts[i], *(payload[j] if status == "ok" else (status, payload)))
+                    for j, i in enumerate(c)]
         return out
 
     def _verdict(self, text: str, status: str, value: Any) -> Verdict:
@@ -215,18 +264,10 @@ class FunctionGrader:
         if status == "error":
             return Verdict(0.0, "error", detail=value)
         extracted = _last_line_of(text)
-        if isinstance(value, dict):
-            if not value or not all(isinstance(k, str) and _finite(v) for k, v in value.items()):
-                return Verdict(0.0, "error", detail=f"returned {_describe(value)}: a dict's values must be "
-                                                    "finite numbers, keyed by component name")
-            parts = {k: float(v) for k, v in value.items()}
-            total = sum(self.weights.get(k, 1.0) * v for k, v in parts.items())
-            ok = parts["correct"] >= 0.5 if "correct" in parts else total >= self.success_threshold
-            return Verdict(total, "correct" if ok else "wrong", extracted, parts)
-        if not _finite(value):
-            return Verdict(0.0, "error", detail=f"returned {_describe(value)}: expected a finite float or a dict "
-                                                "of floats")
-        value = float(value)
+        if isinstance(value, dict):  # plain floats by name, checked in the worker
+            total = sum(self.weights.get(k, 1.0) * v for k, v in value.items())
+            ok = value["correct"] >= 0.5 if "correct" in value else total >= self.success_threshold
+            return Verdict(total, "correct" if ok else "wrong", extracted, value)
         return Verdict(value, "correct" if value >= self.success_threshold else "wrong", extracted)
 
     def close(self) -> None:
@@ -239,11 +280,9 @@ class FunctionGrader:
         self.close()
 
 
-def _finite(v: Any) -> bool:
-    # numbers.Real: numpy's scalars too; bool is an int, so True / False read as 1 / 0
-    return isinstance(v, numbers.Real) and math.isfinite(v)
-
-
 def _describe(v: Any) -> str:
-    text = repr(v)
+    try:
+        text = repr(v)
+    except Exception as e:  # noqa: BLE001 (a user's class's __repr__)
+        text = f"<a value whose repr raised {type(e).__name__}>"
     return f"{text[:80] + '...' if len(text) > 80 else text} ({type(v).__name__})"

@@ -56,14 +56,16 @@ class Grader:
     """Grades responses against gold answers for one task: math | gsm8k | arith, or the strict checkers
     hash (`#### N` only, no math-verify) and exact (the stripped response equals the gold answer)."""
 
-    def __init__(self, task: str, timeout_s: float = 5.0, workers: int = 2):
+    def __init__(self, task: str, timeout_s: float = 5.0, workers: int = 2, startup_timeout_s: float = 60.0):
         if task not in ORDER:
             raise ValueError(f"unknown task {task!r}: expected one of {', '.join(ORDER)}")
         if timeout_s <= 0 or workers < 1:
             raise ValueError(f"need timeout_s > 0 and workers >= 1, got {timeout_s}, {workers}")
         self.task = task
         # Starts no process until something needs math-verify.
-        self._pool = Pool(workers, timeout_s, math_verify_handler)
+        late = f"the math-verify workers could not start within reward.startup_timeout_s={startup_timeout_s:g} s"
+        self._pool = Pool(workers, timeout_s, math_verify_handler, startup_timeout_s=startup_timeout_s,
+                          late_start=late)
 
     def grade(self, responses: list[str], golds: list[Any], truncated: list[bool] | None = None) -> list[Verdict]:
         """A verdict per response. `golds`: Questions or gold answer strings (the built-in checkers read

@@ -7,6 +7,7 @@ Everything that can be checked without compute is checked first, so a bad run fa
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import random
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from rlreason import distributed
 from rlreason.config import ConfigError, check_run_dir, grader_task
 from rlreason.trainer import checkpoint
 from rlreason.validate import tensor_parallel_problems
+
+log = logging.getLogger(__name__)
 
 # One step off, the learner's pi_old differs from the behaviour policy by one update: the importance
 # weight min(pi_old / pi_behaviour, cap) (algo.tis_cap, AReaL's decoupled PPO) is required, and a null cap
@@ -185,12 +188,16 @@ def check_fit(cfg, tokenizer, context: int, splits: dict[str, list]) -> None:
     """Every prompt the run will send fits the context with rollout.max_new_tokens to spare, and the
     tokenizer can read it (rlreason/data/fit.py); a ConfigError before any engine starts, else."""
     from rlreason.data import prompt_template
+    from rlreason.data.budget import check_budget, gold_lengths
     from rlreason.data.fit import check_prompts, measure_prompts, tiny_hint
 
     template, chat, budget = prompt_template(cfg.data), cfg.data.use_chat_template, cfg.rollout.max_new_tokens
     check_prompts([measure_prompts(name, qs, tokenizer, template, chat) for name, qs in splits.items()],
                   context=context, max_new_tokens=budget, budget=f"rollout.max_new_tokens={budget} for the response",
                   lower="rollout.max_new_tokens", hint=tiny_hint(cfg.model.name, cfg.data.name, context))
+    # the budget against the task's own solutions (rlreason/data/budget.py): the train split's, what RL samples
+    if note := check_budget(gold_lengths(splits["train"], tokenizer), budget, cfg.rollout.max_gold_cut, cfg.data.name):
+        log.info(note)
 
 
 def build(cfg, run_dir: Path, engine=None) -> Run:
@@ -200,6 +207,7 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     from rlreason.engine import make_engine
     from rlreason.learner.learner import Learner
     from rlreason.logger import Logger
+    from rlreason.model.heldout import held_out_filter
     from rlreason.model.load import resolve_model_path
     from rlreason.reward import make_grader, overlong
     from rlreason.reward.meter import GradeMeter
@@ -217,7 +225,8 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     found, problem = dist.broadcast(_find_on_main(cfg, run_dir, dist.world) if dist.main else None)
     if problem:
         raise ConfigError(problem)
-    train, test = load_questions(cfg.data, needs_answer=not cfg.reward.fn)
+    train, test = load_questions(cfg.data, needs_answer=not cfg.reward.fn,
+                                 held_out=held_out_filter(cfg.model, cfg.data.name))
     if not train or not test:
         raise ConfigError(f"data={cfg.data.name}: the train split has {len(train)} and the test split "
                           f"{len(test)} questions; both must be non-empty")

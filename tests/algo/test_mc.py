@@ -126,3 +126,47 @@ def test_at_k0_2_the_bias_grows_with_the_cap_towards_0_096():
     # a larger K0 lowers it at a given cap
     assert max_bias(4, 30, 200) == pytest.approx(0.070, abs=1e-3)
     assert max_bias(10, 30, 200) == pytest.approx(0.023, abs=1e-3)
+
+
+class FixedGrader:
+    """The state whose text is "a,b" gets rewards a, b, a, b, ... (any values, not only 0/1)."""
+
+    def __init__(self):
+        self.seen = {}
+
+    def grade(self, texts, golds, truncated):
+        out = []
+        for t in texts:
+            values = [float(v) for v in t[:-1].split(",")]
+            i = self.seen[t] = self.seen.get(t, -1) + 1
+            out.append(Verdict(values[i % len(values)], ""))
+        return out
+
+
+def run_fixed(states, k0=2, cap=10, new=4):
+    n = len(states)
+    rewards, _, _ = adaptive_continuation_rewards(
+        CountingEngine(), FixedGrader(), [[i] for i in range(n)], states, ["a"] * n, [0] * n, [8] * n,
+        k0=k0, max_rollouts=cap, new_rollouts=new, ci_threshold=0.05, seeds=None,
+        temperature=1.0, top_p=1.0, max_new_tokens=8, stop=(), version=None)
+    return rewards
+
+
+def test_the_interval_uses_the_rewards_variance_so_other_rewards_than_0_1_stop_right():
+    """p (1 - p) of the mean is no variance outside 0/1: rewards -1 and 1 read as 0 (stop at once),
+    all 0.1 as 0.09 (sample to the cap), all 1.1 as negative. The population variance is 1, 0 and 0."""
+    assert ci_length([-1.0, 1.0]) == pytest.approx(2 * 1.96 * math.sqrt(1.0 / 2))
+    assert ci_length([0.1] * 4) == 0.0 and ci_length([1.1] * 4) == 0.0
+    mixed, tenths, over_one, zero_one = run_fixed(["-1,1", "0.1", "1.1", "1,0"], k0=2, cap=10, new=4)
+    assert len(mixed) == 10 and len(zero_one) == 10  # mixed: sampled to the cap
+    assert tenths == [0.1, 0.1] and over_one == [1.1, 1.1]  # unanimous: stop at K0
+
+
+@pytest.mark.parametrize("n", [2, 5, 17, 33])
+def test_for_0_1_rewards_the_interval_is_the_references_exactly(n):
+    """The population variance of 0/1 rewards with mean p is p (1 - p): the reference's interval, so its
+    stopping decisions (and the bias figures below) are unchanged."""
+    for s in range(n + 1):
+        p = s / n
+        assert ci_length([1.0] * s + [0.0] * (n - s)) == pytest.approx(2 * 1.96 * math.sqrt(p * (1 - p) / n),
+                                                                       rel=1e-12, abs=1e-15)

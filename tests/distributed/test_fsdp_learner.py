@@ -77,9 +77,11 @@ def _worker(rank: int, port: int, model_dir: str, pad_id: int, out: str) -> None
     from rlreason.distributed.fsdp import full_weights
 
     bf16 = dict(full_weights(learner.policy, torch.bfloat16))  # shards cast before the gather
+    # What a weight transfer announces before any gather (rlreason/engine/transfer.py's header)
+    announced = {"fp32": full_weights(learner.policy).specs(), "bf16": full_weights(learner.policy, torch.bfloat16).specs()}
     if rank == 0:
         torch.save({"weights": w, "metrics": metrics, "version": learner.version, "unsharded": unsharded,
-                    "bf16": bf16, "events": events}, out)
+                    "bf16": bf16, "events": events, "announced": announced}, out)
 
 
 
@@ -117,3 +119,6 @@ def test_sharded_ppo_update_equals_the_single_process_update(tiny_model_dir, tin
     assert sharded["bf16"].keys() == policy.keys()
     assert all(v.dtype == torch.bfloat16 and torch.equal(v, policy[k].to(torch.bfloat16))
                for k, v in sharded["bf16"].items())
+    # The specs announced from the shards' metadata are exactly what the gathers then yield, in order
+    assert sharded["announced"]["fp32"] == [(k, tuple(v.shape), v.dtype) for k, v in policy.items()]
+    assert sharded["announced"]["bf16"] == [(k, tuple(v.shape), v.dtype) for k, v in sharded["bf16"].items()]

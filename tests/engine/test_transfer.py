@@ -14,7 +14,15 @@ import time
 import pytest
 import torch
 
-from rlreason.engine.transfer import TransferError, WeightReceiver, WeightSender, plan, specs_of
+from rlreason.engine.transfer import (
+    NCCL_MARGIN_S,
+    TransferError,
+    WeightReceiver,
+    WeightSender,
+    group_timeout_s,
+    plan,
+    specs_of,
+)
 from tests.engine import transfer_child as child
 from tests.engine.transfer_child import BUCKET, HOST, free_port, weights
 
@@ -92,10 +100,10 @@ def test_two_learner_ranks_pass_the_barrier_and_only_rank_0_sends(tmp_path):
     assert_identical(got, weights(3))
 
 
-@pytest.mark.parametrize("when", ["before_the_sync", "in_load"])
+@pytest.mark.parametrize("when", ["before_the_sync", "mid_broadcast", "in_load"])
 def test_a_killed_engine_is_a_clear_error_within_the_timeout(tmp_path, when):
     port, timeout_s = free_port(), 3.0
-    engine = start(child.engine, port, str(tmp_path), 1, "in_load" if when == "in_load" else None)
+    engine = start(child.engine, port, str(tmp_path), 1, None if when == "before_the_sync" else when)
     sender = WeightSender(HOST, port, 1, timeout_s=timeout_s, join_s=60, bucket_bytes=BUCKET)
     try:
         if when == "before_the_sync":
@@ -111,9 +119,73 @@ def test_a_killed_engine_is_a_clear_error_within_the_timeout(tmp_path, when):
         sender.close()
     engine.join(10)
     assert engine.exitcode == -signal.SIGKILL
+    if when == "mid_broadcast":  # gloo sees the closed socket: at once, not at a timeout
+        assert "weights version 5 to engines [1] failed during broadcast" in str(err.value)
+        assert elapsed < timeout_s
+        return
     what = "did not take the header" if when == "before_the_sync" else "did not acknowledge"
     assert f"engine 1 {what} for weights version 5 within 3 s" in str(err.value)
     assert timeout_s <= elapsed < timeout_s + 3
+
+
+def test_the_nccl_groups_timeout_is_well_above_the_senders_deadline(tmp_path):
+    """NCCL's watchdog aborts the process when a collective outlives the group's timeout, and a broadcast to
+    a dead engine is queued before the ack deadline starts: the group must outlast the deadline by the
+    broadcast's time, so that the sender's TransferError (and its abort of the group) comes first. On gloo
+    a broadcast blocks the sender, and its timeout is the deadline itself (it raises)."""
+    assert group_timeout_s("nccl", 120.0) == 120.0 + NCCL_MARGIN_S >= 720.0
+    assert group_timeout_s("nccl", 5.0) >= 5.0 + 600
+    assert group_timeout_s("gloo", 5.0) == 5.0
+    port = free_port()
+    engine = start(child.engine, port, str(tmp_path), 1)
+    sender = WeightSender(HOST, port, 1, timeout_s=7.0, join_s=60, bucket_bytes=BUCKET)
+    try:
+        assert sender.group.timeout_s == group_timeout_s("gloo", 7.0)  # what the group was built with
+        assert sender.send(weights(1).items(), 1) == {1: 1}
+    finally:
+        sender.close()
+        engine.join(30)
+
+
+def test_the_dead_engine_gpu_check_runs_on_gloo(capsys):
+    """tests/engine/transfer_child.py's dead_engine_check, a row of the GPU check over NCCL, on gloo here."""
+    assert child.dead_engine_check("gloo", ("cpu", "cpu"), timeout_s=3.0) == 0
+    assert "dead engine over gloo: OK" in capsys.readouterr().out
+
+
+def test_fsdp_ranks_stream_the_first_sync_and_a_hung_engine_stops_both(tmp_path, tiny_model_dir):
+    """Two learner ranks sync an FSDP-sharded model with its gathering iterator (a collective per tensor);
+    this process is the engine. The first sync already streams: the header comes from the shards' metadata,
+    and rank 0 gathers each tensor with rank 1 after the barrier, broadcasting bucket by bucket (listing
+    the weights first would hold the model and, before the barrier, deadlock). Then the engine stops
+    receiving: rank 0's deadline fires, it still gathers the rest in step with rank 1, and both ranks
+    get the TransferError at once (not rank 1 stuck in a gather until the group's timeout)."""
+    from safetensors.torch import load_file
+
+    port, dist_port, timeout_s = free_port(), free_port(), 3.0
+    procs = [start(child.fsdp_learner, rank, dist_port, port, str(tmp_path), tiny_model_dir, timeout_s)
+             for rank in (0, 1)]
+    receiver = WeightReceiver(HOST, port, 1, 1, timeout_s=20, join_s=120)
+    got = {}
+    try:
+        assert receiver.receive(lambda tensors: got.update((n, t.clone()) for n, t in tensors), wait_s=120) == 1
+        for p in procs:  # version 2 is announced, and never taken
+            p.join(90)
+    finally:
+        receiver.close()
+    assert [p.exitcode for p in procs] == [0, 0]
+    ranks = [read(tmp_path, f"fsdp{r}") for r in (0, 1)]
+    saved = load_file(f"{tiny_model_dir}/model.safetensors")
+    assert_identical(got, {name: saved[name] for name in got})  # every tensor, in the model's order
+    assert got.keys() == saved.keys()
+    assert [r["outcomes"][0]["outcome"] for r in ranks] == [{"1": 1}, {"1": 1}]
+    streamed = ranks[0]["sent_before_gather_1"]
+    assert len(streamed) == len(got) and streamed[-1] == len(plan(specs_of(got.items()), BUCKET)) - 1
+    for r in ranks:
+        second = r["outcomes"][1]
+        assert second["outcome"].startswith("TransferError: engine 1 did not take the header for weights "
+                                            "version 2 within 3 s"), second
+        assert second["seconds"] < timeout_s + 10, second
 
 
 def test_a_header_that_does_not_match_the_engine_is_a_clear_error(tmp_path):

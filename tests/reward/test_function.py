@@ -3,8 +3,13 @@
 import math
 import multiprocessing as mp
 import os
+import subprocess
+import sys
 import textwrap
+import threading
 import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -12,6 +17,7 @@ from rlreason.data.record import Question
 from rlreason.reward import FunctionGrader, RewardFnError, make_grader
 from rlreason.reward.function import load
 from rlreason.reward.meter import GradeMeter, RewardFailed
+from tests.reward.test_pool import ROOT, alive
 
 USER = textwrap.dedent('''
     import math, time
@@ -152,7 +158,7 @@ def test_an_unpicklable_result_is_an_error_not_a_crash(user):
     with grader(user, "unpicklable") as g:
         (v,) = g.grade(["x"], [q()])
         (w,) = g.grade(["y"], [q()])
-    assert v.reason == w.reason == "error" and "could not be sent back" in v.detail
+    assert v.reason == w.reason == "error" and "(generator): expected a finite float" in v.detail
 
 
 def test_batched(user):
@@ -240,10 +246,113 @@ def test_check_imports_the_module_in_another_process_under_a_deadline(user, tmp_
     hangs = tmp_path / "hangs.py"
     hangs.write_text("import time\ntime.sleep(600)\n")
     start = time.perf_counter()
-    with pytest.raises(RewardFnError, match=r"importing .*hangs.py:f did not finish within 2 s"):
+    late = r"importing .*hangs.py:f did not finish within reward.startup_timeout_s=2 s"
+    with pytest.raises(RewardFnError, match=late):
         check(f"{hangs}:f", timeout_s=2.0)
     assert time.perf_counter() - start < 30
     dies = tmp_path / "dies.py"
     dies.write_text("import os\nos._exit(7)\n")
     with pytest.raises(RewardFnError, match=r"died \(exit code 7\)"):
         check(f"{dies}:f")
+
+
+CLASSES = textwrap.dedent('''
+    import dataclasses, enum
+
+    class Score(float):
+        pass
+
+    class Flag(enum.IntEnum):
+        YES = 1
+
+    class Colour(enum.Enum):
+        RED = 1.0
+
+    @dataclasses.dataclass
+    class Result:
+        value: float
+
+    class Parts(dict):
+        pass
+
+    class Name(str):
+        pass
+
+    def score(response, record):
+        return {"float subclass": Score(1.0), "int enum": Flag.YES, "enum": Colour.RED, "dataclass": Result(1.0),
+                "dict subclass": Parts({Name("correct"): Score(1.0), "format": Score(0.5)}), "huge": 10**400}[response]
+
+    def scores(responses, records):
+        return [Score(0.5) for _ in responses]
+''')
+
+
+@pytest.fixture
+def classes(tmp_path):
+    """A reward file whose values are instances of its own classes. Never imported in this process: the
+    trainer never imports it either (the workers do, under a private module name)."""
+    path = tmp_path / "own_classes.py"
+    path.write_text(CLASSES)
+    return path
+
+
+def test_values_of_the_users_own_classes_are_made_plain_or_are_an_error(classes):
+    responses = ["float subclass", "int enum", "dict subclass", "enum", "dataclass", "huge"]
+    with grader(classes, "score") as g:
+        v = g.grade(responses, [q()] * len(responses))
+    assert [x.reason for x in v] == ["correct", "correct", "correct", "error", "error", "error"]
+    assert [x.reward for x in v] == [1.0, 1.0, 1.5, 0.0, 0.0, 0.0]
+    assert type(v[0].reward) is float and v[2].components == {"correct": 1.0, "format": 0.5}
+    assert all(type(k) is str and type(x) is float for k, x in v[2].components.items())
+    assert "returned <Colour.RED: 1.0> (Colour): expected a finite float or a dict of floats" in v[3].detail
+    assert "returned Result(value=1.0) (Result): expected a finite float" in v[4].detail
+    assert "(int): expected a finite float" in v[5].detail  # past float's range: not a crash either
+    with grader(classes, "scores", batched=True) as g:
+        assert [(x.reason, x.reward) for x in g.grade(["a", "b"], [q()] * 2)] == [("wrong", 0.5)] * 2
+
+
+def test_a_module_that_hangs_at_import_is_an_error_within_the_startup_deadline(tmp_path):
+    """The import check before compute catches this; a module that hangs only in the grading workers
+    (on a machine, at a time) must still end the run with its reason, not hang it."""
+    hangs = tmp_path / "hangs_in_workers.py"
+    hangs.write_text("import time\ntime.sleep(600)\ndef f(response, record):\n    return 1.0\n")
+    cfg = SimpleNamespace(fn=f"{hangs}:f", weights={}, success_threshold=1.0, timeout_s=1.0, workers=2,
+                          batched=False, batch_size=64, startup_timeout_s=1.0)
+    meter = GradeMeter(make_grader(cfg, "fn"), say=lambda text: None)
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("v", meter.grade(["a", "b"], [q()] * 2)), daemon=True)
+    start = time.perf_counter()
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "grading waited on a worker that never finished starting"
+    assert time.perf_counter() - start < 3 * 1.0 + 15
+    assert [x.reason for x in out["v"]] == ["error", "error"]
+    assert f"importing {hangs}:f did not finish within reward.startup_timeout_s=1 s" in out["v"][0].detail
+    with pytest.raises(RewardFailed, match="reward.startup_timeout_s=1 s"):
+        meter.check()
+    meter.close()
+    assert not [p for p in mp.active_children() if p.name == "rlreason-reward"]
+
+
+def test_the_import_check_dies_with_a_killed_trainer(tmp_path):
+    """A module hanging at import in the check's process must not outlive the trainer killed meanwhile."""
+    hangs = tmp_path / "hangs.py"
+    hangs.write_text("import time\ntime.sleep(600)\n")
+    code = f"from rlreason.reward.function import check\ncheck({f'{hangs}:f'!r}, timeout_s=600)\n"
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        deadline, found = time.monotonic() + 60, []
+        while not found and time.monotonic() < deadline:
+            time.sleep(0.2)
+            kids = [int(k) for t in Path(f"/proc/{proc.pid}/task").iterdir()
+                    for k in (t / "children").read_text().split()]
+            found = [k for k in kids if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()]
+        assert found, "the check's process never started"
+        time.sleep(1.0)  # inside the import
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while alive(found[0]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(found[0]), "the import check's process outlived the killed trainer"

@@ -140,3 +140,18 @@ def test_bad_arguments():
         Grader("chess")
     with Grader("math") as g, pytest.raises(ValueError, match="2 responses, 1 golds"):
         g.grade(["a", "b"], ["1"])
+
+
+def test_workers_started_on_a_thread_serve_the_next_thread():
+    """trainer.async_level=1 grades on a producer thread that ends every iteration: the math-verify
+    workers it starts serve the next iteration's thread, no respawn (and no warm-up) each time."""
+    with Grader("math", timeout_s=30.0, workers=1) as g:
+        pids = []
+        for _ in range(2):
+            t = threading.Thread(target=lambda: pids.append((g.grade(["\\boxed{\\frac{1}{2}}"], ["0.5"])[0].reason,
+                                                             [w.proc.pid for w in g._pool._workers])))
+            t.start()
+            t.join()
+            time.sleep(0.5)  # the thread has ended: a death signal tied to it has come
+        assert pids[0] == pids[1] and pids[0][0] == "correct" and len(pids[0][1]) == 1
+        assert set(pids[0][1]) <= {p.pid for p in workers()}  # alive, the same process

@@ -21,8 +21,8 @@ CHECKS = ["torch sees the GPU", "engine=hf rollouts", "update: bf16 autocast + c
           "weight transfer to an engine process"]
 
 
-def run(prelude: str = "") -> tuple[subprocess.CompletedProcess, list[dict]]:
-    code = (f"import sys; sys.argv = ['gpu_check.py', *{ARGS!r}]; {prelude}\n"
+def run(prelude: str = "", loop: str = "none") -> tuple[subprocess.CompletedProcess, list[dict]]:
+    code = (f"import sys; sys.argv = ['gpu_check.py', *{[*ARGS, '--loop', loop]!r}]; {prelude}\n"
             "import runpy; runpy.run_path('scripts/gpu_check.py', run_name='__main__')")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -34,9 +34,10 @@ def run(prelude: str = "") -> tuple[subprocess.CompletedProcess, list[dict]]:
 
 @pytest.mark.slow
 def test_every_check_runs_and_passes_on_the_cpu():
-    proc, rows = run()
+    proc, rows = run(loop="first")  # one loop row: the others differ only in their overrides
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert [r["check"] for r in rows] == CHECKS and all(r["ok"] for r in rows), rows
+    assert [r["check"] for r in rows] == [*CHECKS, "loop: in-process engine, sleep mode"], rows
+    assert all(r["ok"] for r in rows), rows
     notes = {r["check"]: r["note"] for r in rows}
     assert "checkpointing on (4 layer calls / 2)" in notes["update: bf16 autocast + checkpointing"]
     assert "critic stepped" in notes["PPO step with its critic"]
@@ -48,6 +49,8 @@ def test_every_check_runs_and_passes_on_the_cpu():
     assert "bit for bit" in notes["weight transfer to an engine process"]
     assert all(r["estimate_gib"] > 0 for r in rows[2:5])  # the memory table's figure beside each update
     assert "check" in proc.stdout and "result" in proc.stdout  # the printed table
+    loop = notes["loop: in-process engine, sleep mode"]
+    assert loop.startswith("2 iterations in ") and "logprob mismatch" in loop and "eval " in loop, loop
 
 
 @pytest.mark.slow
@@ -147,3 +150,17 @@ def test_the_resume_check_compares_under_deterministic_algorithms(monkeypatch):
         assert torch.are_deterministic_algorithms_enabled()
         assert not torch.is_deterministic_algorithms_warn_only_enabled()
     assert not torch.are_deterministic_algorithms_enabled()  # the other rows measure the usual kernels
+
+
+def test_the_loop_rows_cover_each_engine_placement():
+    """The rows a first GPU run most likely breaks (issue 31, 2a-b): each composes as the loop will run it."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from gpu_loop import ROWS, SMALL
+
+    from tests.test_presets import compose_cfg
+
+    assert [ov for ov in ROWS.values()] == [["engine.sleep_mode=true"], ["engine.separate_process=true"],
+                                            ["trainer.async_level=1"]]
+    for overrides in ROWS.values():
+        cfg = compose_cfg(*SMALL, *overrides, "device=cuda")
+        assert cfg.trainer.iterations == 2 and cfg.resume == "never"
