@@ -193,6 +193,11 @@ class MCConfig:
 class AlgoConfig:
     name: str = MISSING  # vineppo | ppo | grpo | rloo
     clip_eps: float = 0.2
+    # The policy loss's variants, with their papers: docs/losses.md (rlreason/learner/objective.py).
+    clip_eps_high: float | None = None  # DAPO's clip-higher: upper clip 1 + this (null: clip_eps)
+    # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm; null: token-mean (seq-mean-token-mean for GSPO)
+    loss_agg: str | None = None
+    ratio_level: str = "token"  # token (PPO) | sequence (GSPO's length-normalised sequence ratio)
     kl_coef: float = 1e-4  # k3 KL to the frozen reference; 0 disables (no reference model loaded)
     # sequence_sum: beta x (sum over a response's tokens of k3, each clamped to [0, 10]), mean over
     # sequences, as the reference (algo/vineppo.yaml, algo/ppo.yaml); token_mean: mean over tokens,
@@ -310,6 +315,14 @@ class TrainerConfig:
 
 
 @dataclass
+class OverlongConfig:
+    """DAPO's soft overlong punishment on training rewards (rlreason/reward/overlong.py); penalty 0: off."""
+
+    buffer_tokens: int = 0  # the penalty ramps from 0 to -penalty over the budget's last buffer_tokens
+    penalty: float = 0.0
+
+
+@dataclass
 class RewardConfig:
     # How a response's answer is checked. auto = the data's own (arith, gsm8k, math; jsonl: math).
     # math: \boxed{} / "#### N" / "the answer is X", equal as numbers or by math-verify;
@@ -328,6 +341,7 @@ class RewardConfig:
     # imports: the user's module, math-verify's warm-up); a hang at import is an error, not a stuck run.
     startup_timeout_s: float = 60.0
     workers: int = 2  # grading processes
+    overlong: OverlongConfig = field(default_factory=OverlongConfig)
 
 
 @dataclass

@@ -105,7 +105,7 @@ def produce(run, it: int, phases, level: int = 0) -> Batch:
                 episodes, run.engine, run.grader, run.tokenizer, task=roller.task, k=cfg.algo.mc_rollouts,
                 temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
                 max_new_tokens=cfg.rollout.max_new_tokens, steps=cfg.data.steps, stop=tuple(cfg.rollout.stop),
-                seeds=roller.seeds, version=behaviour, mc=cfg.algo.mc, tree_out=tree)
+                seeds=roller.seeds, version=behaviour, mc=cfg.algo.mc, tree_out=tree, overlong=roller.overlong)
         elif cfg.algo.name in ("grpo", "rloo"):
             metrics |= assign_outcome_advantages(cfg.algo.name, groups, cfg.algo.normalize_std)
     # The grading verdicts of this batch travel with it (at level 1 they were made during the previous
