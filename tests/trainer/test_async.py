@@ -92,30 +92,40 @@ class Stop(BaseException):
     pass
 
 
-def test_resumed_async_run_is_the_uninterrupted_one(make_cfg, tmp_path, monkeypatch):
-    """4 iterations in one go == a run stopped right after checkpoint 2 (batch 3 in flight) and resumed:
-    batch 3 is regenerated under the weights it was sampled with (kept in the checkpoint) and with the
-    history the curriculum saw the first time (learnability_history reads the store)."""
+def stop_after_checkpoint_2_then_resume(monkeypatch, run, between=lambda: None) -> None:
+    """`run()` stopped right after its iteration-2 checkpoint (as a kill there would), `between()`, then
+    `run()` again: the resume."""
     import rlreason.trainer.loop as loop
 
-    overrides = ("engine=hf", "algo=vineppo", "curriculum=learnability_history", "trainer.eval_every=100",
-                 "trainer.async_level=1", "trainer.iterations=4")
-    full, split = tmp_path / "full", tmp_path / "split"
-    train(make_cfg(*overrides), full)
     save = loop.save_checkpoint
 
-    def save_then_stop(run, it, *args):
-        path = save(run, it, *args)
+    def save_then_stop(run_, it, *args):
+        path = save(run_, it, *args)
         if it == 2:
             raise Stop
         return path
 
     monkeypatch.setattr(loop, "save_checkpoint", save_then_stop)
     with pytest.raises(Stop):
-        train(make_cfg(*overrides), split)
-    assert (split / "checkpoints" / "iter_000002" / "behaviour.safetensors").is_file()
-    monkeypatch.undo()
-    train(make_cfg(*overrides), split)
+        run()
+    between()
+    monkeypatch.setattr(loop, "save_checkpoint", save)
+    run()
+
+
+def test_resumed_async_run_is_the_uninterrupted_one(make_cfg, tmp_path, monkeypatch):
+    """4 iterations in one go == a run stopped right after checkpoint 2 (batch 3 in flight) and resumed:
+    batch 3 is regenerated under the weights it was sampled with (kept in the checkpoint) and with the
+    history the curriculum saw the first time (learnability_history reads the store)."""
+
+    overrides = ("engine=hf", "algo=vineppo", "curriculum=learnability_history", "trainer.eval_every=100",
+                 "trainer.async_level=1", "trainer.iterations=4")
+    full, split = tmp_path / "full", tmp_path / "split"
+    train(make_cfg(*overrides), full)
+    def behaviour_kept():
+        assert (split / "checkpoints" / "iter_000002" / "behaviour.safetensors").is_file()
+
+    stop_after_checkpoint_2_then_resume(monkeypatch, lambda: train(make_cfg(*overrides), split), behaviour_kept)
     a = load_file(str(full / "checkpoints" / "iter_000004" / "policy" / "model.safetensors"))
     b = load_file(str(split / "checkpoints" / "iter_000004" / "policy" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -177,19 +187,7 @@ def test_a_resumed_async_run_keeps_the_books_of_the_uninterrupted_one(make_cfg, 
                  "trainer.eval_every=1", "trainer.eval_samples=1", "trainer.async_level=1", "trainer.iterations=4")
     full, split = tmp_path / "full", tmp_path / "split"
     train(make_cfg(*overrides), full, engine=engine)
-    save = loop.save_checkpoint
-
-    def save_then_stop(run, it, *args):
-        path = save(run, it, *args)
-        if it == 2:
-            raise Stop
-        return path
-
-    monkeypatch.setattr(loop, "save_checkpoint", save_then_stop)
-    with pytest.raises(Stop):
-        train(make_cfg(*overrides), split, engine=engine)
-    monkeypatch.setattr(loop, "save_checkpoint", save)
-    train(make_cfg(*overrides), split, engine=engine)
+    stop_after_checkpoint_2_then_resume(monkeypatch, lambda: train(make_cfg(*overrides), split, engine=engine))
 
     con = sqlite3.connect(full / "stats.sqlite")
     version = dict(con.execute("SELECT iteration, MIN(policy_version) FROM attempts WHERE phase = 'eval' "
