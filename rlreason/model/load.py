@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rlreason.model.tasks import task_of
-from rlreason.model.tiny import ASSETS, YAMLS, assets_dir, builtin_key
+from rlreason.model.tiny import ASSETS, YAMLS, assets_dir, builtin_key, kind_of
 
 # Bump when a change to rlreason/model/{tiny,tasks,build}.py changes what a build produces.
 CODE_VERSION = 1
@@ -36,7 +36,7 @@ def plain(build: Mapping[str, Any]) -> dict[str, Any]:
 
 def config_hash(build: Mapping[str, Any]) -> str:
     build = plain(build)
-    task = task_of(build)
+    task, _ = task_of(build), kind_of(build)  # both checked: an unknown one is an error, not another hash
     for key, default in (("task", "arith"), ("kind", "char")):
         if build.get(key) == default:  # the default, spelled out: the same model as without the key
             del build[key]

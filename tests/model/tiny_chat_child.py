@@ -105,7 +105,9 @@ def main(out: Path) -> None:
     result["run"] = json.loads(train(cfg, run_dir, engine=engine).read_text())
     result["run_metrics"] = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
-    ecfg = compose("eval", ["model=hf", f"model.path={run_dir}", "data=arith", "data.use_chat_template=true",
+    # A run made outside `python -m rlreason.run` has no saved config to name its tokenizer: model.tokenizer does
+    ecfg = compose("eval", ["model=hf", f"model.path={run_dir}", f"model.tokenizer={model_path}", "data=arith",
+                            "data.use_chat_template=true",
                             "eval.max_questions=16", "eval.n=2", "eval.progress=false"])
     validate_eval(ecfg)
     metrics = json.loads(evaluate_model(ecfg, out / "eval", engine=engine).read_text())  # syncs the checkpoint in
