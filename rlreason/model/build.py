@@ -258,9 +258,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from omegaconf import OmegaConf
 
-    key = MODELS[args.model] if args.model else args.task or "arith"
-    build_cfg = default_build(key)
-    args.out = args.out or str(assets_dir(key))
+    builtin = MODELS[args.model] if args.model else args.task or "arith"
+    build_cfg = default_build(builtin)
+    args.out = args.out or str(assets_dir(builtin))
     for item in args.overrides:
         key, _, value = item.removeprefix("build.").partition("=")
         if key not in build_cfg:

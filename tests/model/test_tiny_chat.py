@@ -234,3 +234,12 @@ def test_e2e_run_eval_grade_and_reload(e2e) -> None:
     reload = e2e["reload"]
     assert reload["tied"] and "model.safetensors" in reload["files"] and "config.json" in reload["files"]
     assert reload["vllm"] == reload["hf"]  # the same greedy tokens, <|im_end|> included
+
+
+def test_every_builtin_checkpoint_is_package_data() -> None:
+    import tomllib
+
+    from rlreason.model.tiny import YAMLS
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["rlreason"]
+    assert sorted(data) == sorted(f"model/assets/tiny-{key}/*" for key in YAMLS)  # an installed copy has them all
