@@ -243,3 +243,25 @@ def test_every_builtin_checkpoint_is_package_data() -> None:
 
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["rlreason"]
     assert sorted(data) == sorted(f"model/assets/tiny-{key}/*" for key in YAMLS)  # an installed copy has them all
+
+
+def test_a_tiny_chat_run_is_evaluated_on_its_chat_prompt(tmp_path) -> None:
+    from omegaconf import OmegaConf
+
+    from rlreason.config import ConfigError
+    from rlreason.eval import check_prompt_format, evaluate_model, resolve_target
+    from rlreason.trainer import checkpoint
+
+    run = tmp_path / "vineppo-arith-tiny_chat-uniform-s0"
+    (run / ".hydra").mkdir(parents=True)
+    OmegaConf.save(compose_cfg("model=tiny_chat"), run / ".hydra" / "config.yaml")
+    checkpoint.save(run / "checkpoints", 1, AutoModelForCausalLM.from_pretrained(ASSETS), {"iteration": 1})
+    plain = compose_cfg("model=hf", f"model.path={run}", f"cache_dir={tmp_path}", config="eval")
+    with pytest.raises(ConfigError, match="trained with data.use_chat_template=true: .* data.use_chat_template=true"):
+        evaluate_model(plain, tmp_path / "out")  # before any compute
+    assert not (tmp_path / "out").exists()
+    chat = compose_cfg("model=hf", f"model.path={run}", f"cache_dir={tmp_path}", "data.use_chat_template=true",
+                       config="eval")
+    target = resolve_target(chat)
+    check_prompt_format(chat, target)
+    assert target.tokenizer == str(ASSETS)
