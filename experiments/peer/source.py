@@ -85,7 +85,8 @@ def prompt(q: Question, template: str | None, chat: bool = False) -> str | list[
     it, with the generation prompt)."""
     from rlreason.data.prompts import format_prompt
 
-    return [{"role": "user", "content": q.problem}] if chat else format_prompt(q, template)
+    # with `chat` the template is data.user_template (prompt_template's answer in chat mode): the user's turn
+    return [{"role": "user", "content": format_prompt(q, template)}] if chat else format_prompt(q, template)
 
 
 def _quote(value: str) -> str:

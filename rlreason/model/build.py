@@ -52,7 +52,8 @@ def prompt_ids(tokenizer, problem: str) -> list[int]:
     """The prompt's ids exactly as RL's Roller makes them: `{problem}\n` with BOS, or for a tokenizer
     with a chat template (kind: chat) the problem as the user's turn of it (data.use_chat_template)."""
     chat = bool(tokenizer.chat_template)
-    text = format_prompt(Question("", problem, ""), PROMPT, tokenizer, use_chat_template=chat)
+    # chat: data.user_template's default (null), the question alone as the user's turn
+    text = format_prompt(Question("", problem, ""), None if chat else PROMPT, tokenizer, use_chat_template=chat)
     return encode_prompts([text], tokenizer, chat, batch=False)[0]
 
 

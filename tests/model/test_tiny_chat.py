@@ -105,7 +105,7 @@ def test_sft_trains_on_the_prompt_rl_sends_and_a_response_ending_in_im_end(token
     q = TEST[7]
     prompt, response = build_mod.encode(tokenizer, q)
     assert prompt == chat_ids(tokenizer, q.problem)  # what the Roller sends (the vLLM test checks that side)
-    assert prompt == encode_prompts([format_prompt(q, "{problem}\n", tokenizer, True)], tokenizer, True)[0]
+    assert prompt == encode_prompts([format_prompt(q, None, tokenizer, True)], tokenizer, True)[0]
     assert response[-1] == tokenizer.convert_tokens_to_ids(IM_END) and IM_END not in tokenizer.decode(response[:-1])
     assert tokenizer.decode(response[:-1]) == q.solution
     # The whole SFT sequence is the chat template's rendering of the conversation, token for token
