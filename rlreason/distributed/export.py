@@ -1,4 +1,4 @@
-"""Export a sharded (torchrun) checkpoint to a model dir that eval, vLLM and a new run can open:
+"""Export a checkpoint to a model dir that eval, vLLM, transformers and a new run can open:
 
     python -m rlreason.distributed.export RUN/checkpoints/iter_N [OUT]      # OUT defaults to RUN/export/iter_N
 
@@ -8,7 +8,9 @@ export.json (where it came from) and, for a PPO run, critic/critic.safetensors (
 dict, as in a single-process checkpoint; in a subdir because vLLM and `rlreason.eval` load every
 *.safetensors file at the top of a model dir). It is written into a temp dir and renamed into place, so OUT is whole or absent.
 
-One process and no process group: torch.distributed.checkpoint reads the shards offline (`no_dist=True`)
+A single-process checkpoint's policy/ is a model dir already: it is copied, with the run's tokenizer (and
+its chat template) added. A sharded one (torchrun) needs one process and no process group:
+torch.distributed.checkpoint reads the shards offline (`no_dist=True`)
 straight into a plain model built from the run's base model (its .hydra/config.yaml), reading only the
 model tensors, not the optimizer state. The tensors are the fp32 master weights, as a single-process
 checkpoint saves them.
@@ -89,7 +91,7 @@ def _load(reader, meta: dict, module, prefix: str, ckpt: Path, base: str) -> Non
 
 def export(ckpt: Path, out: Path, base: str | None = None, tokenizer: str | None = None,
            cache_dir: str | None = None, with_critic: bool = True) -> Path:
-    """Write sharded checkpoint `ckpt` as a model dir `out` (see the module doc); returns `out`.
+    """Write checkpoint `ckpt` (single-process or sharded) as a model dir `out` (see the module doc); returns `out`.
     `base`/`tokenizer`: the model the run started from (default: the run's saved config)."""
     import torch
     from torch.distributed.checkpoint import FileSystemReader
@@ -98,10 +100,9 @@ def export(ckpt: Path, out: Path, base: str | None = None, tokenizer: str | None
     from rlreason.learner.critic import ValueModel
 
     ckpt, out = Path(ckpt).absolute(), Path(out).absolute()
-    if not is_sharded(ckpt):
-        kind = ("a single-process checkpoint: its policy/ is already a model dir"
-                if (ckpt / "policy" / "config.json").is_file() else f"not a sharded checkpoint (no {DCP_DIR}/)")
-        raise ConfigError(f"{ckpt} is {kind}")
+    single = not is_sharded(ckpt) and (ckpt / "policy" / "config.json").is_file()
+    if not is_sharded(ckpt) and not single:
+        raise ConfigError(f"{ckpt} is not a checkpoint (no {DCP_DIR}/ and no policy/)")
     problem = checkpoint.verify(ckpt)
     if problem:
         raise ConfigError(f"checkpoint {ckpt} is damaged ({problem}); export another one")
@@ -113,6 +114,21 @@ def export(ckpt: Path, out: Path, base: str | None = None, tokenizer: str | None
     if base is None:
         base, run_tokenizer = base_model(ckpt, cache_dir)
         tokenizer = tokenizer or run_tokenizer
+    if single:  # its policy/ is the model dir already, without the tokenizer (nor a chat template)
+        tok = AutoTokenizer.from_pretrained(tokenizer or base)
+        critic_file = ckpt / "critic.safetensors"
+
+        def fill(tmp: Path) -> bool:
+            for f in (ckpt / "policy").iterdir():
+                shutil.copy2(f, tmp / f.name)
+            tok.save_pretrained(tmp)
+            if with_critic and critic_file.is_file():
+                (tmp / "critic").mkdir()
+                shutil.copy2(critic_file, tmp / "critic" / "critic.safetensors")
+                return True
+            return False
+
+        return _write(out, fill, {"checkpoint": str(ckpt), "base_model": base, "tokenizer": tokenizer or base})
     reader = FileSystemReader(str(ckpt / DCP_DIR))
     try:
         meta = reader.read_metadata().state_dict_metadata
@@ -129,18 +145,27 @@ def export(ckpt: Path, out: Path, base: str | None = None, tokenizer: str | None
         critic = ValueModel(base)
         _load(reader, meta, critic, PREFIX + "critic.", ckpt, base)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".tmp-{out.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    def fill(tmp: Path) -> bool:
         policy.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         if critic is not None:
             (tmp / "critic").mkdir()
             critic.save(tmp / "critic" / "critic.safetensors")
-        info = {"checkpoint": str(ckpt), "base_model": base, "tokenizer": tokenizer or base,
-                "critic": critic is not None}
-        (tmp / "export.json").write_text(json.dumps(info, indent=1))
+        return critic is not None
+
+    return _write(out, fill, {"checkpoint": str(ckpt), "base_model": base, "tokenizer": tokenizer or base})
+
+
+def _write(out: Path, fill, info: dict) -> Path:
+    """`fill(tmp)` writes the model dir (returns whether a critic went with it); then export.json, and the
+    dir is renamed into place: `out` is whole or absent."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".tmp-{out.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        critic = fill(tmp)
+        (tmp / "export.json").write_text(json.dumps({**info, "critic": critic}, indent=1))
         if out.exists():
             out.rmdir()  # empty (checked above)
         tmp.rename(out)
@@ -153,7 +178,7 @@ def export(ckpt: Path, out: Path, base: str | None = None, tokenizer: str | None
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("checkpoint", type=Path, help="RUN/checkpoints/iter_N, written under torchrun")
+    ap.add_argument("checkpoint", type=Path, help="RUN/checkpoints/iter_N")
     ap.add_argument("out", type=Path, nargs="?", help="the model dir to write (default RUN/export/iter_N)")
     ap.add_argument("--base", help="the model the run started from (default: the run's .hydra/config.yaml)")
     ap.add_argument("--tokenizer", help="the tokenizer to save with it (default: the run's, else --base's)")
