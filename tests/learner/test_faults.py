@@ -155,7 +155,9 @@ def test_cli_exit_status_3_on_divergence(tmp_path):
     args = ["engine=hf", "algo=grpo", "learner.lr=1e30", "trainer.iterations=4", "trainer.eval_every=100",
             "trainer.questions_per_iteration=4", "rollout.samples_per_question=4", "learner.minibatch_size=4",
             "learner.micro_batch_size=4", "trainer.eval_max_questions=4", "trainer.eval_samples=1",
-            "rollout.max_new_tokens=16", "trainer.progress=false", f"hydra.run.dir={tmp_path / 'run'}"]
+            "rollout.max_new_tokens=16", "rollout.max_gold_cut=null", "trainer.stop_all_truncated=0",
+            "trainer.progress=false",
+            f"hydra.run.dir={tmp_path / 'run'}"]
     proc = subprocess.run([sys.executable, "-m", "rlreason.run", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 3, proc.stderr[-2000:]
