@@ -1,0 +1,111 @@
+"""learner.lora (rlreason/learner/lora.py): only the adapters train, the KL's reference is the base with the
+adapters disabled (no second model), the engine gets the merged weights under the base model's names, and
+bad settings are refused before compute."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from rlreason.config import AlgoConfig, ConfigError, LearnerConfig, LoraConfig
+from rlreason.learner.learner import Learner, token_logprobs
+from rlreason.learner.batch import pack
+from rlreason.validate import validate
+from tests.learner.test_faults import episodes
+from tests.trainer import conftest as trainer_conftest
+
+make_cfg = trainer_conftest.make_cfg
+
+
+def lora_learner(model_dir: str, pad_id: int, kl_coef: float = 1e-2, **lora_kw) -> Learner:
+    cfg = LearnerConfig(lr=1e-2, warmup_ratio=0.0, schedule="constant", epochs=1, minibatch_size=8,
+                        micro_batch_size=8, lora=LoraConfig(r=8, **lora_kw))
+    return Learner(model_dir, cfg, AlgoConfig(name="grpo", kl_coef=kl_coef), device="cpu", dtype=torch.float32,
+                   total_updates=100, pad_id=pad_id, temperature=1.0)
+
+
+def test_only_the_adapters_train_against_the_base_as_reference(tiny_model_dir, tiny_tokenizer):
+    learner = lora_learner(tiny_model_dir, tiny_tokenizer.pad_token_id)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    assert not isinstance(learner.ref, torch.nn.Module)  # no second copy of the weights
+    adapters = {n for n, p in learner.policy.named_parameters() if p.requires_grad}
+    assert adapters and all(".lora_A." in n or ".lora_B." in n for n in adapters)
+    optimized = [p for g in learner.optimizer.param_groups for p in g["params"]]
+    assert len(optimized) == len(adapters)
+    frozen = {n: p.clone() for n, p in learner.policy.named_parameters() if not p.requires_grad}
+    eps = episodes(8)
+    first = learner.update(eps)
+    second = learner.update(eps)
+    assert first["kl_ref"] == pytest.approx(0.0, abs=1e-9)  # B = 0 at the start: the policy is the base
+    assert second["kl_ref"] > 1e-4  # the adapters moved the policy away from it
+    assert all(torch.equal(p, frozen[n]) for n, p in learner.policy.named_parameters() if not p.requires_grad)
+    # the reference's log-probs are the base model's, exactly, while the policy's have moved
+    batch = pack(eps, tiny_tokenizer.pad_token_id)
+    with torch.no_grad():
+        want, _ = token_logprobs(base, batch, 1.0)
+        ref, _ = token_logprobs(learner.ref, batch, 1.0)
+        policy, _ = token_logprobs(learner.policy, batch, 1.0)
+    assert torch.equal(ref, want)
+    assert (policy - want).abs().max() > 1e-3
+
+
+def test_synced_weights_are_the_merged_model_under_the_base_names(tiny_model_dir, tiny_tokenizer, initial_weights):
+    learner = lora_learner(tiny_model_dir, tiny_tokenizer.pad_token_id)
+    for _ in range(2):
+        learner.update(episodes(8))
+    sent = dict(learner.named_weights())
+    merged = copy.deepcopy(learner.policy).merge_and_unload().state_dict()
+    assert sent.keys() == merged.keys() and set(initial_weights) <= sent.keys()
+    assert all(torch.equal(sent[k], merged[k]) for k in sent)
+    assert any(not torch.equal(sent[k], initial_weights[k]) for k in initial_weights)  # the adapters are in them
+    assert [(n, s) for n, s, _ in learner.named_weights().specs()] == [(n, tuple(t.shape)) for n, t in sent.items()]
+    # the policy itself is not merged: it still trains its adapters
+    assert any(".lora_A." in n for n, _ in learner.policy.named_parameters())
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("learner.lora.r=-1", "learner.lora.r=-1 must be >= 0"),
+    ("learner.lora.dropout=1.0", "learner.lora.dropout=1.0 must be in [0, 1)"),
+    ("learner.lora.alpha=0", "learner.lora.alpha=0.0 must be > 0"),
+    ("learner.lora.target_modules=[]", "learner.lora.target_modules is empty"),
+])
+def test_bad_lora_settings_are_refused_before_compute(make_cfg, override, expected):
+    with pytest.raises(ConfigError, match=expected.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+        make_cfg("learner.lora.r=8", override)
+
+
+def test_lora_under_torchrun_is_refused_before_compute(make_cfg, monkeypatch):
+    cfg = make_cfg("learner.lora.r=8")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="learner.lora.r=8 runs in one process only"):
+        validate(cfg)
+
+
+def test_unknown_target_module_is_refused_naming_the_model_layers(tiny_model_dir, tiny_tokenizer):
+    with pytest.raises(ConfigError, match=r"learner.lora.target_modules: \['qkv'\] are not linear layers"):
+        lora_learner(tiny_model_dir, tiny_tokenizer.pad_token_id, target_modules=["qkv", "q_proj"])
+
+
+@pytest.mark.vllm
+def test_engine_logprobs_equal_the_learners_after_lora_updates(make_cfg, vllm_engine, tmp_path):
+    """The real vLLM engine, synced in place with the merged weights after every update, samples with the
+    learner's log-probs (learner/logprob_mismatch, fp32 on CPU), while the adapters move the policy."""
+    from rlreason.trainer.loop import train
+
+    cfg = make_cfg("algo=grpo", "trainer.iterations=3", "trainer.eval_every=100", "learner.lr=3e-3",
+                   "learner.lora.r=8")
+    train(cfg, tmp_path, engine=vllm_engine)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if "learner/logprob_mismatch" in r]
+    print([(r["learner/logprob_mismatch"], r.get("learner/kl_ref")) for r in rows])
+    assert len(rows) == 3
+    assert all(r["learner/logprob_mismatch_max"] < 1e-4 and r["learner/logprob_mismatch"] < 1e-5 for r in rows)
+    assert rows[-1]["learner/kl_ref"] > 1e-6  # the engine's weights did move with the adapters
+    policy = tmp_path / "checkpoints" / "iter_000003" / "policy"
+    assert sorted(p.name for p in policy.iterdir() if p.suffix != ".md") == ["adapter_config.json",
+                                                                               "adapter_model.safetensors"]
