@@ -81,7 +81,7 @@ class Learner:
         if gradient_checkpointing:
             self.policy.gradient_checkpointing_enable()
         if self.lora:
-            self.policy = lora.wrap(self.policy, cfg.lora, init_path if init_path != model_path else None)
+            self.policy = lora.wrap(self.policy, cfg.lora, init_path if init_path != model_path else None, seed)
             if gradient_checkpointing:  # checkpointed blocks need an input that requires grad (frozen embeddings)
                 self.policy.enable_input_require_grads()
         self.policy = place(self.policy)

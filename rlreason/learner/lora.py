@@ -48,9 +48,11 @@ def is_adapter_dir(path: str | Path | None) -> bool:
     return path is not None and (Path(path) / ADAPTER_CONFIG).is_file()
 
 
-def wrap(base: nn.Module, lora: Any, init_path: str | None = None) -> nn.Module:
-    """The base model with trainable adapters: fresh (peft's init: B = 0, so the policy starts as the base),
-    or the ones saved in `init_path` (a checkpoint's policy dir) when resuming."""
+def wrap(base: nn.Module, lora: Any, init_path: str | None = None, seed: int = 0) -> nn.Module:
+    """The base model with trainable adapters: fresh (peft's init: A random, B = 0, so the policy starts as
+    the base), or the ones saved in `init_path` (a checkpoint's policy dir) when resuming. A fresh A is
+    drawn from its own generator seeded by `seed`: the same run gets the same adapters whatever drew from
+    the global RNG before (a run resumed in another process trains on as the uninterrupted one)."""
     from peft import LoraConfig, PeftModel, get_peft_model
 
     names = set(list(lora.target_modules))
@@ -70,7 +72,9 @@ def wrap(base: nn.Module, lora: Any, init_path: str | None = None) -> nn.Module:
         return PeftModel.from_pretrained(base, init_path, is_trainable=True)
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                         target_modules=sorted(names), bias="none", task_type="CAUSAL_LM")
-    return get_peft_model(base, config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return get_peft_model(base, config)
 
 
 class AdaptersOff:
