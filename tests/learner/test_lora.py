@@ -12,8 +12,8 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from rlreason.config import AlgoConfig, ConfigError, LearnerConfig, LoraConfig
-from rlreason.learner.learner import Learner, token_logprobs
 from rlreason.learner.batch import pack
+from rlreason.learner.learner import Learner, token_logprobs
 from rlreason.validate import validate
 from tests.learner.test_faults import episodes
 from tests.trainer import conftest as trainer_conftest
