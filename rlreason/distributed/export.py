@@ -1,4 +1,4 @@
-"""Export a sharded (torchrun) checkpoint to a model dir that eval, vLLM and a new run can open:
+"""Export a sharded (torchrun) or LoRA (learner.lora, an adapter) checkpoint to a model dir that eval, vLLM and a new run can open:
 
     python -m rlreason.distributed.export RUN/checkpoints/iter_N [OUT]      # OUT defaults to RUN/export/iter_N
 
@@ -6,7 +6,8 @@ A checkpoint dir is never written into (its manifest is verified whenever it is 
 goes elsewhere. OUT is the policy as an HF model dir (config, model.safetensors, tokenizer), plus
 export.json (where it came from) and, for a PPO run, critic/critic.safetensors (the value model's state
 dict, as in a single-process checkpoint; in a subdir because vLLM and `rlreason.eval` load every
-*.safetensors file at the top of a model dir). It is written into a temp dir and renamed into place, so OUT is whole or absent.
+*.safetensors file at the top of a model dir). A LoRA checkpoint's OUT is the base with the adapter merged
+in, and the adapter itself in OUT/adapter (peft's format, for PeftModel.from_pretrained or vLLM's LoRA). It is written into a temp dir and renamed into place, so OUT is whole or absent.
 
 One process and no process group: torch.distributed.checkpoint reads the shards offline (`no_dist=True`)
 straight into a plain model built from the run's base model (its .hydra/config.yaml), reading only the
@@ -34,6 +35,18 @@ PREFIX = "learner.model."  # DCP's flattened key of a model tensor: learner.mode
 def is_sharded(path: Path) -> bool:
     """`path` is the dir of a checkpoint written under torchrun."""
     return (path / DCP_DIR).is_dir() and (path / "trainer_state.pt").is_file()
+
+
+def is_adapter(path: Path) -> bool:
+    """`path` is the dir of a learner.lora checkpoint: its policy/ is a peft adapter, not a model."""
+    from rlreason.learner.lora import is_adapter_dir
+
+    return is_adapter_dir(path / "policy") and (path / "trainer_state.pt").is_file()
+
+
+def needs_export(path: Path) -> bool:
+    """A checkpoint whose policy no model loader opens as is: sharded, or a LoRA adapter."""
+    return is_sharded(path) or is_adapter(path)
 
 
 def default_out(ckpt: Path) -> Path:
@@ -98,9 +111,10 @@ def export(ckpt: Path, out: Path, base: str | None = None, tokenizer: str | None
     from rlreason.learner.critic import ValueModel
 
     ckpt, out = Path(ckpt).absolute(), Path(out).absolute()
-    if not is_sharded(ckpt):
+    if not needs_export(ckpt):
         kind = ("a single-process checkpoint: its policy/ is already a model dir"
-                if (ckpt / "policy" / "config.json").is_file() else f"not a sharded checkpoint (no {DCP_DIR}/)")
+                if (ckpt / "policy" / "config.json").is_file() else
+                f"not a sharded checkpoint (no {DCP_DIR}/) nor a LoRA one (no policy/adapter_config.json)")
         raise ConfigError(f"{ckpt} is {kind}")
     problem = checkpoint.verify(ckpt)
     if problem:
@@ -113,6 +127,9 @@ def export(ckpt: Path, out: Path, base: str | None = None, tokenizer: str | None
     if base is None:
         base, run_tokenizer = base_model(ckpt, cache_dir)
         tokenizer = tokenizer or run_tokenizer
+    if is_adapter(ckpt):
+        return _write(out, *merged_adapter(ckpt, base, tokenizer, with_critic), ckpt / "policy", {
+            "checkpoint": str(ckpt), "base_model": base, "tokenizer": tokenizer or base, "lora": True})
     reader = FileSystemReader(str(ckpt / DCP_DIR))
     try:
         meta = reader.read_metadata().state_dict_metadata
@@ -129,6 +146,35 @@ def export(ckpt: Path, out: Path, base: str | None = None, tokenizer: str | None
         critic = ValueModel(base)
         _load(reader, meta, critic, PREFIX + "critic.", ckpt, base)
 
+    return _write(out, policy, tok, critic, None, {"checkpoint": str(ckpt), "base_model": base,
+                                                   "tokenizer": tokenizer or base})
+
+
+def merged_adapter(ckpt: Path, base: str, tokenizer: str | None, with_critic: bool = True):
+    """(merged policy, tokenizer, critic or None) of LoRA checkpoint `ckpt`: its adapter loaded onto the
+    base and merged into it (peft's merge_and_unload), an HF model of the base's architecture."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rlreason.learner.critic import ValueModel
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(tokenizer or base)
+        policy = PeftModel.from_pretrained(model, str(ckpt / "policy")).merge_and_unload()
+    except (OSError, ValueError, RuntimeError) as e:
+        raise ConfigError(f"cannot load the adapter of checkpoint {ckpt} onto base model {base}: {e}") from e
+    critic = None
+    if with_critic and (ckpt / "critic.safetensors").is_file():
+        critic = ValueModel(base)
+        critic.load(ckpt / "critic.safetensors")
+    return policy, tok, critic
+
+
+def _write(out: Path, policy, tok, critic, adapter: Path | None, info: dict) -> Path:
+    """The model dir `out`, whole or absent (a temp dir renamed into place). `adapter`: a LoRA checkpoint's
+    policy dir, copied into out/adapter (a subdir, as critic/: loaders read the top level's files)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".tmp-{out.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -138,8 +184,9 @@ def export(ckpt: Path, out: Path, base: str | None = None, tokenizer: str | None
         if critic is not None:
             (tmp / "critic").mkdir()
             critic.save(tmp / "critic" / "critic.safetensors")
-        info = {"checkpoint": str(ckpt), "base_model": base, "tokenizer": tokenizer or base,
-                "critic": critic is not None}
+        if adapter is not None:
+            shutil.copytree(adapter, tmp / "adapter")
+        info = info | {"critic": critic is not None}
         (tmp / "export.json").write_text(json.dumps(info, indent=1))
         if out.exists():
             out.rmdir()  # empty (checked above)
@@ -153,7 +200,7 @@ def export(ckpt: Path, out: Path, base: str | None = None, tokenizer: str | None
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("checkpoint", type=Path, help="RUN/checkpoints/iter_N, written under torchrun")
+    ap.add_argument("checkpoint", type=Path, help="RUN/checkpoints/iter_N, written under torchrun or with learner.lora")
     ap.add_argument("out", type=Path, nargs="?", help="the model dir to write (default RUN/export/iter_N)")
     ap.add_argument("--base", help="the model the run started from (default: the run's .hydra/config.yaml)")
     ap.add_argument("--tokenizer", help="the tokenizer to save with it (default: the run's, else --base's)")

@@ -109,3 +109,36 @@ def test_engine_logprobs_equal_the_learners_after_lora_updates(make_cfg, vllm_en
     policy = tmp_path / "checkpoints" / "iter_000003" / "policy"
     assert sorted(p.name for p in policy.iterdir() if p.suffix != ".md") == ["adapter_config.json",
                                                                                "adapter_model.safetensors"]
+
+
+def test_export_of_a_lora_checkpoint_is_the_merged_policy_and_its_adapter(make_cfg, tmp_path):
+    """python -m rlreason.distributed.export on a LoRA checkpoint: OUT is an HF model of the base's
+    architecture holding exactly the weights the learner syncs to the engine, OUT/adapter the adapter; eval
+    of the checkpoint goes through that export (its policy/ alone is no model)."""
+    from omegaconf import OmegaConf
+    from safetensors.torch import load_file
+
+    from rlreason.distributed.export import export
+    from rlreason.eval import resolve_target
+    from rlreason.model.load import resolve_model_path
+    from rlreason.trainer.loop import train
+
+    cfg = make_cfg("engine=hf", "algo=grpo", "trainer.iterations=1", "trainer.eval_every=100",
+                   "learner.lr=3e-3", "learner.lora.r=4")
+    train(cfg, tmp_path / "run")
+    ckpt = tmp_path / "run" / "checkpoints" / "iter_000001"
+    base = resolve_model_path(cfg.model, cfg.cache_dir)
+    out = export(ckpt, tmp_path / "out", base=base)
+    learner = Learner(base, cfg.learner, cfg.algo, device="cpu", dtype=torch.float32, total_updates=1, pad_id=0,
+                      temperature=1.0, init_path=str(ckpt / "policy"))
+    want = dict(learner.named_weights())
+    got = load_file(str(out / "model.safetensors"))
+    assert set(got) <= set(want) and all(torch.equal(got[k], want[k]) for k in got)
+    assert AutoModelForCausalLM.from_pretrained(out).config.model_type == "llama"
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert json.loads((out / "export.json").read_text())["lora"] is True
+    (tmp_path / "run" / ".hydra").mkdir()
+    OmegaConf.save(cfg, tmp_path / "run" / ".hydra" / "config.yaml")  # as `python -m rlreason.run` leaves it
+    target = resolve_target(OmegaConf.create({"model": {"path": str(ckpt), "tokenizer": None},
+                                              "cache_dir": cfg.cache_dir}))
+    assert target.base == base and target.checkpoint == str(ckpt)
