@@ -142,3 +142,21 @@ def test_export_of_a_lora_checkpoint_is_the_merged_policy_and_its_adapter(make_c
     target = resolve_target(OmegaConf.create({"model": {"path": str(ckpt), "tokenizer": None},
                                               "cache_dir": cfg.cache_dir}))
     assert target.base == base and target.checkpoint == str(ckpt)
+
+
+def test_ppo_critic_stays_a_full_model_of_its_own_beside_the_adapters(tiny_model_dir, tiny_tokenizer):
+    """algo=ppo with learner.lora: the critic is today's separate value model, fully trained (docs/lora.md);
+    the policy's optimizer still holds the adapters alone."""
+    cfg = LearnerConfig(lr=1e-2, warmup_ratio=0.0, schedule="constant", epochs=1, minibatch_size=8,
+                        micro_batch_size=8, lora=LoraConfig(r=4))
+    learner = Learner(tiny_model_dir, cfg, AlgoConfig(name="ppo", kl_coef=1e-2), device="cpu", dtype=torch.float32,
+                      total_updates=10, pad_id=tiny_tokenizer.pad_token_id, temperature=1.0)
+    critic = list(learner.critic.parameters())
+    assert all(p.requires_grad for p in critic)
+    assert sum(len(g["params"]) for g in learner.critic_optimizer.param_groups) == len(critic)
+    adapters = [p for g in learner.optimizer.param_groups for p in g["params"]]
+    assert len(adapters) == sum(p.requires_grad for p in learner.policy.parameters())
+    assert sum(p.numel() for p in adapters) < sum(p.numel() for p in critic) / 5
+    before = [p.clone() for p in critic]
+    metrics = learner.update(episodes(8))
+    assert metrics["value_loss"] > 0 and any(not torch.equal(a, b) for a, b in zip(before, critic))
