@@ -60,7 +60,7 @@ SIZES = [
     "trainer.questions_per_iteration=4", "rollout.samples_per_question=4", "learner.minibatch_size=8",
     "learner.micro_batch_size=8", "algo.mc_rollouts=2", "trainer.eval_max_questions=8",
     "trainer.eval_samples=2", "trainer.eval_every=2", "trainer.checkpoint_every=1", "trainer.progress=false",
-    "rollout.max_new_tokens=48",
+    "rollout.max_new_tokens=48", "rollout.max_gold_cut=null",  # short on purpose: the budget check would refuse it
 ]
 PHASES = ("build", "selection", "rollout", "mc", "learner", "sync", "eval", "checkpoint")
 # kind:name. phase:X = a random moment inside phase X; after:commit = right after the store commit
