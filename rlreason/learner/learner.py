@@ -82,8 +82,6 @@ class Learner:
             self.policy.gradient_checkpointing_enable()
         if self.lora:
             self.policy = lora.wrap(self.policy, cfg.lora, init_path if init_path != model_path else None, seed)
-            if gradient_checkpointing:  # checkpointed blocks need an input that requires grad (frozen embeddings)
-                self.policy.enable_input_require_grads()
         self.policy = place(self.policy)
         self.ref = None
         if algo_cfg.kl_coef > 0 and self.lora:

@@ -160,3 +160,15 @@ def test_ppo_critic_stays_a_full_model_of_its_own_beside_the_adapters(tiny_model
     before = [p.clone() for p in critic]
     metrics = learner.update(episodes(8))
     assert metrics["value_loss"] > 0 and any(not torch.equal(a, b) for a, b in zip(before, critic))
+
+
+def test_adapters_train_under_gradient_checkpointing(tiny_model_dir, tiny_tokenizer):
+    """model.gradient_checkpointing: the checkpointed blocks' frozen inputs still carry the adapters' gradients."""
+    cfg = LearnerConfig(lr=1e-2, warmup_ratio=0.0, schedule="constant", epochs=1, minibatch_size=8,
+                        micro_batch_size=8, lora=LoraConfig(r=4))
+    learner = Learner(tiny_model_dir, cfg, AlgoConfig(name="grpo", kl_coef=0.0), device="cpu", dtype=torch.float32,
+                      total_updates=10, pad_id=tiny_tokenizer.pad_token_id, temperature=1.0,
+                      gradient_checkpointing=True)
+    metrics = learner.update(episodes(8))
+    assert metrics["grad_norm"] > 0
+    assert all(p.abs().max() > 0 for n, p in learner.policy.named_parameters() if n.endswith("lora_B.default.weight"))
