@@ -55,13 +55,8 @@ def wrap(base: nn.Module, lora: Any, init_path: str | None = None, seed: int = 0
     the global RNG before (a run resumed in another process trains on as the uninterrupted one)."""
     from peft import LoraConfig, PeftModel, get_peft_model
 
+    check_targets(base, lora)
     names = set(list(lora.target_modules))
-    present = {name.rsplit(".", 1)[-1] for name, m in base.named_modules() if isinstance(m, nn.Linear)}
-    if missing := sorted(names - present):
-        from rlreason.config import ConfigError
-
-        raise ConfigError(f"learner.lora.target_modules: {missing} are not linear layers of this model (it has "
-                          f"{sorted(present)}); set learner.lora.target_modules to some of those")
     if init_path is not None:
         if not is_adapter_dir(init_path):
             from rlreason.config import ConfigError
@@ -75,6 +70,22 @@ def wrap(base: nn.Module, lora: Any, init_path: str | None = None, seed: int = 0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return get_peft_model(base, config)
+
+
+def check_targets(model: nn.Module | str, lora: Any) -> None:
+    """Every learner.lora.target_modules name is a linear layer of `model` (a module, or a model dir whose
+    architecture is built on the meta device: no weights, before any compute); a ConfigError else."""
+    if isinstance(model, str):
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model))
+    present = {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+    if missing := sorted(set(list(lora.target_modules)) - present):
+        from rlreason.config import ConfigError
+
+        raise ConfigError(f"learner.lora.target_modules: {missing} are not linear layers of this model (it has "
+                          f"{sorted(present)}); set learner.lora.target_modules to some of those")
 
 
 class AdaptersOff:

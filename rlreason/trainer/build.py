@@ -252,6 +252,8 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
         raise ConfigError(f"rollout.max_new_tokens={cfg.rollout.max_new_tokens} leaves no room for the prompt in "
                           f"the model's context of {context} tokens; lower it")
     check_fit(cfg, tokenizer, context, {"train": train, "test": eval_questions})
+    if lora.enabled(cfg.learner):  # the adapters' target layers exist, before the engine starts
+        lora.check_targets(model_path, cfg.learner.lora)
     device, dtype = resolve_device(cfg)
     # A sharded checkpoint holds no HF policy dir: start from the model, its DCP files load below.
     policy_path = str(found[0] / "policy") if found and not dist.active else model_path

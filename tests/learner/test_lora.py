@@ -172,3 +172,16 @@ def test_adapters_train_under_gradient_checkpointing(tiny_model_dir, tiny_tokeni
     metrics = learner.update(episodes(8))
     assert metrics["grad_norm"] > 0
     assert all(p.abs().max() > 0 for n, p in learner.policy.named_parameters() if n.endswith("lora_B.default.weight"))
+
+
+def test_unknown_target_module_is_refused_before_the_engine_starts(make_cfg, tmp_path, monkeypatch):
+    import rlreason.engine
+    from rlreason.trainer.build import build
+
+    def heavy(*args, **kwargs):
+        raise AssertionError("the engine started before learner.lora.target_modules was checked")
+
+    monkeypatch.setattr(rlreason.engine, "make_engine", heavy)
+    with pytest.raises(ConfigError, match=r"learner.lora.target_modules: \['c_attn'\] are not linear layers"):
+        build(make_cfg("engine=hf", "algo=grpo", "learner.lora.r=4", "learner.lora.target_modules=[c_attn]"),
+              tmp_path)
