@@ -75,6 +75,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--problem-field", default="prompt", help="row field holding the prompt, given as it is")
     p.add_argument("--answer-field", default="answer", help="row field holding the gold answer")
     p.add_argument("--checker", default="hash", choices=CHECKERS, help="how both sides grade (reward.checker)")
+    p.add_argument("--chat", action="store_true", help="prompt both sides with the model's chat template (the "
+                   "question as the user's turn), e.g. the model=tiny_chat kind of model")
     p.add_argument("--out", default="peer-out")
     for key in KEYS:
         p.add_argument(f"--{key.replace('_', '-')}", type=type(task.SETTINGS[key]), default=task.SETTINGS[key])
@@ -86,7 +88,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         if bad := [x for x in given.split(",") if x not in allowed]:
             p.error(f"{name}: {', '.join(bad)} not in {', '.join(allowed)}")
     try:
-        args.source = Source(args.train, args.test, args.problem_field, args.answer_field, args.checker)
+        args.source = Source(args.train, args.test, args.problem_field, args.answer_field, args.checker, args.chat)
     except ValueError as e:
         p.error(str(e))
     return args
@@ -141,10 +143,14 @@ def preflight(args: argparse.Namespace) -> None:
         sys.exit(f"peer_trl: {len(train)} training rows, fewer than the {task.SETTINGS['questions_per_step']} "
                  "questions of one step")
     model = Path(args.model)
+    if args.source.chat and not chat_model(model):
+        sys.exit(f"peer_trl: --chat needs --model to be a model dir whose tokenizer has a chat template, e.g. "
+                 f"rlreason/model/assets/tiny-chat (model=tiny_chat's); {model} has none")
     if (model / "config.json").is_file():
         info = model / "build_info.json"
         build = json.loads(info.read_text()) if info.is_file() else {}
-        if args.source.builtin and build and build["build"]["sft_steps"] != args.sft_steps:
+        # The built-in task's own start model is built with --sft-steps; a chat model is brought as it is.
+        if args.source.builtin and not args.source.chat and build and build["build"]["sft_steps"] != args.sft_steps:
             sys.exit(f"peer_trl: --model {model} was built with {build['build']['sft_steps']} SFT steps, not "
                      f"--sft-steps {args.sft_steps}: give another dir to build it there")
         built = f" ({build['greedy_acc']:.1%} greedy at its build)" if build else ""
@@ -156,6 +162,15 @@ def preflight(args: argparse.Namespace) -> None:
               f"{info['n_questions']} test questions (build's own check)", flush=True)
     else:
         sys.exit(f"peer_trl: --model {model}: no HF model there (no config.json)")
+
+
+def chat_model(model: Path) -> bool:
+    """Whether `model` is a model dir whose tokenizer has a chat template."""
+    if not (model / "config.json").is_file():
+        return False
+    from transformers import AutoTokenizer
+
+    return bool(AutoTokenizer.from_pretrained(model).chat_template)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -190,7 +205,7 @@ def passthrough(args: argparse.Namespace) -> list[str]:
     data = [] if args.source.builtin else ["--train", args.train, "--test", args.test]
     return ["--steps", str(args.steps), "--eval-every", str(args.eval_every), "--model", args.model,
             "--out", args.out, *data, "--problem-field", args.problem_field, "--answer-field", args.answer_field,
-            "--checker", args.checker, *(x for k in KEYS for x in (f"--{k.replace('_', '-')}", str(getattr(args, k))))]
+            "--checker", args.checker, *(["--chat"] if args.chat else []), *(x for k in KEYS for x in (f"--{k.replace('_', '-')}", str(getattr(args, k))))]
 
 
 if __name__ == "__main__":

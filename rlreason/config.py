@@ -193,6 +193,11 @@ class MCConfig:
 class AlgoConfig:
     name: str = MISSING  # vineppo | ppo | grpo | rloo
     clip_eps: float = 0.2
+    # The policy loss's variants, with their papers: docs/losses.md (rlreason/learner/objective.py).
+    clip_eps_high: float | None = None  # DAPO's clip-higher: upper clip 1 + this (null: clip_eps)
+    # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm; null: token-mean (seq-mean-token-mean for GSPO)
+    loss_agg: str | None = None
+    ratio_level: str = "token"  # token (PPO) | sequence (GSPO's length-normalised sequence ratio)
     kl_coef: float = 1e-4  # k3 KL to the frozen reference; 0 disables (no reference model loaded)
     # sequence_sum: beta x (sum over a response's tokens of k3, each clamped to [0, 10]), mean over
     # sequences, as the reference (algo/vineppo.yaml, algo/ppo.yaml); token_mean: mean over tokens,
@@ -308,6 +313,9 @@ class TrainerConfig:
     eval_headline: str = "greedy"
     eval_max_questions: int | None = None  # subset of the test split per eval (None = all)
     checkpoint_every: int = 1
+    # Every response cut at rollout.max_new_tokens this many iterations in a row: stop, exit 2 (0 = never);
+    # more than half cut: a warning each iteration (rlreason/trainer/truncation.py)
+    stop_all_truncated: int = 3
     # How many of the newest checkpoints to keep (null = all; e.g. the value-estimation analysis of
     # experiments/value_analysis.py reads a PPO run's critic at several iterations).
     keep_checkpoints: int | None = 2
@@ -317,6 +325,14 @@ class TrainerConfig:
     # the weights before that update (rlreason/trainer/produce.py; README "Asynchronous rollouts").
     # Needs algo.tis_cap; null there gets ASYNC_TIS_CAP.
     async_level: int = 0
+
+
+@dataclass
+class OverlongConfig:
+    """DAPO's soft overlong punishment on training rewards (rlreason/reward/overlong.py); penalty 0: off."""
+
+    buffer_tokens: int = 0  # the penalty ramps from 0 to -penalty over the budget's last buffer_tokens
+    penalty: float = 0.0
 
 
 @dataclass
@@ -338,6 +354,7 @@ class RewardConfig:
     # imports: the user's module, math-verify's warm-up); a hang at import is an error, not a stuck run.
     startup_timeout_s: float = 60.0
     workers: int = 2  # grading processes
+    overlong: OverlongConfig = field(default_factory=OverlongConfig)
 
 
 @dataclass

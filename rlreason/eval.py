@@ -92,8 +92,9 @@ def evaluate_model(cfg, out_dir: Path, engine=None) -> Path:
 
     from rlreason.distributed.export import export, is_adapter
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     target = resolve_target(cfg)
+    check_prompt_format(cfg, target)
+    out_dir.mkdir(parents=True, exist_ok=True)
     if target.base is None:
         return _evaluate(cfg, out_dir, target, engine)
     target.weights = str(out_dir / f".export-{Path(target.checkpoint).name}")
@@ -106,6 +107,17 @@ def evaluate_model(cfg, out_dir: Path, engine=None) -> Path:
         return _evaluate(cfg, out_dir, target, engine)
     finally:
         shutil.rmtree(target.weights, ignore_errors=True)
+
+
+def check_prompt_format(cfg, target: Target) -> None:
+    """A run's checkpoint is evaluated on the prompt it was trained on: with its chat template or
+    without (model=tiny_chat turns it on; `model=hf model.path=RUN` alone would not)."""
+    if target.run_cfg is None:
+        return
+    trained = bool(OmegaConf.select(target.run_cfg, "data.use_chat_template", default=False))
+    if trained != bool(cfg.data.use_chat_template):
+        raise ConfigError(f"{target.checkpoint} was trained with data.use_chat_template={str(trained).lower()}: "
+                          f"evaluate it on the same prompt, data.use_chat_template={str(trained).lower()}")
 
 
 def _evaluate(cfg, out_dir: Path, target: Target, engine) -> Path:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from rlreason.data.prompts import encode_prompts, format_prompt
 from rlreason.data.record import Question
 from rlreason.engine.base import SamplingParams
+from rlreason.reward.overlong import Overlong
 from rlreason.seeds import SeedStream
 
 
@@ -43,12 +44,15 @@ class Roller:
     """Questions -> graded groups through the engine. Also the `rollout_fn` the curriculum calls."""
 
     def __init__(self, engine, tokenizer, grader, *, task: str, template: str, use_chat_template: bool,
-                 temperature: float, top_p: float, max_new_tokens: int, stop: tuple[str, ...] = ()):
+                 temperature: float, top_p: float, max_new_tokens: int, stop: tuple[str, ...] = (),
+                 overlong: Overlong | None = None):
+        """`overlong`: reward.overlong's penalty, added to the rewards of every phase but the eval's."""
         self.engine, self.tokenizer, self.grader, self.task = engine, tokenizer, grader, task
         self._encode = lambda q: encode_prompts([format_prompt(q, template, tokenizer, use_chat_template)], tokenizer,
                                                 use_chat_template, batch=False)[0]
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
         self.stop = tuple(stop)  # stop strings (rollout.stop)
+        self.overlong = overlong
         self.version = 0  # policy version the engine must hold; the loop bumps it after each sync
         # The loop sets a fresh stream per iteration; each call reserves len(questions) x n seeds of its
         # phase (rlreason/seeds.py). None: the engine's own unseeded stream (tests, benchmarks).
@@ -73,6 +77,8 @@ class Roller:
         flat = [(q, p, c) for q, p, cs in zip(questions, prompts, outs) for c in cs]
         verdicts = self.grader.grade([c.text for _, _, c in flat], [q for q, _, _ in flat],
                                      [c.finish_reason == "length" for _, _, c in flat])
+        if self.overlong is not None and not phase.startswith("eval"):
+            verdicts = self.overlong.apply(verdicts, [len(c.token_ids) for _, _, c in flat])
         episodes = [Episode(q, p, list(c.token_ids), list(c.logprobs), c.text, c.finish_reason, v.reward, v.reason,
                             extracted=v.extracted, components=v.components) for (q, p, c), v in zip(flat, verdicts)]
         return [episodes[i * n:(i + 1) * n] for i in range(len(questions))]

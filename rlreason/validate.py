@@ -16,6 +16,8 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from rlreason.config import Config, ConfigError, EvalConfig
+from rlreason.learner.objective import objective_problems
+from rlreason.reward.overlong import overlong_problems
 from rlreason.seeds import MAX_ITERATION, MAX_RUN_SEED  # the sampling-seed layout's limits
 
 CHOICES = {
@@ -152,6 +154,7 @@ def validate(cfg: Any) -> None:
                  "trainer.eval_every", "curriculum.pool_factor", "curriculum.n_select", "learner.max_bad_updates"):
         positive(path)
     positive("trainer.iterations", 0)
+    positive("trainer.stop_all_truncated", 0)
     if cfg.trainer.keep_checkpoints is not None:
         positive("trainer.keep_checkpoints")
     if not 0 <= cfg.seed <= MAX_RUN_SEED:
@@ -189,6 +192,7 @@ def validate(cfg: Any) -> None:
         problems.append(f"algo.vf_coef={cfg.algo.vf_coef} must be > 0")
     if not 0 < cfg.algo.clip_eps < 1:
         problems.append(f"algo.clip_eps={cfg.algo.clip_eps} must be in (0, 1)")
+    problems += objective_problems(cfg.algo) + overlong_problems(cfg.reward, cfg.rollout.max_new_tokens)
     problems += _mc_problems(cfg)
     steps = cfg.data.steps
     if steps.max_value_steps is not None and steps.max_value_steps < 0:

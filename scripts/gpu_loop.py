@@ -148,3 +148,19 @@ def loop_rows(check, which: str, device: str, tmp: Path, timeout_s: float) -> No
     check.run("group on the learner's GPU: refused", lambda: refuse_group_on_shared_gpu(device, tmp))
     check.run("dead engine over NCCL", lambda: dead_engine_over_nccl(device))
     check.run("group against file, engine on GPU 1", lambda: group_against_file(device, tmp, timeout_s))
+    check.run("torchrun 2 ranks one step off", lambda: torchrun_async(device, tmp, timeout_s))
+
+
+def torchrun_async(device: str, tmp: Path, timeout_s: float) -> str:
+    """2 ranks one step off: each producer thread must run on its rank's GPU (issue 31, 2b: rank 1 used to
+    fail with "Event device 1 does not match recording stream's device 0")."""
+    if gpu_count(device) < 2:
+        return "not run: needs 2 GPUs"
+    run_dir = tmp / "torchrun_async"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "rlreason.run",
+           *SMALL, "trainer.async_level=1", f"hydra.run.dir={run_dir}", f"cache_dir={tmp / 'cache'}"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    return f"{sum('learner/logprob_mismatch' in r for r in rows)} iterations on 2 ranks, one step off"

@@ -19,13 +19,15 @@ from rlreason.trainer.evaluate import score_groups
 
 
 class GreedyEval:
-    def __init__(self, model_dir: str, tokenizer, questions, max_new_tokens: int, task: str, template: str | None):
-        """`task` and `template`: the grader's checker and the prompt template of the run's Source."""
+    def __init__(self, model_dir: str, tokenizer, questions, max_new_tokens: int, task: str, template: str | None,
+                 chat: bool = False):
+        """`task`, `template` and `chat`: the grader's checker, the prompt template and whether the chat
+        template is used, of the run's Source."""
         self.engine = make_engine(EngineConfig(name="hf", hf_batch_size=300), model_dir, tokenizer,
                                   dtype="float32", seed=0, max_model_len=256)
         self.grader = Grader(task)
         self.roller = Roller(self.engine, tokenizer, self.grader, task=task, template=template,
-                             use_chat_template=False, temperature=1.0, top_p=1.0, max_new_tokens=max_new_tokens)
+                             use_chat_template=chat, temperature=1.0, top_p=1.0, max_new_tokens=max_new_tokens)
         self.questions = questions
         self.seconds = 0.0
 

@@ -34,6 +34,7 @@ class Source:
     problem_field: str = "prompt"
     answer_field: str = "answer"
     checker: str = "hash"
+    chat: bool = False  # the model's chat template on both sides (a chat model: --model of model=tiny_chat's kind)
 
     def __post_init__(self) -> None:
         if (self.train is None) != (self.test is None):
@@ -47,12 +48,13 @@ class Source:
 
     def overrides(self) -> list[str]:
         """The data and reward overrides of rlreason's run (and of `load`)."""
+        chat = f"data.use_chat_template={str(self.chat).lower()}"
         if self.builtin:
-            return ["data=arith", *(f"data.arith.{k}={v}" for k, v in task.ARITH.items())]
+            return ["data=arith", *(f"data.arith.{k}={v}" for k, v in task.ARITH.items()), chat]
         return ["data=jsonl", "data.source=local", f"data.train_path={_quote(str(Path(self.train).resolve()))}",
                 f"data.test_path={_quote(str(Path(self.test).resolve()))}",
                 f"data.fields.problem={_quote(self.problem_field)}", f"data.fields.answer={_quote(self.answer_field)}",
-                "data.prompt_template=null", "data.use_chat_template=false", f"reward.checker={self.checker}"]
+                "data.prompt_template=null", chat, f"reward.checker={self.checker}"]
 
     def grader_task(self) -> str:
         return "arith" if self.builtin else self.checker
@@ -73,15 +75,18 @@ class Source:
 
     def record(self) -> dict[str, Any]:
         if self.builtin:
-            return {"source": "builtin", **task.settings_record()}
+            return {"source": "builtin", **task.settings_record(), **({"chat": True} if self.chat else {})}
         return {"source": asdict(self)}
 
 
-def prompt(q: Question, template: str | None) -> str:
-    """rlreason's prompt text for `q` (format_prompt without a chat template): what TRL is given."""
+def prompt(q: Question, template: str | None, chat: bool = False) -> str | list[dict[str, str]]:
+    """What TRL is given for `q`: rlreason's prompt text (format_prompt without a chat template), or with
+    `chat` the conversation rlreason's chat prompt renders (TRL applies the same tokenizer's template to
+    it, with the generation prompt)."""
     from rlreason.data.prompts import format_prompt
 
-    return format_prompt(q, template)
+    # with `chat` the template is data.user_template (prompt_template's answer in chat mode): the user's turn
+    return [{"role": "user", "content": format_prompt(q, template)}] if chat else format_prompt(q, template)
 
 
 def _quote(value: str) -> str:

@@ -78,7 +78,7 @@ def run(algo: str, source: Source, model_dir: str, out_dir: str, seed: int, step
 
     train, test, template = source.load()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    data = Dataset.from_dict({"prompt": [prompt(q, template) for q in train], "answer": [q.answer for q in train],
+    data = Dataset.from_dict({"prompt": [prompt(q, template, source.chat) for q in train], "answer": [q.answer for q in train],
                               "qid": [q.id for q in train]})
     grader = Grader(source.grader_task())
     drawn: list[list[str]] = []  # question ids per step, in order
@@ -90,7 +90,7 @@ def run(algo: str, source: Source, model_dir: str, out_dir: str, seed: int, step
         return [v.reward for v in grader.grade(completions, answer, cut)]
 
     evaluate = GreedyEval(model_dir, tokenizer, test[: s["eval_questions"]], s["max_new_tokens"],
-                          source.grader_task(), template)
+                          source.grader_task(), template, source.chat)
     recorder = Recorder(evaluate, eval_every, steps)
     trainer_cls = GRPOTrainer if algo == "grpo" else RLOOTrainer
     trainer = trainer_cls(model=model_dir, reward_funcs=reward, args=trl_config(algo, out_dir, seed, steps, s),

@@ -47,31 +47,37 @@ from rlreason.engine.base import Completion, Engine, SamplingParams
 
 if TYPE_CHECKING:
     from rlreason.reward import Grader
+    from rlreason.reward.overlong import Overlong
     from rlreason.seeds import SeedStream
 
 
 def continuation_rewards(engine: Engine, grader: Grader, prefixes: list[list[int]], texts: list[str],
                          answers: list[Any], starts: list[int], budgets: list[int], *, k: int | list[int],
                          temperature: float, top_p: float, max_new_tokens: int, stop: tuple[str, ...],
-                         seed: int | None, version: int | None) -> tuple[list[list[float]], list[list[Completion]]]:
+                         seed: int | None, version: int | None, overlong: Overlong | None = None,
+                         ) -> tuple[list[list[float]], list[list[Completion]]]:
     """k[i] graded continuations of every prefix (prompt + response tokens, the first `starts[i]` of them
     response; `answers[i]` the question graded, or its gold answer string), in one engine call: one request per prefix with its own token budget; prefix i's samples
     take seeds seed + sum(k[:i]) + j (seed + i * k + j for one k). Each continuation is graded as a full
     response, the prefix's response text + the continuation; one that reaches the trajectory's token
-    budget (`max_new_tokens` response tokens) counts as truncated. Returns the rewards per prefix and the
-    completions."""
+    budget (`max_new_tokens` response tokens) counts as truncated. `overlong` (reward.overlong) penalises
+    it by that full response's length, the prefix's response tokens included. Returns the rewards per
+    prefix and the completions."""
     ks = [k] * len(prefixes) if isinstance(k, int) else list(k)
     offsets = [0, *accumulate(ks)]
     params = [SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=b, stop=tuple(stop),
                              seed=None if seed is None else seed + offsets[i]) for i, (n, b) in enumerate(zip(ks, budgets))]
     outs = engine.continue_from(prefixes, params, version=version)
-    graded, golds, truncated = [], [], []
+    graded, golds, truncated, lengths = [], [], [], []
     for text, answer, start, conts in zip(texts, answers, starts, outs, strict=True):
         for c in conts:
             graded.append(text + c.text)
             golds.append(answer)
             truncated.append(c.finish_reason == "length" or start + len(c.token_ids) > max_new_tokens)
+            lengths.append(start + len(c.token_ids))
     verdicts = grader.grade(graded, golds, truncated)
+    if overlong is not None:
+        verdicts = overlong.apply(verdicts, lengths)
     return [[v.reward for v in verdicts[offsets[i]:offsets[i + 1]]] for i in range(len(prefixes))], outs
 
 

@@ -40,6 +40,7 @@ from rlreason.segment import step_token_ends, token_char_offsets
 
 if TYPE_CHECKING:
     from rlreason.reward import Grader
+    from rlreason.reward.overlong import Overlong
 
 
 @dataclass
@@ -130,7 +131,7 @@ def assign_vineppo_advantages(
     episodes: list[Episode], engine: Engine, grader: Grader, tokenizer, *, task: str, k: int,
     temperature: float, top_p: float, max_new_tokens: int, steps: StepsConfig | None, seeds: SeedStream | None,
     version: int | None, stop: tuple[str, ...] = (), per_state_budget: bool = True, mc: MCConfig | None = None,
-    tree_out: list[Episode] | None = None,
+    tree_out: list[Episode] | None = None, overlong: Overlong | None = None,
 ) -> dict[str, float]:
     """Fill `ep.advantages` for every episode with MC step advantages; return MC metrics.
 
@@ -140,7 +141,8 @@ def assign_vineppo_advantages(
     `per_state_budget=False` asks every state for the full `max_new_tokens`, as rlreason did before
     (only `make bench` uses it, to measure what the per-state budget saves).
     `mc`: the cost options (algo.mc); `tree_out`: with mc.tree, the continuation episodes to train on
-    are appended to it.
+    are appended to it. `overlong` (reward.overlong) penalises each continuation by its full response's
+    length, as the trajectories' rewards are (rlreason/reward/overlong.py).
     """
     mc = mc or MCConfig()
     skipped = uniform_group_members(episodes) if mc.skip_uniform_groups else set()
@@ -156,7 +158,8 @@ def assign_vineppo_advantages(
     budgets = [max_new_tokens - st if per_state_budget else max_new_tokens for st in starts]
     texts = [valued[e].text[: plans[e].char_starts[t]] for e, t in state_meta]
     answers = [valued[e].question for e, _ in state_meta]  # graded as the question (its record, for reward.fn)
-    sample = dict(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, stop=stop, version=version)
+    sample = dict(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, stop=stop, version=version,
+                  overlong=overlong)
     rounds = 1
     if mc.max_rollouts is not None:
         rewards, outs, rounds = adaptive_continuation_rewards(

@@ -40,7 +40,8 @@ def gold_lengths(questions: list[Question], tokenizer) -> list[int]:
     texts = [t for q in questions[::step] if (t := gold_response(q))]
     if not texts:
         return []
-    return [len(ids) + 1 for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    # verbose=False: a solution longer than the tokenizer's model_max_length is measured, not warned about
+    return [len(ids) + 1 for ids in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]]
 
 
 def percentile(sorted_lengths: list[int], p: float) -> int:

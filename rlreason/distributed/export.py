@@ -1,4 +1,4 @@
-"""Export a sharded (torchrun) or LoRA (learner.lora, an adapter) checkpoint to a model dir that eval, vLLM and a new run can open:
+"""Export a checkpoint to a model dir that eval, vLLM, transformers and a new run can open:
 
     python -m rlreason.distributed.export RUN/checkpoints/iter_N [OUT]      # OUT defaults to RUN/export/iter_N
 
@@ -6,13 +6,15 @@ A checkpoint dir is never written into (its manifest is verified whenever it is 
 goes elsewhere. OUT is the policy as an HF model dir (config, model.safetensors, tokenizer), plus
 export.json (where it came from) and, for a PPO run, critic/critic.safetensors (the value model's state
 dict, as in a single-process checkpoint; in a subdir because vLLM and `rlreason.eval` load every
-*.safetensors file at the top of a model dir). A LoRA checkpoint's OUT is the base with the adapter merged
-in, and the adapter itself in OUT/adapter (peft's format, for PeftModel.from_pretrained or vLLM's LoRA). It is written into a temp dir and renamed into place, so OUT is whole or absent.
+*.safetensors file at the top of a model dir). It is written into a temp dir and renamed into place, so OUT is whole or absent.
 
-One process and no process group: torch.distributed.checkpoint reads the shards offline (`no_dist=True`)
+A single-process checkpoint's policy/ is a model dir already: it is copied, with the run's tokenizer (and
+its chat template) added. A sharded one (torchrun) needs one process and no process group:
+torch.distributed.checkpoint reads the shards offline (`no_dist=True`)
 straight into a plain model built from the run's base model (its .hydra/config.yaml), reading only the
 model tensors, not the optimizer state. The tensors are the fp32 master weights, as a single-process
-checkpoint saves them.
+checkpoint saves them. A LoRA checkpoint (learner.lora: policy/ is a peft adapter) becomes the base with the
+adapter merged in, and the adapter itself in OUT/adapter (for PeftModel.from_pretrained or vLLM's LoRA).
 """
 
 from __future__ import annotations
@@ -42,11 +44,6 @@ def is_adapter(path: Path) -> bool:
     from rlreason.learner.lora import is_adapter_dir
 
     return is_adapter_dir(path / "policy") and (path / "trainer_state.pt").is_file()
-
-
-def needs_export(path: Path) -> bool:
-    """A checkpoint whose policy no model loader opens as is: sharded, or a LoRA adapter."""
-    return is_sharded(path) or is_adapter(path)
 
 
 def default_out(ckpt: Path) -> Path:
@@ -102,7 +99,7 @@ def _load(reader, meta: dict, module, prefix: str, ckpt: Path, base: str) -> Non
 
 def export(ckpt: Path, out: Path, base: str | None = None, tokenizer: str | None = None,
            cache_dir: str | None = None, with_critic: bool = True) -> Path:
-    """Write sharded checkpoint `ckpt` as a model dir `out` (see the module doc); returns `out`.
+    """Write checkpoint `ckpt` (single-process or sharded) as a model dir `out` (see the module doc); returns `out`.
     `base`/`tokenizer`: the model the run started from (default: the run's saved config)."""
     import torch
     from torch.distributed.checkpoint import FileSystemReader
@@ -111,11 +108,9 @@ def export(ckpt: Path, out: Path, base: str | None = None, tokenizer: str | None
     from rlreason.learner.critic import ValueModel
 
     ckpt, out = Path(ckpt).absolute(), Path(out).absolute()
-    if not needs_export(ckpt):
-        kind = ("a single-process checkpoint: its policy/ is already a model dir"
-                if (ckpt / "policy" / "config.json").is_file() else
-                f"not a sharded checkpoint (no {DCP_DIR}/) nor a LoRA one (no policy/adapter_config.json)")
-        raise ConfigError(f"{ckpt} is {kind}")
+    single = not is_sharded(ckpt) and (ckpt / "policy" / "config.json").is_file()
+    if not is_sharded(ckpt) and not single and not is_adapter(ckpt):
+        raise ConfigError(f"{ckpt} is not a checkpoint (no {DCP_DIR}/ and no policy/)")
     problem = checkpoint.verify(ckpt)
     if problem:
         raise ConfigError(f"checkpoint {ckpt} is damaged ({problem}); export another one")
@@ -128,8 +123,23 @@ def export(ckpt: Path, out: Path, base: str | None = None, tokenizer: str | None
         base, run_tokenizer = base_model(ckpt, cache_dir)
         tokenizer = tokenizer or run_tokenizer
     if is_adapter(ckpt):
-        return _write(out, *merged_adapter(ckpt, base, tokenizer, with_critic), ckpt / "policy", {
+        return _write(out, merged_adapter(ckpt, base, tokenizer, with_critic), {
             "checkpoint": str(ckpt), "base_model": base, "tokenizer": tokenizer or base, "lora": True})
+    if single:  # its policy/ is the model dir already, without the tokenizer (nor a chat template)
+        tok = AutoTokenizer.from_pretrained(tokenizer or base)
+        critic_file = ckpt / "critic.safetensors"
+
+        def fill(tmp: Path) -> bool:
+            for f in (ckpt / "policy").iterdir():
+                shutil.copy2(f, tmp / f.name)
+            tok.save_pretrained(tmp)
+            if with_critic and critic_file.is_file():
+                (tmp / "critic").mkdir()
+                shutil.copy2(critic_file, tmp / "critic" / "critic.safetensors")
+                return True
+            return False
+
+        return _write(out, fill, {"checkpoint": str(ckpt), "base_model": base, "tokenizer": tokenizer or base})
     reader = FileSystemReader(str(ckpt / DCP_DIR))
     try:
         meta = reader.read_metadata().state_dict_metadata
@@ -146,18 +156,24 @@ def export(ckpt: Path, out: Path, base: str | None = None, tokenizer: str | None
         critic = ValueModel(base)
         _load(reader, meta, critic, PREFIX + "critic.", ckpt, base)
 
-    return _write(out, policy, tok, critic, None, {"checkpoint": str(ckpt), "base_model": base,
-                                                   "tokenizer": tokenizer or base})
+    def fill(tmp: Path) -> bool:
+        policy.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        if critic is not None:
+            (tmp / "critic").mkdir()
+            critic.save(tmp / "critic" / "critic.safetensors")
+        return critic is not None
+
+    return _write(out, fill, {"checkpoint": str(ckpt), "base_model": base, "tokenizer": tokenizer or base})
 
 
 def merged_adapter(ckpt: Path, base: str, tokenizer: str | None, with_critic: bool = True):
-    """(merged policy, tokenizer, critic or None) of LoRA checkpoint `ckpt`: its adapter loaded onto the
-    base and merged into it (peft's merge_and_unload), an HF model of the base's architecture."""
+    """The `fill` of LoRA checkpoint `ckpt`'s export: its adapter loaded onto the base and merged into it
+    (peft's merge_and_unload, an HF model of the base's architecture), the adapter itself in OUT/adapter (a
+    subdir, as critic/: loaders read the top level's files), the critic as a single-process checkpoint's."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from rlreason.learner.critic import ValueModel
 
     try:
         model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
@@ -165,29 +181,31 @@ def merged_adapter(ckpt: Path, base: str, tokenizer: str | None, with_critic: bo
         policy = PeftModel.from_pretrained(model, str(ckpt / "policy")).merge_and_unload()
     except (OSError, ValueError, RuntimeError) as e:
         raise ConfigError(f"cannot load the adapter of checkpoint {ckpt} onto base model {base}: {e}") from e
-    critic = None
-    if with_critic and (ckpt / "critic.safetensors").is_file():
-        critic = ValueModel(base)
-        critic.load(ckpt / "critic.safetensors")
-    return policy, tok, critic
+    critic_file = ckpt / "critic.safetensors"
+
+    def fill(tmp: Path) -> bool:
+        policy.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        shutil.copytree(ckpt / "policy", tmp / "adapter")
+        if with_critic and critic_file.is_file():
+            (tmp / "critic").mkdir()
+            shutil.copy2(critic_file, tmp / "critic" / "critic.safetensors")
+            return True
+        return False
+
+    return fill
 
 
-def _write(out: Path, policy, tok, critic, adapter: Path | None, info: dict) -> Path:
-    """The model dir `out`, whole or absent (a temp dir renamed into place). `adapter`: a LoRA checkpoint's
-    policy dir, copied into out/adapter (a subdir, as critic/: loaders read the top level's files)."""
+def _write(out: Path, fill, info: dict) -> Path:
+    """`fill(tmp)` writes the model dir (returns whether a critic went with it); then export.json, and the
+    dir is renamed into place: `out` is whole or absent."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".tmp-{out.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        policy.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        if critic is not None:
-            (tmp / "critic").mkdir()
-            critic.save(tmp / "critic" / "critic.safetensors")
-        if adapter is not None:
-            shutil.copytree(adapter, tmp / "adapter")
-        info = info | {"critic": critic is not None}
-        (tmp / "export.json").write_text(json.dumps(info, indent=1))
+        tmp.mkdir()
+        critic = fill(tmp)
+        (tmp / "export.json").write_text(json.dumps({**info, "critic": critic}, indent=1))
         if out.exists():
             out.rmdir()  # empty (checked above)
         tmp.rename(out)
@@ -200,7 +218,7 @@ def _write(out: Path, policy, tok, critic, adapter: Path | None, info: dict) -> 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("checkpoint", type=Path, help="RUN/checkpoints/iter_N, written under torchrun or with learner.lora")
+    ap.add_argument("checkpoint", type=Path, help="RUN/checkpoints/iter_N")
     ap.add_argument("out", type=Path, nargs="?", help="the model dir to write (default RUN/export/iter_N)")
     ap.add_argument("--base", help="the model the run started from (default: the run's .hydra/config.yaml)")
     ap.add_argument("--tokenizer", help="the tokenizer to save with it (default: the run's, else --base's)")

@@ -150,11 +150,17 @@ def engine_process_env(cfg: Any) -> Iterator[None]:
     """The environment the engine process is spawned with (engine.separate_process). CPU: its OpenMP
     threads (engine.cpu_threads) and no binding to cores the learner also runs on. GPU: its
     CUDA_VISIBLE_DEVICES, this rank's engine.devices (rlreason/engine/devices.py), or without them the
-    rank's own GPU under torchrun (the engine's executor takes the first GPU it sees)."""
+    rank's own GPU under torchrun (the engine's executor takes the first GPU it sees). Both: spawned,
+    unless VLLM_WORKER_MULTIPROC_METHOD says otherwise."""
     if not getattr(cfg, "separate_process", False):
         yield
         return
-    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "VLLM_CPU_OMP_THREADS_BIND", "CUDA_VISIBLE_DEVICES")}
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "VLLM_CPU_OMP_THREADS_BIND", "CUDA_VISIBLE_DEVICES",
+                                            "VLLM_WORKER_MULTIPROC_METHOD")}
+    # vLLM forks unless torch.cuda.is_initialized(), but torch.cuda.is_available() (devices.py, build.py)
+    # has already initialised the driver without it: a forked engine core then fails in init_device
+    # (vLLM PR #15951, issue #32611). On CPU vLLM's platform sets spawn itself.
+    os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
     if on_cpu():
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
         if cfg.cpu_threads:

@@ -28,6 +28,7 @@ from rlreason.distributed.fsdp import FullWeights, gather_lists, micro_batches, 
 from rlreason.learner import lora
 from rlreason.learner.batch import Batch, pack, unpack
 from rlreason.learner.critic import ValueModel
+from rlreason.learner.objective import clip_eps_high, loss_agg
 from rlreason.learner.schedule import make_scheduler
 from rlreason.rollout import Episode
 
@@ -54,11 +55,17 @@ def token_logprobs(model, batch: Batch, temperature: float, *, entropy_grad: boo
 class Learner:
     def __init__(self, model_path: str, cfg, algo_cfg, *, device: str, dtype: torch.dtype, total_updates: int,
                  pad_id: int, temperature: float, seed: int = 0, gradient_checkpointing: bool = False,
-                 init_path: str | None = None, dist: Dist = SINGLE, offload_ref: bool = False):
+                 init_path: str | None = None, dist: Dist = SINGLE, offload_ref: bool = False,
+                 max_new_tokens: int | None = None):
         """`model_path` is the starting model (reference and critic backbone); `init_path`, when
         resuming, holds the policy weights to continue from. `dist`: under torchrun the models are
-        sharded with FSDP2 and each rank trains on its share of every minibatch (rlreason/distributed/fsdp.py)."""
+        sharded with FSDP2 and each rank trains on its share of every minibatch (rlreason/distributed/fsdp.py).
+        `max_new_tokens` (rollout.max_new_tokens): algo.loss_agg=seq-mean-token-sum-norm's constant normaliser."""
         self.cfg, self.algo, self.device, self.pad_id, self.temperature = cfg, algo_cfg, device, pad_id, temperature
+        self.loss_agg, self.clip_eps_high = loss_agg(algo_cfg), clip_eps_high(algo_cfg)
+        if self.loss_agg == "seq-mean-token-sum-norm" and not max_new_tokens:
+            raise ValueError("algo.loss_agg=seq-mean-token-sum-norm divides by rollout.max_new_tokens: pass max_new_tokens")
+        self.max_new_tokens = max_new_tokens
         self.dtype = dtype  # the reference's and the engine's: weight syncs are gathered in it
         self.dist = dist
         self.autocast = dtype != torch.float32 and device != "cpu"
@@ -250,7 +257,10 @@ class Learner:
                 if first_epoch:  # the same numbers every epoch; once is enough
                     stats["logprob_mismatch"] += gap.abs().sum().item() / n_tokens
                     mismatch_max = max(mismatch_max, gap.abs().max().item() * scale)
-                loss, info = clipped_policy_loss(logp, old, adv, mask, algo.clip_eps, n_tokens, weights)
+                loss, info = clipped_policy_loss(
+                    logp, old, adv, mask, algo.clip_eps, n_tokens, weights, clip_eps_high=self.clip_eps_high,
+                    ratio_level=algo.ratio_level, loss_agg=self.loss_agg, n_seqs=float(len(idx)),
+                    max_tokens=self.max_new_tokens)
                 stats["pg_loss"] += loss.item()
                 stats["ratio_mean"] += info["ratio_sum"] / n_tokens
                 if ref_logp is not None:

@@ -2,10 +2,13 @@
 
     python -m rlreason.model.build                       # model=tiny (arith) -> its committed assets dir
     python -m rlreason.model.build --task countdown      # model=tiny_countdown -> assets/tiny-countdown
+    python -m rlreason.model.build --model tiny_chat     # model=tiny_chat -> assets/tiny-chat
     python -m rlreason.model.build --out /tmp/t sft_steps=30
 
 The task (rlreason.model.tasks, the build dict's `task` key) decides the data, the vocabulary and the
-grading; everything else is shared. Countdown instances have several valid solutions: each time SFT
+grading; the `kind` key the tokenizer, architecture and prompt (char: a character-level Llama that sees
+`{problem}\n`; chat: a byte-level BPE Qwen2 that sees its chat template, rlreason.model.chat);
+everything else is shared. Countdown instances have several valid solutions: each time SFT
 draws an instance it draws one of them, so the model starts with real choices between orders.
 
 The warm start is deliberately partial: RL needs questions it sometimes solves (0 < p < 1), so the
@@ -32,21 +35,32 @@ import torch
 import transformers
 from tqdm import tqdm
 
+from rlreason.data.prompts import encode_prompts, format_prompt
 from rlreason.data.record import Question
 from rlreason.model.load import config_hash
 from rlreason.model.tasks import Item, answer_item, task_of
-from rlreason.model.tiny import YAMLS, assets_dir, default_build, make_model, make_tokenizer, save
+from rlreason.model.tiny import YAMLS, assets_dir, builtin_key, default_build, make_model, save, tokenizer_for
 
 PROMPT = "{problem}\n"  # conf/data/{arith,countdown}.yaml's prompt_template: the model must see what RL shows it
 WEIGHT_DECAY = 0.01
+MODELS = {Path(yaml).stem: key for key, yaml in YAMLS.items()}  # tiny_chat -> chat (--model)
 # The longest gold response: arith (8 steps) 59 tokens + EOS, countdown (4 numbers) 51 + EOS.
 MAX_NEW_TOKENS = 96
 
 
+def prompt_ids(tokenizer, problem: str) -> list[int]:
+    """The prompt's ids exactly as RL's Roller makes them: `{problem}\n` with BOS, or for a tokenizer
+    with a chat template (kind: chat) the problem as the user's turn of it (data.use_chat_template)."""
+    chat = bool(tokenizer.chat_template)
+    # chat: data.user_template's default (null), the question alone as the user's turn
+    text = format_prompt(Question("", problem, ""), None if chat else PROMPT, tokenizer, use_chat_template=chat)
+    return encode_prompts([text], tokenizer, chat, batch=False)[0]
+
+
 def encode(tokenizer, q: Question | Item, response: str | None = None) -> tuple[list[int], list[int]]:
-    """(prompt ids with BOS, response ids ending in EOS) for one question and a gold response (by
-    default a Question's own solution)."""
-    prompt = tokenizer(PROMPT.format(problem=q.problem)).input_ids
+    """(prompt ids, response ids ending in EOS) for one question and a gold response (by default a
+    Question's own solution)."""
+    prompt = prompt_ids(tokenizer, q.problem)
     text = q.solution if response is None else response  # type: ignore[union-attr]
     response_ids = tokenizer(text, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
     return prompt, response_ids
@@ -94,7 +108,7 @@ def sft(model, tokenizer, train: list[Question] | list[Item], build: dict[str, A
     order: list[int] = []
     losses: list[float] = []
     model.train()
-    bar = tqdm(range(steps), desc=f"tiny-{task_of(build).name} SFT", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(range(steps), desc=f"tiny-{builtin_key(build)} SFT", disable=not progress, dynamic_ncols=True)
     for _ in bar:
         if len(order) < batch_size:  # epochs: a fresh permutation each time the data runs out
             order += rng.sample(range(len(items)), len(items))
@@ -145,7 +159,7 @@ def evaluate(model, tokenizer, questions: list[Question] | list[Item], samples: 
     entropy (nats) of the sampling distribution per generated token."""
     torch.manual_seed(seed)
     items = [answer_item(q) if isinstance(q, Question) else q for q in questions]
-    prompts = [tokenizer(PROMPT.format(problem=it.problem)).input_ids for it in items]
+    prompts = [prompt_ids(tokenizer, it.problem) for it in items]
     groups: dict[tuple[int, int], list[int]] = defaultdict(list)
     for i, (it, ids) in enumerate(zip(items, prompts)):  # one prompt length per batch: no padding needed
         groups[(it.level, len(ids))].append(i)  # (arith: the level fixes the length)
@@ -199,9 +213,9 @@ def build(build_cfg: dict[str, Any], out_dir: str | Path, progress: bool = True,
     train, test = task.items(build_cfg)
     wrong = [(it.problem, s) for it in train for s in it.solutions if not it.grade(s)]
     if wrong or not all(it.solutions for it in train):  # every SFT target is graded correct by the checker
-        raise RuntimeError(f"tiny-{task.name}: {len(wrong)} gold solutions fail the checker, e.g. {wrong[:3]}, "
+        raise RuntimeError(f"tiny-{builtin_key(build_cfg)}: {len(wrong)} gold solutions fail the checker, e.g. {wrong[:3]}, "
                            f"or an instance has none")
-    tokenizer = make_tokenizer(task.name)
+    tokenizer = tokenizer_for(build_cfg)
     model = make_model(build_cfg, tokenizer, build_cfg["seed"])
     loss = sft(model, tokenizer, train, build_cfg, progress)
     sft_wall = time.time() - start
@@ -237,14 +251,17 @@ def build(build_cfg: dict[str, Any], out_dir: str | Path, progress: bool = True,
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", choices=sorted(YAMLS), default="arith", help="arith: model=tiny; countdown: model=tiny_countdown")
-    parser.add_argument("--out", help="output dir (default: the task's committed assets dir)")
-    parser.add_argument("overrides", nargs="*", help="key=value over the build: dict of the task's conf/model yaml")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--task", choices=["arith", "countdown"], help="arith: model=tiny; countdown: model=tiny_countdown")
+    which.add_argument("--model", choices=sorted(MODELS), help="the conf/model name of the builtin to build")
+    parser.add_argument("--out", help="output dir (default: the model's committed assets dir)")
+    parser.add_argument("overrides", nargs="*", help="key=value over the build: dict of the model's conf/model yaml")
     args = parser.parse_args(argv)
     from omegaconf import OmegaConf
 
-    build_cfg = default_build(args.task)
-    args.out = args.out or str(assets_dir(args.task))
+    builtin = MODELS[args.model] if args.model else args.task or "arith"
+    build_cfg = default_build(builtin)
+    args.out = args.out or str(assets_dir(builtin))
     for item in args.overrides:
         key, _, value = item.removeprefix("build.").partition("=")
         if key not in build_cfg:

@@ -211,7 +211,7 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     from rlreason.logger import Logger
     from rlreason.model.heldout import held_out_filter
     from rlreason.model.load import resolve_model_path
-    from rlreason.reward import make_grader
+    from rlreason.reward import make_grader, overlong
     from rlreason.reward.meter import GradeMeter
     from rlreason.rollout import Roller
 
@@ -275,12 +275,13 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     grader = GradeMeter(grader)  # seconds (the grading phase), timeouts and errors (reward/*)
     roller = Roller(engine, tokenizer, grader, task=grader_task(cfg), template=prompt_template(cfg.data),
                     use_chat_template=cfg.data.use_chat_template, temperature=cfg.rollout.temperature,
-                    top_p=cfg.rollout.top_p, max_new_tokens=cfg.rollout.max_new_tokens, stop=tuple(cfg.rollout.stop))
+                    top_p=cfg.rollout.top_p, max_new_tokens=cfg.rollout.max_new_tokens, stop=tuple(cfg.rollout.stop),
+                    overlong=overlong.from_config(cfg.reward, cfg.rollout.max_new_tokens))
     learner = Learner(model_path, cfg.learner, cfg.algo, device=device, dtype=dtype,
                       total_updates=iterations_updates(cfg), pad_id=tokenizer.pad_token_id,
                       temperature=cfg.rollout.temperature, seed=cfg.seed,
                       gradient_checkpointing=cfg.model.gradient_checkpointing, init_path=policy_path,
-                      dist=dist, offload_ref=cfg.distributed.offload_ref)
+                      dist=dist, offload_ref=cfg.distributed.offload_ref, max_new_tokens=cfg.rollout.max_new_tokens)
     if dist.main:  # rank 0 owns the run's shared files (rlreason/distributed/rank.py)
         run_id, older = store_ids(cfg.run_name, run_dir)
         store = StatsStore(run_dir / "stats.sqlite", run_id, also=older)

@@ -11,6 +11,8 @@ build the next iteration's batch on a thread while the learner updates on this o
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -25,7 +27,9 @@ from rlreason.seeds import SeedStream
 from rlreason.trainer.build import Run, build, save_checkpoint
 from rlreason.trainer.evaluate import component_means, evaluate, headline
 from rlreason.trainer.produce import Batch, Producer
+from rlreason.trainer.truncation import TruncationWatch
 
+logger = logging.getLogger(__name__)
 GRADED = ("selection", "rollout", "mc", "advantages")
 
 
@@ -36,17 +40,26 @@ class Phases:
 
     def __init__(self, grader, seconds: dict[str, float]):
         self.grader, self.seconds = grader, defaultdict(float, seconds)
+        # At trainer.async_level=1 the producer's phases end on its thread while the learner's run: each
+        # addition to the totals is a read-modify-write, and one thread's must not overwrite the other's.
+        self._lock = threading.Lock()
 
     @contextmanager
-    def __call__(self, name: str):
+    def __call__(self, name: str, tally: dict[str, float] | None = None):
+        """`tally`: a dict of one thread's own that gets the phase's seconds too (a batch's, produce.py)."""
         t0, g0 = time.perf_counter(), self.grader.seconds
         yield
         # Only the producer's phases grade; at trainer.async_level=1 they run beside the learner's, whose
         # time must not lose the producer's grading. (At level 1 the phases overlap: they sum to more than
         # the wall clock.)
         graded = self.grader.seconds - g0 if name in GRADED else 0.0
-        self.seconds[name] += time.perf_counter() - t0 - graded
-        self.seconds["grading"] += graded
+        spent = {name: time.perf_counter() - t0 - graded, "grading": graded}
+        with self._lock:
+            for k, v in spent.items():
+                self.seconds[k] += v
+        if tally is not None:
+            for k, v in spent.items():
+                tally[k] = tally.get(k, 0.0) + v
 
 
 def run_eval(run: Run, iteration: int, phases: Phases) -> dict[str, float]:
@@ -96,7 +109,7 @@ def learn(run: Run, batch: Batch, phases: Phases, level: int) -> dict[str, float
 def outcome_metrics(run: Run, batch: Batch, it: int) -> dict[str, float]:
     metrics: dict[str, float] = {}
     groups, episodes = batch.groups, batch.episodes
-    run.store.add(attempts(groups, it, "train", run.learner.version))
+    run.store.add(attempts(groups, it, "train", batch.behaviour))  # the policy that sampled them
     rewards = [ep.reward for ep in episodes]
     advs = [a for ep in episodes for a in ep.advantages]
     metrics |= component_means(episodes, "reward")
@@ -175,6 +188,9 @@ def _loop(run: Run, phases: Phases, start_clock: float) -> None:
     bar = tqdm(range(run.start_iteration + 1, t.iterations + 1), initial=run.start_iteration, total=t.iterations,
                desc="train", disable=not (t.progress and run.dist.main), dynamic_ncols=True)
     producer = Producer(run, phases, t.async_level)
+    watch = TruncationWatch(cfg.rollout.max_new_tokens, t.stop_all_truncated)
+    if run.weights_iteration < run.start_iteration:  # resumed one step off: a batch was in flight (build.py)
+        producer.remake(run.start_iteration + 1)
     for it in bar:
         t0 = time.perf_counter()
         metrics = train_iteration(run, it, phases, producer)
@@ -190,7 +206,9 @@ def _loop(run: Run, phases: Phases, start_clock: float) -> None:
             bar.write(f"iteration {it}: held-out accuracy {metrics['eval/accuracy']:.1%} ({reward_line(metrics)})")
         run.store.commit(it)
         run.state["wall_clock_s"] = time.perf_counter() - start_clock
-        run.state["phase_seconds"] = dict(phases.seconds)
+        # The checkpoint's seconds leave out the batch in flight: a resume makes it again and counts it then.
+        ahead = producer.ahead_seconds()
+        run.state["phase_seconds"] = {k: v - ahead.get(k, 0.0) for k, v in phases.seconds.items()}
         metrics |= {f"time/{k}": v for k, v in phases.seconds.items()} | {"time/train_wall": run.state["train_wall_s"]}
         # Log before checkpointing: a kill in between redoes (and re-logs) the iteration, and resume
         # drops the rows after the checkpoint, so metrics.jsonl holds every iteration exactly once.
@@ -199,6 +217,9 @@ def _loop(run: Run, phases: Phases, start_clock: float) -> None:
             with phases("checkpoint"):
                 save_checkpoint(run, it, producer.sampler_state(), producer.behaviour)
         bar.set_postfix(reward=f"{metrics['train/reward']:.2f}", refresh=False)
+        # after the checkpoint: a run stopped for cut responses resumes from here with a larger budget
+        if (warning := watch(it, metrics["train/truncated"])) and run.dist.main:
+            logger.warning(warning)
 
 
 def reward_line(metrics: dict[str, float]) -> str:

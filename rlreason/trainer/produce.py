@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -39,21 +39,24 @@ class Batch:
     weights_iteration: int  # ... the iteration whose update produced those weights
     staged: Staged = field(default=None)  # type: ignore[assignment]
     reward_counts: dict[str, float] = field(default_factory=dict)  # reward/timeout, reward/error of its grading
+    seconds: dict[str, float] = field(default_factory=dict)  # the phase seconds spent producing it
 
 
 class Staged:
     """The store as the producer sees it: writes are held until the loop takes the batch (the store
     commits whole iterations, and iteration t is still being committed while t+1 is produced); history
     queries end at `horizon`, the last iteration committed when this batch's selection runs at level 1,
-    so a batch regenerated on resume reads the same history."""
+    so a batch regenerated on resume reads the same history. Its attempts get the behaviour policy's
+    version: the one that sampled them."""
 
-    def __init__(self, store, horizon: int):
-        self._store, self.horizon = store, horizon
+    def __init__(self, store, horizon: int, behaviour: int):
+        self._store, self.horizon, self.behaviour = store, horizon, behaviour
         self.attempts: list = []
         self.selections: list[tuple[int, list[str], list[str]]] = []
 
     def add(self, attempts: list) -> None:
-        self.attempts += attempts
+        self.attempts += [a if a.policy_version is not None else replace(a, policy_version=self.behaviour)
+                          for a in attempts]
 
     def record_selection(self, iteration: int, pool: list[str], selected: list[str]) -> None:
         self.selections.append((iteration, pool, selected))
@@ -78,35 +81,47 @@ def produce(run, it: int, phases, level: int = 0) -> Batch:
     # Every sample of the iteration gets its own seed, a function of (run seed, iteration, phase, index):
     # a replayed iteration draws the same samples, and no two samples of a run share a seed.
     roller.seeds = SeedStream(cfg.seed, it)
-    staged = Staged(run.store, it - 1 - level)
+    staged = Staged(run.store, it - 1 - level, behaviour)
+    spent: dict[str, float] = {}  # this batch's phase seconds (the loop's checkpoints leave out a batch in flight)
     sampler_store, run.sampler.store = run.sampler.store, staged
     try:
-        with phases("selection"):
+        with phases("selection", spent):
             # Global selection: the sampler runs on rank 0, its rollouts on every rank (rlreason/distributed/select.py),
             # over the producer's own group, like the engine's and the grader's gathers (build.py).
             sel = select.next_batch(run.dist.producer, run.sampler, it, cfg.trainer.questions_per_iteration, n,
                                     partial(roller, phase="selection"))
     finally:
         run.sampler.store = sampler_store
-    with phases("rollout"):
+    with phases("rollout", spent):
         groups = sel.groups if sel.groups is not None else roller(sel.questions, n)
     run.grader.check(f"iteration {it}'s rollouts")  # a reward that fails on everything stops before any update
     episodes = [ep for g in groups for ep in g]
     metrics = dict(sel.metrics)  # curriculum/*: hit histograms, learnability, rollouts spent on selection
     tree: list = []
 
-    with phases("mc" if cfg.algo.name == "vineppo" else "advantages"):
+    with phases("mc" if cfg.algo.name == "vineppo" else "advantages", spent):
         if cfg.algo.name == "vineppo":
             metrics |= assign_vineppo_advantages(
                 episodes, run.engine, run.grader, run.tokenizer, task=roller.task, k=cfg.algo.mc_rollouts,
                 temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
                 max_new_tokens=cfg.rollout.max_new_tokens, steps=cfg.data.steps, stop=tuple(cfg.rollout.stop),
-                seeds=roller.seeds, version=behaviour, mc=cfg.algo.mc, tree_out=tree)
+                seeds=roller.seeds, version=behaviour, mc=cfg.algo.mc, tree_out=tree, overlong=roller.overlong)
         elif cfg.algo.name in ("grpo", "rloo"):
             metrics |= assign_outcome_advantages(cfg.algo.name, groups, cfg.algo.normalize_std)
     # The grading verdicts of this batch travel with it (at level 1 they were made during the previous
     # iteration, whose metrics are not this batch's).
-    return Batch(it, groups, episodes, tree, metrics, behaviour, weights_iteration, staged, run.grader.take())
+    return Batch(it, groups, episodes, tree, metrics, behaviour, weights_iteration, staged, run.grader.take(), spent)
+
+
+def cuda_device(device: str | torch.device) -> torch.device | None:
+    """The CUDA device the loop's thread has current, which the producer's thread must make its own; None
+    off CUDA. A new thread starts on device 0: under torchrun rank r's vLLM would record its events on GPU
+    0's stream ("Event device r does not match recording stream's device 0"), and every rank would open a
+    context on GPU 0."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    return device if device.index is not None else torch.device("cuda", torch.cuda.current_device())
 
 
 class Producer:
@@ -133,15 +148,25 @@ class Producer:
         run = self.run
         ahead = self._ahead.pop("batch", None)
         batch = ahead if ahead is not None and ahead.iteration == it else produce(run, it, self.phases, self.level)
-        if run.roller.version != run.learner.version:
-            # Resumed one step off: the batch was regenerated under the behaviour weights the checkpoint kept
-            # (trainer/build.py); the next one is made under the learner's, as it was the first time.
-            with self.phases("sync"):
-                run.engine.sync_weights(run.learner.named_weights(), run.learner.version)
-                run.roller.version, run.weights_iteration = run.learner.version, it - 1
         batch.staged.flush()
         self.sampler_before, self.behaviour, self.reward_counts = None, None, batch.reward_counts
         return batch
+
+    def remake(self, it: int) -> None:
+        """Resumed one step off: make again the batch `it` that was in flight at the checkpoint, under the
+        behaviour weights the checkpoint kept (trainer/build.py), then push the learner's, as the loop did
+        once that batch was complete. Resume's cost, like build's: the loop calls it before its training
+        wall clock starts (the run before the checkpoint spent that time already, overlapped with an
+        update), and the checkpoint's phase seconds left the batch out, so they count it once."""
+        run = self.run
+        self._ahead["batch"] = produce(run, it, self.phases, self.level)
+        run.engine.sync_weights(run.learner.named_weights(), run.learner.version)
+        run.roller.version, run.weights_iteration = run.learner.version, it - 1
+
+    def ahead_seconds(self) -> dict[str, float]:
+        """The phase seconds of the batch produced ahead and not taken yet (none: {})."""
+        batch = self._ahead.get("batch")
+        return dict(batch.seconds) if batch is not None else {}
 
     def start(self, it: int) -> None:
         if self.level == 0 or it > self.run.cfg.trainer.iterations:
@@ -159,13 +184,15 @@ class Producer:
             self.behaviour = {"version": self.run.roller.version, "iteration": self.run.weights_iteration,
                               "weights": weights if main else None}
 
-        threads = torch.get_num_threads()
+        threads, device = torch.get_num_threads(), cuda_device(self.run.learner.device)
 
         def work() -> None:
             # OpenMP's thread count is per thread and a new one starts from the process default, not from
             # the loop's torch.set_num_threads; vLLM's CPU attention checks that its plan and its kernel
-            # agree on it ("thread_num == thread_num (2 vs. 1)").
+            # agree on it ("thread_num == thread_num (2 vs. 1)"). The current CUDA device is per thread too.
             torch.set_num_threads(threads)
+            if device is not None:
+                torch.cuda.set_device(device)
             try:
                 self._ahead["batch"] = produce(self.run, it, self.phases, self.level)
             except BaseException as e:  # re-raised in the loop's thread by join()

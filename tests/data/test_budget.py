@@ -27,7 +27,7 @@ def test_the_check_names_the_share_the_percentiles_and_the_override():
 class Chars:
     """A tokenizer of one token per character."""
 
-    def __call__(self, texts, add_special_tokens=False):
+    def __call__(self, texts, add_special_tokens=False, verbose=True):
         return {"input_ids": [list(t) for t in texts]}
 
 
@@ -41,3 +41,22 @@ def test_gold_responses_of_each_kind():
     # + 1 for the token that ends the response; questions without a solution are left out
     assert gold_lengths([solved, bare], Chars()) == [len("3+4=7\n#### 7") + 1]
     assert len(gold_lengths([solved] * 5000, Chars())) == 1000  # a sample, evenly spaced
+
+
+def test_math_solutions_through_a_byte_level_bpe_tokenizer():
+    """MATH-500's gold solutions through the realistic stand-in's tokenizer (byte-level BPE, model=tiny_chat):
+    the tiny models' 80 tokens cut nearly all of them (median 405 tokens: a 289-token vocabulary is nearly bytes)."""
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    from rlreason.data.loaders import parse_math, read_rows
+
+    path = Path(__file__).resolve().parents[3] / "shared" / "data" / "math500_test.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (the shared data beside the project)")
+    tok = AutoTokenizer.from_pretrained(Path(__file__).resolve().parents[2] / "rlreason/model/assets/tiny-chat")
+    lengths = gold_lengths([parse_math(row, where) for where, row in read_rows(path)], tok)
+    assert len(lengths) == 500
+    with pytest.raises(ConfigError, match=r"rollout.max_new_tokens=80 cuts 9\d% of data=math's gold solutions"):
+        check_budget(lengths, 80, 0.05, "math")

@@ -131,11 +131,9 @@ def test_bad_input_is_refused(sharded, tmp_path):
     run, ckpt, _ = sharded
     with pytest.raises(ConfigError, match="inside checkpoint .* must stay as it was written"):
         export(ckpt, ckpt / "policy")
-    with pytest.raises(ConfigError, match="a single-process checkpoint: its policy/ is already a model dir"):
-        single = tmp_path / "single"
-        (single / "policy").mkdir(parents=True)
-        (single / "policy" / "config.json").write_text("{}")
-        export(single, tmp_path / "x")
+    with pytest.raises(ConfigError, match=r"is not a checkpoint \(no dcp/ and no policy/\)"):
+        (tmp_path / "nothing").mkdir()
+        export(tmp_path / "nothing", tmp_path / "x")
     # A model of another shape: 2 layers where the checkpoint has 4.
     config = AutoConfig.from_pretrained(ASSETS)
     config.num_hidden_layers = 2

@@ -78,3 +78,34 @@ def test_a_gpu_engine_is_built_with_the_gpu_arguments(monkeypatch, engine_args):
     compat.build_llm(config(), "model", "model", dtype="bfloat16", seed=0, max_model_len=256)
     assert built["gpu_memory_utilization"] == 0.5 and "kv_cache_memory_bytes" not in built
     assert built.get(FLAG, "absent") == (False if engine_args is EngineArgs034 else "absent")
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize("gpu", [True, False])
+@pytest.mark.parametrize("user", [None, "fork"])
+def test_a_separate_engine_process_is_spawned_unless_the_user_says_otherwise(monkeypatch, gpu, user):
+    """torch.cuda.is_available() (build.py, devices.py, validate.py) initialises the CUDA driver before vLLM
+    starts but leaves torch.cuda.is_initialized() false: vLLM's _maybe_force_spawn kept `fork`, and the
+    forked engine core failed in init_device (vLLM PR #15951). The separate engine starts with
+    VLLM_WORKER_MULTIPROC_METHOD=spawn (GPU branch faked; on CPU vLLM's platform sets it too, later), a
+    user's own setting stays, and the variable is put back once the engine is up."""
+    import os
+
+    import vllm
+
+    from rlreason.engine import _vllm_compat as compat
+
+    seen = {}
+    if user is None:
+        monkeypatch.delenv("VLLM_WORKER_MULTIPROC_METHOD", raising=False)
+    else:
+        monkeypatch.setenv("VLLM_WORKER_MULTIPROC_METHOD", user)
+    monkeypatch.setattr(compat, "on_cpu", lambda: not gpu)
+    monkeypatch.setattr(vllm, "EngineArgs", EngineArgs033)
+    monkeypatch.setattr(vllm, "LLM", lambda **kwargs: seen.update(os.environ))
+    for separate in (True, False):
+        seen.clear()
+        compat.build_llm(config(separate_process=separate), "model", "model", dtype="float32", seed=0,
+                         max_model_len=256)
+        assert seen.get("VLLM_WORKER_MULTIPROC_METHOD") == (user or ("spawn" if separate else None))
+        assert os.environ.get("VLLM_WORKER_MULTIPROC_METHOD") == user

@@ -141,3 +141,39 @@ def test_resuming_an_old_comparison_skips_its_runs(tmp_path, monkeypatch):
                         lambda cmd, **kw: started.append(cmd) or subprocess.CompletedProcess(cmd, 1))
     peer_trl.main(["--model", str(model), "--algo", "grpo", "--seeds", "2", "--out", str(tmp_path / "out")])
     assert [c[c.index("--one") + 1:c.index("--one") + 4:2] for c in started] == [["trl-grpo", "1"], ["rlreason-grpo", "1"]]
+
+
+def test_chat_model_gets_its_chat_template_on_both_sides(tmp_path):
+    """--chat (a chat model such as model=tiny_chat's): rlreason's run, TRL's prompts and the eval path
+    TRL's policy goes through all render the model's chat template; the children get the flag."""
+    from peer.evaluation import GreedyEval
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rlreason.data.prompts import format_prompt
+    from rlreason.model.tiny import assets_dir
+
+    model_dir = str(assets_dir("chat"))
+    chat = Source(chat=True)
+    assert "data.use_chat_template=true" in chat.overrides() and "data.use_chat_template=false" in Source().overrides()
+    assert composed(rl_run.overrides(model_dir, 0, 2, 1, task.SETTINGS, source=chat)).data.use_chat_template
+    args = peer_trl.parse(["--chat", "--model", model_dir])
+    assert args.source.chat and peer_trl.parse(["--one", "trl-grpo", *peer_trl.passthrough(args)]).source.chat
+    _, test, template = chat.load()
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    # TRL applies the tokenizer's template to the conversation: the text rlreason's Roller sends
+    assert tok.apply_chat_template(prompt(test[0], template, chat=True), tokenize=False, add_generation_prompt=True) \
+        == format_prompt(test[0], template, tok, use_chat_template=True)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    accuracy = {}
+    for use in (True, False):
+        ev = GreedyEval(model_dir, tok, test[:40], 80, chat.grader_task(), template, chat=use)
+        accuracy[use] = ev(model, 1)
+        ev.close()
+    assert accuracy[True] >= 0.1 and accuracy[True] > accuracy[False], accuracy  # the model reads its template
+
+
+def test_chat_needs_a_model_with_a_chat_template(tmp_path, files):
+    argv = ["--chat", "--model", str(tmp_path / "none"), "--frameworks", "rlreason", "--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit, match="--chat needs --model to be a model dir whose tokenizer has a chat template"):
+        peer_trl.main(argv)
+    assert not (tmp_path / "none").exists()  # not built as the built-in task's start model

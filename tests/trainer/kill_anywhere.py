@@ -97,9 +97,9 @@ def _child(overrides: list[str]) -> None:
     phase_call = loop.Phases.__call__
 
     @contextmanager
-    def phases_call(self, name):
+    def phases_call(self, name, *args):
         mark(f">{name}")
-        with phase_call(self, name):
+        with phase_call(self, name, *args):
             yield
         mark(f"<{name}")
 

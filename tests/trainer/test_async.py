@@ -92,30 +92,40 @@ class Stop(BaseException):
     pass
 
 
-def test_resumed_async_run_is_the_uninterrupted_one(make_cfg, tmp_path, monkeypatch):
-    """4 iterations in one go == a run stopped right after checkpoint 2 (batch 3 in flight) and resumed:
-    batch 3 is regenerated under the weights it was sampled with (kept in the checkpoint) and with the
-    history the curriculum saw the first time (learnability_history reads the store)."""
+def stop_after_checkpoint_2_then_resume(monkeypatch, run, between=lambda: None) -> None:
+    """`run()` stopped right after its iteration-2 checkpoint (as a kill there would), `between()`, then
+    `run()` again: the resume."""
     import rlreason.trainer.loop as loop
 
-    overrides = ("engine=hf", "algo=vineppo", "curriculum=learnability_history", "trainer.eval_every=100",
-                 "trainer.async_level=1", "trainer.iterations=4")
-    full, split = tmp_path / "full", tmp_path / "split"
-    train(make_cfg(*overrides), full)
     save = loop.save_checkpoint
 
-    def save_then_stop(run, it, *args):
-        path = save(run, it, *args)
+    def save_then_stop(run_, it, *args):
+        path = save(run_, it, *args)
         if it == 2:
             raise Stop
         return path
 
     monkeypatch.setattr(loop, "save_checkpoint", save_then_stop)
     with pytest.raises(Stop):
-        train(make_cfg(*overrides), split)
-    assert (split / "checkpoints" / "iter_000002" / "behaviour.safetensors").is_file()
-    monkeypatch.undo()
-    train(make_cfg(*overrides), split)
+        run()
+    between()
+    monkeypatch.setattr(loop, "save_checkpoint", save)
+    run()
+
+
+def test_resumed_async_run_is_the_uninterrupted_one(make_cfg, tmp_path, monkeypatch):
+    """4 iterations in one go == a run stopped right after checkpoint 2 (batch 3 in flight) and resumed:
+    batch 3 is regenerated under the weights it was sampled with (kept in the checkpoint) and with the
+    history the curriculum saw the first time (learnability_history reads the store)."""
+
+    overrides = ("engine=hf", "algo=vineppo", "curriculum=learnability_history", "trainer.eval_every=100",
+                 "trainer.async_level=1", "trainer.iterations=4")
+    full, split = tmp_path / "full", tmp_path / "split"
+    train(make_cfg(*overrides), full)
+    def behaviour_kept():
+        assert (split / "checkpoints" / "iter_000002" / "behaviour.safetensors").is_file()
+
+    stop_after_checkpoint_2_then_resume(monkeypatch, lambda: train(make_cfg(*overrides), split), behaviour_kept)
     a = load_file(str(full / "checkpoints" / "iter_000004" / "policy" / "model.safetensors"))
     b = load_file(str(split / "checkpoints" / "iter_000004" / "policy" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -130,6 +140,70 @@ def test_resumed_async_run_is_the_uninterrupted_one(make_cfg, tmp_path, monkeypa
     keep = ("train/", "learner/", "async/", "adv/", "mc/", "curriculum/")
     strip = [{k: v for k, v in r.items() if k.startswith(keep)} for r in metric_rows(full)]
     assert strip == [{k: v for k, v in r.items() if k.startswith(keep)} for r in metric_rows(split)]
+
+
+class Clock:
+    """trainer/loop.py's and the grader's clock, moved only by the engine's calls: one second each."""
+
+    def __init__(self):
+        self.now, self._lock = 0.0, threading.Lock()
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def tick(self) -> None:
+        with self._lock:
+            self.now += 1.0
+
+
+class Ticking:
+    def __init__(self, engine, clock: Clock):
+        self._engine, self._clock = engine, clock
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def generate(self, prompts, params, version=None):
+        out = self._engine.generate(prompts, params, version=version)
+        self._clock.tick()
+        return out
+
+
+def test_a_resumed_async_run_keeps_the_books_of_the_uninterrupted_one(make_cfg, hf_engine, tmp_path, monkeypatch):
+    """Attempts are stored under the policy version that sampled them (selection and train alike: the
+    behaviour policy's, one update behind the learner's one step off); and a run resumed with a batch in
+    flight counts that batch's seconds once, as the uninterrupted run does: its time/<phase> (the
+    checkpoint had them already, and the batch is made again) and its time/train_wall (the remade batch
+    overlaps no update: the run before the checkpoint already spent that time) are the uninterrupted
+    run's. The clock moves only in the engine's calls, so the seconds are exact."""
+    import rlreason.reward.meter as meter
+    import rlreason.trainer.loop as loop
+
+    clock = Clock()
+    monkeypatch.setattr(loop, "time", clock)
+    monkeypatch.setattr(meter, "time", clock)
+    engine = Ticking(hf_engine, clock)
+    overrides = ("algo=grpo", "curriculum=learnability", "curriculum.n_select=2", "curriculum.pool_factor=2",
+                 "trainer.eval_every=1", "trainer.eval_samples=1", "trainer.async_level=1", "trainer.iterations=4")
+    full, split = tmp_path / "full", tmp_path / "split"
+    train(make_cfg(*overrides), full, engine=engine)
+    stop_after_checkpoint_2_then_resume(monkeypatch, lambda: train(make_cfg(*overrides), split, engine=engine))
+
+    con = sqlite3.connect(full / "stats.sqlite")
+    version = dict(con.execute("SELECT iteration, MIN(policy_version) FROM attempts WHERE phase = 'eval' "
+                               "GROUP BY iteration"))  # the learner's after each update (eval_every=1)
+    for phase in ("selection", "train"):
+        sampled = dict(con.execute("SELECT iteration, MIN(policy_version) FROM attempts WHERE phase = ? GROUP BY "
+                                   "iteration HAVING MIN(policy_version) = MAX(policy_version)", (phase,)))
+        # batch t was sampled by the weights after update t-2 (batches 1 and 2: the initial ones)
+        assert sampled == {t: version[max(t - 2, 0)] for t in range(1, 5)}, phase
+    assert len(set(version.values())) == 5  # every update moved the version
+
+    last = metric_rows(full)[-1], metric_rows(split)[-1]
+    producer = ("time/selection", "time/rollout", "time/advantages", "time/grading")
+    assert [last[0][k] for k in producer] == [last[1][k] for k in producer]
+    assert last[0]["time/rollout"] == 4.0  # one engine call per batch, four batches
+    assert last[0]["time/train_wall"] == last[1]["time/train_wall"]
 
 
 def test_the_importance_weight_corrects_a_stale_batch(tiny_model_dir, tiny_tokenizer):

@@ -168,3 +168,51 @@ def test_no_two_samples_of_a_run_share_a_seed_and_mc_does_not_replay_training_sa
     assert pairs >= 8 * 3  # every question of every iteration has its s_0 estimated
     expected = chance_same / chance_pairs * pairs
     assert same <= expected + 3 * expected ** 0.5 + 1, (same, pairs, expected)
+
+
+def test_phases_from_two_threads_lose_no_seconds():
+    """trainer.async_level=1: the producer's phase ends on its thread while the learner's is ending on the
+    loop's. Each adds to the shared totals; a read-modify-write let the learner's `grading += 0` write back
+    the total it had read before the producer's grading landed, losing it. Here the learner's thread reads
+    first and waits (up to 1 s) for the producer's thread to write."""
+    import threading
+
+    from rlreason.trainer.loop import Phases
+
+    class Grader:
+        seconds = 0.0
+
+    read, written = threading.Event(), threading.Event()
+
+    class Seconds(dict):  # the learner's read of the grading total waits for the producer's write
+        def __getitem__(self, key):
+            value = super().__getitem__(key)
+            if key == "grading" and threading.current_thread().name == "learner":
+                read.set()
+                written.wait(1.0)
+            return value
+
+        def __setitem__(self, key, value):
+            super().__setitem__(key, value)
+            if key == "grading" and threading.current_thread().name == "producer":
+                written.set()
+
+    grader = Grader()
+    phases = Phases(grader, {})
+    phases.seconds = Seconds(grading=0.0, learner=0.0, rollout=0.0)
+
+    def producer():
+        with phases("rollout"):
+            grader.seconds += 2.0  # graded during the rollout
+            read.wait(1.0)
+
+    def learner():
+        with phases("learner"):
+            pass
+
+    threads = [threading.Thread(target=producer, name="producer"), threading.Thread(target=learner, name="learner")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert phases.seconds["grading"] == 2.0
