@@ -228,6 +228,18 @@ class AlgoConfig:
 
 
 @dataclass
+class LoraConfig:
+    """learner.lora: adapters on a frozen base (rlreason/learner/lora.py, docs/lora.md). LoRA wants a ~10x
+    larger learner.lr than full fine-tuning (Thinking Machines, "LoRA Without Regret", 2025)."""
+    r: int = 0  # rank; 0 = off (full fine-tuning)
+    alpha: float = 32.0  # the adapter's scale is alpha / r
+    dropout: float = 0.0
+    # The attention and MLP projections (Llama / Qwen names); "LoRA Without Regret": all layers, MLP included
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
+                                                               "gate_proj", "up_proj", "down_proj"])
+
+
+@dataclass
 class LearnerConfig:
     lr: float = 1e-6
     weight_decay: float = 0.0
@@ -242,6 +254,7 @@ class LearnerConfig:
     minibatch_size: int = 64  # episodes per optimizer step
     micro_batch_size: int = 16  # episodes per forward/backward (gradient accumulation)
     max_bad_updates: int = 3  # consecutive NaN/inf updates before the run stops
+    lora: LoraConfig = field(default_factory=LoraConfig)
 
 
 @dataclass

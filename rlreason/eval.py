@@ -44,7 +44,7 @@ class Target:
 
 def resolve_target(cfg) -> Target:
     """What `model.path` points at: a model, a run dir or a checkpoint dir."""
-    from rlreason.distributed.export import is_sharded
+    from rlreason.distributed.export import is_adapter, is_sharded
     from rlreason.model.load import resolve_model_path
     from rlreason.trainer import checkpoint
 
@@ -60,7 +60,8 @@ def resolve_target(cfg) -> Target:
         if not found:
             raise ConfigError(f"model.path={path}: a run dir with no intact checkpoint in {local / 'checkpoints'}")
         ckpt, run = found[0], local
-    elif ((local / "policy" / "config.json").is_file() and (local / "trainer_state.pt").is_file()) or is_sharded(local):
+    elif ((local / "policy" / "config.json").is_file() and (local / "trainer_state.pt").is_file()) or is_sharded(local) \
+            or is_adapter(local):
         ckpt, run = local, local.parent.parent
     else:
         return Target(path, path)
@@ -69,7 +70,7 @@ def resolve_target(cfg) -> Target:
         raise ConfigError(f"checkpoint {ckpt} is damaged ({problem}); evaluate another one")
     saved = run / ".hydra" / "config.yaml"
     run_cfg = OmegaConf.load(saved) if saved.is_file() else None
-    if is_sharded(ckpt):  # no policy/ dir: evaluate_model exports the shards into the output dir first
+    if is_sharded(ckpt) or is_adapter(ckpt):  # no model in policy/: evaluate_model exports it into the output dir first
         from rlreason.distributed.export import base_model
 
         base, tok = base_model(ckpt, os.path.expanduser(cfg.cache_dir))
@@ -89,7 +90,7 @@ def evaluate_model(cfg, out_dir: Path, engine=None) -> Path:
     model's weights are synced; else one is started on them."""
     import shutil
 
-    from rlreason.distributed.export import export
+    from rlreason.distributed.export import export, is_adapter
 
     target = resolve_target(cfg)
     check_prompt_format(cfg, target)
@@ -98,7 +99,7 @@ def evaluate_model(cfg, out_dir: Path, engine=None) -> Path:
         return _evaluate(cfg, out_dir, target, engine)
     target.weights = str(out_dir / f".export-{Path(target.checkpoint).name}")
     shutil.rmtree(target.weights, ignore_errors=True)  # left by an eval that was killed
-    print(f"rlreason: {target.checkpoint} is a sharded checkpoint: exporting it to {target.weights} for this eval "
+    print(f"rlreason: {target.checkpoint} is a {'LoRA' if is_adapter(Path(target.checkpoint)) else 'sharded'} checkpoint: exporting it to {target.weights} for this eval "
           f"(removed after; python -m rlreason.distributed.export {target.checkpoint} OUT keeps one)")
     try:
         export(Path(target.checkpoint), Path(target.weights), base=target.base, tokenizer=target.tokenizer,

@@ -13,7 +13,8 @@ its chat template) added. A sharded one (torchrun) needs one process and no proc
 torch.distributed.checkpoint reads the shards offline (`no_dist=True`)
 straight into a plain model built from the run's base model (its .hydra/config.yaml), reading only the
 model tensors, not the optimizer state. The tensors are the fp32 master weights, as a single-process
-checkpoint saves them.
+checkpoint saves them. A LoRA checkpoint (learner.lora: policy/ is a peft adapter) becomes the base with the
+adapter merged in, and the adapter itself in OUT/adapter (for PeftModel.from_pretrained or vLLM's LoRA).
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ PREFIX = "learner.model."  # DCP's flattened key of a model tensor: learner.mode
 def is_sharded(path: Path) -> bool:
     """`path` is the dir of a checkpoint written under torchrun."""
     return (path / DCP_DIR).is_dir() and (path / "trainer_state.pt").is_file()
+
+
+def is_adapter(path: Path) -> bool:
+    """`path` is the dir of a learner.lora checkpoint: its policy/ is a peft adapter, not a model."""
+    from rlreason.learner.lora import is_adapter_dir
+
+    return is_adapter_dir(path / "policy") and (path / "trainer_state.pt").is_file()
 
 
 def default_out(ckpt: Path) -> Path:
@@ -101,7 +109,7 @@ def export(ckpt: Path, out: Path, base: str | None = None, tokenizer: str | None
 
     ckpt, out = Path(ckpt).absolute(), Path(out).absolute()
     single = not is_sharded(ckpt) and (ckpt / "policy" / "config.json").is_file()
-    if not is_sharded(ckpt) and not single:
+    if not is_sharded(ckpt) and not single and not is_adapter(ckpt):
         raise ConfigError(f"{ckpt} is not a checkpoint (no {DCP_DIR}/ and no policy/)")
     problem = checkpoint.verify(ckpt)
     if problem:
@@ -114,6 +122,9 @@ def export(ckpt: Path, out: Path, base: str | None = None, tokenizer: str | None
     if base is None:
         base, run_tokenizer = base_model(ckpt, cache_dir)
         tokenizer = tokenizer or run_tokenizer
+    if is_adapter(ckpt):
+        return _write(out, merged_adapter(ckpt, base, tokenizer, with_critic), {
+            "checkpoint": str(ckpt), "base_model": base, "tokenizer": tokenizer or base, "lora": True})
     if single:  # its policy/ is the model dir already, without the tokenizer (nor a chat template)
         tok = AutoTokenizer.from_pretrained(tokenizer or base)
         critic_file = ckpt / "critic.safetensors"
@@ -154,6 +165,35 @@ def export(ckpt: Path, out: Path, base: str | None = None, tokenizer: str | None
         return critic is not None
 
     return _write(out, fill, {"checkpoint": str(ckpt), "base_model": base, "tokenizer": tokenizer or base})
+
+
+def merged_adapter(ckpt: Path, base: str, tokenizer: str | None, with_critic: bool = True):
+    """The `fill` of LoRA checkpoint `ckpt`'s export: its adapter loaded onto the base and merged into it
+    (peft's merge_and_unload, an HF model of the base's architecture), the adapter itself in OUT/adapter (a
+    subdir, as critic/: loaders read the top level's files), the critic as a single-process checkpoint's."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(tokenizer or base)
+        policy = PeftModel.from_pretrained(model, str(ckpt / "policy")).merge_and_unload()
+    except (OSError, ValueError, RuntimeError) as e:
+        raise ConfigError(f"cannot load the adapter of checkpoint {ckpt} onto base model {base}: {e}") from e
+    critic_file = ckpt / "critic.safetensors"
+
+    def fill(tmp: Path) -> bool:
+        policy.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        shutil.copytree(ckpt / "policy", tmp / "adapter")
+        if with_critic and critic_file.is_file():
+            (tmp / "critic").mkdir()
+            shutil.copy2(critic_file, tmp / "critic" / "critic.safetensors")
+            return True
+        return False
+
+    return fill
 
 
 def _write(out: Path, fill, info: dict) -> Path:

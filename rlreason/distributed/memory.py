@@ -53,6 +53,17 @@ def root_parameters(c: dict[str, Any]) -> int:
     return c["vocab_size"] * h * (1 if c.get("tie_word_embeddings") else 2) + h
 
 
+def lora_parameters(c: dict[str, Any], rank: int) -> int:
+    """Adapter parameters of learner.lora.r = `rank` on all seven projections (the default target_modules):
+    r x (fan-in + fan-out) per adapted linear layer."""
+    h, inter = c["hidden_size"], c["intermediate_size"]
+    head_dim = c.get("head_dim") or h // c["num_attention_heads"]
+    kv = c.get("num_key_value_heads") or c["num_attention_heads"]
+    q_out = c["num_attention_heads"] * head_dim
+    per_layer = (h + q_out) * 2 + (h + kv * head_dim) * 2 + (h + inter) * 3  # q, o; k, v; gate, up, down
+    return rank * per_layer * c["num_hidden_layers"]
+
+
 def kv_bytes_per_token(c: dict[str, Any], *, dtype_bytes: int = 2, tensor_parallel: int = 1) -> float:
     """K and V of one token over all layers, per GPU of a tensor-parallel engine."""
     head_dim = c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"]
@@ -63,21 +74,26 @@ def kv_bytes_per_token(c: dict[str, Any], *, dtype_bytes: int = 2, tensor_parall
 def estimate(c: dict[str, Any], *, gpus: int, micro_batch: int, seq: int, kl: bool = True,
              offload_ref: bool = False, engine_fraction: float = 0.4, gpu_gib: float = 80.0,
              max_num_seqs: int = 512, tensor_parallel: int = 1, enforce_eager: bool = False,
-             critic: bool = False, fsdp: bool | None = None, sleep_mode: bool = False) -> dict[str, float]:
+             critic: bool = False, fsdp: bool | None = None, sleep_mode: bool = False,
+             lora_rank: int = 0) -> dict[str, float]:
     """GiB per GPU of each term and of the two phases (see the module doc). `critic`: algo=ppo's value
     model (the backbone and a scalar head: the policy less its LM head). `fsdp`: the learner is sharded
-    (default: more than one GPU). `sleep_mode`: engine.sleep_mode, the engine's memory freed for the update."""
+    (default: more than one GPU). `sleep_mode`: engine.sleep_mode, the engine's memory freed for the update.
+    `lora_rank`: learner.lora.r; the frozen base keeps its fp32 weights, gradients and Adam cover the adapters
+    only, and the reference is the base with the adapters disabled (no copy of its own)."""
     n, layer = parameters(c)
     fsdp = gpus > 1 if fsdp is None else fsdp
     h, inter, layers, vocab = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["vocab_size"]
     tokens = micro_batch * seq
     root = root_parameters(c)
+    trained = lora_parameters(c, lora_rank) if lora_rank else n
     out = {
         "parameters_billion": n / 1e9,
-        "weights_fp32": 4 * n / gpus / GIB,
-        "grads_fp32": 4 * n / gpus / GIB,
-        "adam": 8 * n / gpus / GIB,
-        "reference_bf16": 0.0 if not kl or offload_ref else 2 * n / gpus / GIB,
+        "trained_parameters_billion": trained / 1e9,
+        "weights_fp32": 4 * (n + (trained if lora_rank else 0)) / gpus / GIB,
+        "grads_fp32": 4 * trained / gpus / GIB,
+        "adam": 8 * trained / gpus / GIB,
+        "reference_bf16": 0.0 if not kl or offload_ref or lora_rank else 2 * n / gpus / GIB,
         "logits": 5 * 4 * tokens * vocab / GIB,
         "activations": (2 * tokens * h * layers + 2 * 2 * tokens * (4 * h + 3 * inter)) / GIB,
         "critic_state": 16 * (n - c["vocab_size"] * h) / gpus / GIB if critic else 0.0,
@@ -128,6 +144,7 @@ def main() -> None:
     ap.add_argument("--tensor-parallel", type=int, default=1, help="engine.tensor_parallel_size")
     ap.add_argument("--enforce-eager", action="store_true", help="engine.enforce_eager (no CUDA graphs)")
     ap.add_argument("--critic", action="store_true", help="algo=ppo: a critic of the same size")
+    ap.add_argument("--lora-rank", type=int, default=0, help="learner.lora.r (0: full fine-tuning)")
     ap.add_argument("--sleep-mode", action="store_true",
                     help="engine.sleep_mode=true (the paper presets): the engine frees its memory for the update; "
                          "without it (the default) the engine's budget stays resident through the update")
@@ -137,7 +154,7 @@ def main() -> None:
     est = estimate(c, gpus=a.gpus, micro_batch=a.micro_batch, seq=a.seq, kl=not a.no_kl, offload_ref=a.offload_ref,
                    engine_fraction=a.engine_fraction, gpu_gib=a.gpu_gib, max_num_seqs=a.max_num_seqs,
                    tensor_parallel=a.tensor_parallel, enforce_eager=a.enforce_eager, critic=a.critic,
-                   sleep_mode=a.sleep_mode)
+                   sleep_mode=a.sleep_mode, lora_rank=a.lora_rank)
     print(json.dumps({k: round(v, 2) for k, v in est.items()}, indent=1))
 
 

@@ -25,6 +25,7 @@ from rlreason.algo.advantages import gae
 from rlreason.algo.losses import clipped_policy_loss, clipped_value_loss, kl_penalty
 from rlreason.distributed import SINGLE, Dist
 from rlreason.distributed.fsdp import FullWeights, gather_lists, micro_batches, norm_value, reshard
+from rlreason.learner import lora
 from rlreason.learner.batch import Batch, pack, unpack
 from rlreason.learner.critic import ValueModel
 from rlreason.learner.objective import clip_eps_high, loss_agg
@@ -81,12 +82,18 @@ class Learner:
                                offload=offload and device != "cpu")
 
         # Master weights in fp32; bf16 only through autocast on GPU.
-        self.policy = AutoModelForCausalLM.from_pretrained(init_path or model_path, dtype=torch.float32)
+        self.lora = lora.enabled(cfg)  # adapters on a frozen base (rlreason/learner/lora.py); init_path: the adapter's
+        self.policy = AutoModelForCausalLM.from_pretrained(model_path if self.lora else init_path or model_path,
+                                                           dtype=torch.float32)
         if gradient_checkpointing:
             self.policy.gradient_checkpointing_enable()
+        if self.lora:
+            self.policy = lora.wrap(self.policy, cfg.lora, init_path if init_path != model_path else None, seed)
         self.policy = place(self.policy)
         self.ref = None
-        if algo_cfg.kl_coef > 0:
+        if algo_cfg.kl_coef > 0 and self.lora:
+            self.ref = lora.AdaptersOff(self.policy)  # the base itself: no second copy of the weights
+        elif algo_cfg.kl_coef > 0:
             self.ref = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).eval()
             self.ref.requires_grad_(False)
             self.ref = place(self.ref, offload=offload_ref)
@@ -110,7 +117,7 @@ class Learner:
 
     def _optimizer(self, model: torch.nn.Module, lr: float, total_updates: int):
         cfg = self.cfg
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+        opt = torch.optim.AdamW(lora.trainable(model), lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
         return opt, make_scheduler(opt, cfg, total_updates)
 
     def _train_mode(self, on: bool) -> None:
@@ -154,8 +161,8 @@ class Learner:
 
     def named_weights(self) -> FullWeights:
         """Full policy tensors under their HF names; sharded, each is gathered as it is consumed, in the
-        engine's dtype. Its `specs()` announce them without a gather."""
-        return FullWeights(self.policy, self.dtype)
+        engine's dtype. Its `specs()` announce them without a gather. LoRA: base + adapter, merged per layer."""
+        return lora.MergedWeights(self.policy, self.dtype) if self.lora else FullWeights(self.policy, self.dtype)
 
     # ----------------------------------------------------------------- the update
     def needs_old_logprobs(self, n_episodes: int) -> bool:

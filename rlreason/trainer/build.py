@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 from rlreason import distributed
 from rlreason.config import ConfigError, check_run_dir, grader_task
+from rlreason.learner import lora
 from rlreason.trainer import checkpoint
 from rlreason.validate import tensor_parallel_problems
 
@@ -32,7 +33,8 @@ ASYNC_TIS_CAP = 2.0
 
 # Changing any of these between a checkpoint and a resume makes the checkpoint incompatible.
 FINGERPRINT_KEYS = ("model.name", "model.path", "algo.name", "data.name", "curriculum.name",
-                    "curriculum.with_replacement")  # the sampler's saved order is of one kind or the other
+                    "curriculum.with_replacement",  # the sampler's saved order is of one kind or the other
+                    "learner.lora.r")  # a checkpoint holds an adapter of that rank, or the full policy
 
 
 @dataclass
@@ -218,7 +220,8 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
         cfg.algo.tis_cap = ASYNC_TIS_CAP  # before the learner reads it, and the logger records it
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world))
     # train() skips validate(): the checks that depend on the world size run again here
-    if problems := tensor_parallel_problems(cfg.engine, dist.world, local_world, cfg.trainer.async_level):
+    if problems := (tensor_parallel_problems(cfg.engine, dist.world, local_world, cfg.trainer.async_level)
+                    + lora.world_problems(cfg.learner, dist.world)):
         raise ConfigError("; ".join(problems))
     check_run_dir(run_dir)
     # Rank 0 alone looks (it cleans up a half-written checkpoint) and tells the others what it found.
@@ -249,12 +252,14 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
         raise ConfigError(f"rollout.max_new_tokens={cfg.rollout.max_new_tokens} leaves no room for the prompt in "
                           f"the model's context of {context} tokens; lower it")
     check_fit(cfg, tokenizer, context, {"train": train, "test": eval_questions})
+    if lora.enabled(cfg.learner):  # the adapters' target layers exist, before the engine starts
+        lora.check_targets(model_path, cfg.learner.lora)
     device, dtype = resolve_device(cfg)
     # A sharded checkpoint holds no HF policy dir: start from the model, its DCP files load below.
     policy_path = str(found[0] / "policy") if found and not dist.active else model_path
 
-    if engine is None:
-        engine = make_engine(cfg.engine, policy_path, tokenizer, dtype=str(dtype).removeprefix("torch."),
+    if engine is None:  # a LoRA checkpoint's policy dir is an adapter: the engine loads the base, then the sync
+        engine = make_engine(cfg.engine, model_path if lora.enabled(cfg.learner) else policy_path, tokenizer, dtype=str(dtype).removeprefix("torch."),
                              seed=cfg.seed, max_model_len=context)
     grader = make_grader(cfg.reward, grader_task(cfg))
     if dist.active:  # each call split across the ranks' engines and graders, results on every rank

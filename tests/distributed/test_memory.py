@@ -100,3 +100,19 @@ def test_kv_bytes_per_token_is_what_vllm_allocates(vllm_engine, tiny_model_dir):
     tokens = cache.num_gpu_blocks * cache.block_size
     expected = (256 << 20) / kv_bytes_per_token(config, dtype_bytes=4)  # the CPU engine runs float32
     assert abs(tokens - expected) <= cache.block_size, (tokens, expected)
+
+
+def test_lora_counts_the_adapters_peft_builds_and_drops_the_reference_and_most_adam_state():
+    from peft import LoraConfig, get_peft_model
+
+    from rlreason.distributed.memory import lora_parameters
+
+    config = json.loads((TINY / "config.json").read_text())
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(TINY, dtype=torch.float32),
+                           LoraConfig(r=8, target_modules=targets))
+    assert lora_parameters(config, 8) == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    full, lora = (estimate(DEEPSEEK, gpus=1, micro_batch=4, seq=1300, lora_rank=r) for r in (0, 16))
+    assert lora["reference_bf16"] == 0 and full["reference_bf16"] > 12
+    assert lora["adam"] < full["adam"] / 100 and lora["weights_fp32"] > full["weights_fp32"]
+    assert full["update_peak"] - lora["update_peak"] > 12 * 7  # gradients + Adam (12 B/param) + the reference

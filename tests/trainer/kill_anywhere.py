@@ -60,7 +60,7 @@ SIZES = [
     "trainer.questions_per_iteration=4", "rollout.samples_per_question=4", "learner.minibatch_size=8",
     "learner.micro_batch_size=8", "algo.mc_rollouts=2", "trainer.eval_max_questions=8",
     "trainer.eval_samples=2", "trainer.eval_every=2", "trainer.checkpoint_every=1", "trainer.progress=false",
-    "rollout.max_new_tokens=48",
+    "rollout.max_new_tokens=48", "rollout.max_gold_cut=null",  # short on purpose: the budget check would refuse it
 ]
 PHASES = ("build", "selection", "rollout", "mc", "learner", "sync", "eval", "checkpoint")
 # kind:name. phase:X = a random moment inside phase X; after:commit = right after the store commit
@@ -335,12 +335,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the work dir")
     ap.add_argument("--child-timeout", type=float, default=150.0)
     ap.add_argument("--async-level", type=int, default=0, help="trainer.async_level of both runs")
+    ap.add_argument("--lora-rank", type=int, default=0, help="learner.lora.r of both runs (0: full fine-tuning)")
     ap.add_argument("--targets", default=",".join(TARGETS),
                     help=f"comma-separated kill targets, cycled (default: all of {', '.join(TARGETS)})")
     args = ap.parse_args(argv)
     if args.kills < 1 or args.iterations < 2:
         ap.error("need --kills >= 1 and --iterations >= 2")
     SIZES.append(f"trainer.async_level={args.async_level}")  # the children's command line
+    if args.lora_rank:  # a checkpoint of adapters + their optimizer only; lr x 10 (docs/lora.md)
+        SIZES.extend([f"learner.lora.r={args.lora_rank}", "learner.lr=3e-4"])
     targets = args.targets.split(",")
     if unknown := set(targets) - set(TARGETS):
         ap.error(f"unknown targets {sorted(unknown)}")

@@ -56,8 +56,10 @@ def compare(ref: Path, killed: Path, iterations: int) -> dict[str, object]:
     if not checks["metrics_equal"]:
         diffs = [(x.get("iteration"), k) for x, y in zip(ma, mb) for k in x if x.get(k) != y.get(k)]
         checks["metrics_diffs"] = diffs[:10]
-    wa = load_file(str(ref / "checkpoints" / f"iter_{iterations:06d}" / "policy" / "model.safetensors"))
-    wb = load_file(str(killed / "checkpoints" / f"iter_{iterations:06d}" / "policy" / "model.safetensors"))
+    policy = ref / "checkpoints" / f"iter_{iterations:06d}" / "policy"
+    name = "adapter_model.safetensors" if (policy / "adapter_config.json").is_file() else "model.safetensors"  # lora
+    wa = load_file(str(policy / name))
+    wb = load_file(str(killed / "checkpoints" / f"iter_{iterations:06d}" / "policy" / name))
     checks["weights_equal"] = wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     sa = torch.load(ref / "checkpoints" / f"iter_{iterations:06d}" / "trainer_state.pt", weights_only=False)
     sb = torch.load(killed / "checkpoints" / f"iter_{iterations:06d}" / "trainer_state.pt", weights_only=False)

@@ -213,6 +213,27 @@ def test_run_resumes_from_the_previous_checkpoint_when_the_newest_is_damaged(mak
     assert rows == [0, 1, 2, 3]
 
 
+def test_lora_checkpoint_holds_the_adapter_and_resumes_as_the_uninterrupted_run(make_cfg, tmp_path):
+    """learner.lora: policy/ is the adapter alone (no base weights), the optimizer state covers the adapter
+    alone, and 3 iterations in one go == 2, stop, resume, 1 more."""
+    from rlreason.trainer.loop import train
+
+    overrides = ("engine=hf", "algo=grpo", "trainer.eval_every=100", "learner.lora.r=4", "learner.lr=3e-3")
+    full, split = tmp_path / "full", tmp_path / "split"
+    train(make_cfg(*overrides, "trainer.iterations=3"), full)
+    train(make_cfg(*overrides, "trainer.iterations=2"), split)
+    train(make_cfg(*overrides, "trainer.iterations=3"), split)
+    a, b = (run / "checkpoints" / "iter_000003" for run in (full, split))
+    assert not (a / "policy" / "model.safetensors").exists()
+    wa, wb = (load_file(str(c / "policy" / "adapter_model.safetensors")) for c in (a, b))
+    assert wa and all(".lora_A." in k or ".lora_B." in k for k in wa)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert any(k.endswith("lora_B.weight") and v.abs().max() > 0 for k, v in wa.items())  # the adapter trained
+    sa, sb = (torch.load(c / "trainer_state.pt", weights_only=False)["learner"]["optimizer"]["state"] for c in (a, b))
+    assert len(sa) == len(wa)  # Adam's moments for the adapter's tensors, none for the base's
+    assert all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, make_cfg):
     from rlreason.trainer.loop import train
@@ -228,6 +249,7 @@ def finished_run(tmp_path_factory, make_cfg):
     (["curriculum=learnability"], "curriculum.name: checkpoint 'uniform' vs now 'learnability'"),
     (["curriculum.with_replacement=true"], "curriculum.with_replacement: checkpoint False vs now True"),
     (["data=gsm8k", "data.train_path=/x.jsonl", "data.test_path=/y.jsonl"], "data.name: checkpoint 'arith' vs now 'gsm8k'"),
+    (["learner.lora.r=8"], "learner.lora.r: checkpoint 0 vs now 8"),  # a full policy is no adapter
 ])
 def test_incompatible_checkpoint_is_refused_before_compute(finished_run, make_cfg, monkeypatch, overrides, expected):
     import rlreason.data

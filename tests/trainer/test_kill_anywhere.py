@@ -17,15 +17,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("async_level", [0, 1])
-def test_kill_anywhere_and_resume(tmp_path, async_level):
-    """async_level=1: kills inside the producer's phases land in the batch in flight, one step ahead."""
+@pytest.mark.parametrize(("async_level", "lora_rank"), [(0, 0), (1, 0), (0, 4)])
+def test_kill_anywhere_and_resume(tmp_path, async_level, lora_rank):
+    """async_level=1: kills inside the producer's phases land in the batch in flight, one step ahead.
+    lora_rank=4: the checkpoints hold the adapters and their optimizer only (learner.lora)."""
     # PYTHONPATH: the harness runs as a script, whose own dir leads sys.path; this checkout's rlreason, not
     # whichever one is installed
     env = dict(os.environ, OMP_NUM_THREADS="1", RLREASON_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, str(Path(__file__).with_name("kill_anywhere.py")), "--kills", "13",
                            "--iterations", "8", "--seed", "0", "--workdir", str(tmp_path / "work"),
-                           "--async-level", str(async_level)],
+                           "--async-level", str(async_level), "--lora-rank", str(lora_rank)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     print(proc.stdout[-6000:])
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
