@@ -47,10 +47,15 @@ RECIPES = {
 MISMATCH_MAX = 1e-3  # fp32 on both sides: anything near this is a wrong weight or a wrong token, not rounding
 
 
+def run_dir_of(tmp: Path, name: str) -> Path:
+    """A row's run dir: its name with every character Hydra's override grammar could trip on replaced."""
+    return tmp / "".join(ch if ch.isalnum() else "_" for ch in name)
+
+
 def run_loop(name: str, device: str, tmp: Path, timeout_s: float = 240) -> str:
     if importlib.util.find_spec("vllm") is None:
         raise RuntimeError("vllm is not installed: `pip install vllm` (GPU) or `make setup` (CPU) to run the loop")
-    run_dir = tmp / "".join(ch if ch.isalnum() else "_" for ch in name)
+    run_dir = run_dir_of(tmp, name)
     cmd = [sys.executable, "-m", "rlreason.run", *SMALL, *ROWS[name], f"device={device}", f"hydra.run.dir={run_dir}",
            f"cache_dir={tmp / 'cache'}"]
     t0 = time.perf_counter()
@@ -129,7 +134,7 @@ def group_against_file(device: str, tmp: Path, timeout_s: float) -> str:
         name = f"loop: separate engine on GPU 1, {how}"
         ROWS[name] = ["engine.separate_process=true", "engine.devices=[1]", f"engine.weight_transfer={how}"]
         run_loop(name, device, tmp, timeout_s)
-        run_dir = tmp / "".join(ch if ch.isalnum() else "_" for ch in name)
+        run_dir = run_dir_of(tmp, name)
         runs[how] = [{k: v for k, v in json.loads(x).items() if not k.startswith(("time/", "sync/"))}
                      for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
     assert runs["group"] == runs["file"], "the group run's metrics differ from the file run's"
