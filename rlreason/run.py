@@ -48,7 +48,7 @@ def preflight(args: list[str], config_name: str = "config", check=validate) -> N
         cause = e.__cause__
         if isinstance(cause, ConfigAttributeError | ConfigKeyError) and getattr(cause, "full_key", None):
             key = cause.full_key
-            fail(f"unknown config key {key}{suggest(key)}: see rlreason/config.py for the schema")
+            fail(f"unknown config key {key}{suggest(key)}: see rlreason/config/ for the schema")
         detail = f"\n{cause}" if isinstance(cause, OmegaConfBaseException) else ""
         fail(f"{e}{detail}".split("\nConfig search path:")[0].rstrip())
     try:

@@ -1,7 +1,7 @@
 """Checks a composed config before anything is loaded: unknown keys (with "did you mean"), choices, and
 the cross-field rules that a type cannot express. Every problem is listed at once, as one ConfigError.
 
-The schema itself (the dataclasses Hydra validates types against) is rlreason/config.py.
+The schema itself (the dataclasses Hydra validates types against) is rlreason/config/.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def _schema_problems(cfg: Any, cls: type) -> list[str]:
     """Unknown keys and unset mandatory values (`model=hf` without `model.path`), of a DictConfig."""
     if not hasattr(cfg, "keys"):  # a dataclass has no stray keys by construction
         return []
-    problems = [f"unknown config key {key}{suggest(key, cls)}: it is not in the schema (rlreason/config.py), "
+    problems = [f"unknown config key {key}{suggest(key, cls)}: it is not in the schema (rlreason/config/), "
                 "so it would change nothing" for key in unknown_keys(cfg, cls)]
     for key in _missing(cfg):
         hint = " (model=hf model.path=HUB_ID_OR_DIR)" if key == "model.path" else ""

@@ -142,7 +142,7 @@ def test_the_tiny_models_and_a_users_model_keep_the_cpu_sizes(model):
 
 
 def test_every_model_preset_has_its_recipe_and_eval_composes_without_one():
-    """conf/recipe/MODEL.yaml for each model option (a missing one would silently fall back to config.py's
+    """conf/recipe/MODEL.yaml for each model option (a missing one would silently fall back to rlreason/config/'s
     defaults); the eval (conf/eval.yaml) composes the same model options without any recipe."""
     from hydra import compose, initialize_config_dir
 
