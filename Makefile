@@ -15,7 +15,7 @@ PIN     := $(if $(filter cpu,$(EXTRA)),-c constraints-cpu.txt,)
 # and any uv failure falls back to pip.
 INSTALLER ?= uv
 
-.PHONY: setup check-python run test lint bench model results clean
+.PHONY: setup check-python run test lint bench model results docs clean
 
 setup: $(STAMP)
 
@@ -85,5 +85,19 @@ results: setup
 model: setup
 	$(BIN)/python -m rlreason.model.build $(ARGS)
 
+# The docs site (mkdocs.yml; pages under docs/) into site/. --strict: a broken link, a page left out of the nav
+# or a link to a missing repository file fails. It needs only the `docs` extra (mkdocs-material), not the
+# project's install: the extra's requirements are read from pyproject.toml and installed, pinned on the CPU.
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): pyproject.toml
+	@$(CHECK_PYTHON)
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install $(PIN) $$($(BIN)/python -c "import tomllib; \
+	    print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['docs']))")
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) outputs multirun .pytest_cache
+	rm -rf $(VENV) outputs multirun .pytest_cache site
