@@ -5,7 +5,7 @@ find-links, index-url, extra-index-url and constraint (pip.conf files and PIP_* 
 `pip config list` shows them), plus pip's rule of taking the best version across all indexes.
 Standard library only: it runs before anything is installed. Usage: python scripts/uv_flags.py [--gpu] [--add-index URL] [PIP]
 
---gpu (a GPU install) leaves out PyTorch's CPU wheel index (`.../whl/cpu`, which the README tells CPU users
+--gpu (a GPU install) leaves out PyTorch's CPU wheel index (`.../whl/cpu`, which docs/installation.md tells CPU users
 to add): across all sources `torch==2.13.0+cpu` sorts above `torch==2.13.0`, so with it uv (and pip) would
 meet vLLM's `torch==` pin with a CPU build. `python -m rlreason.cuda_check` after the install catches
 what this cannot (a CPU build from any other source).

@@ -43,10 +43,10 @@ def shell_lines(block: str) -> list[str]:
     for line in block.replace("\\\n", " ").splitlines():
         pending = f"{pending}\n{line}" if pending else line
         try:
-            shlex.split(pending, comments=True)
+            words = shlex.split(pending, comments=True)  # a `#` inside quotes is no comment
         except ValueError:  # an open quote: the value goes on on the next line
             continue
-        lines.append(" ".join(pending.split(" #")[0].split()))
+        lines.append(shlex.join(words))
         pending = ""
     return lines
 

@@ -134,7 +134,7 @@ def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.vllm
 def test_command_line(tmp_path):
-    """The README's command (on a subset): the table on stdout, the files, metrics.json's path last."""
+    """docs/evaluation.md's command (on a subset): the table on stdout, the files, metrics.json's path last."""
     proc = cli(tmp_path, "model=hf", "model.path=rlreason/model/assets/tiny-arith", "data=arith",
                "eval.max_questions=16")
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -1,4 +1,4 @@
-"""The computed memory figures (README "Scaling") rest on a parameter count: it must be the model's."""
+"""The computed memory figures (docs/scaling.md) rest on a parameter count: it must be the model's."""
 
 from __future__ import annotations
 
