@@ -341,3 +341,31 @@ def test_the_new_checks_catch_stale_claims(tmp_path):
     page.write_text(f"![c]({fig})\n\n`python experiments/sweep_report.py D -o experiments/figures/countdown`\n")
     assert figures_without_command(page) == []
     assert "experiments/figures/default" in make_results_outputs()
+
+
+# --- the site ---------------------------------------------------------------------------------------------
+
+
+def nav_pages(nav) -> list[str]:
+    """Every page file in mkdocs.yml's nav, depth first."""
+    if isinstance(nav, str):
+        return [nav]
+    if isinstance(nav, dict):
+        return [p for v in nav.values() for p in nav_pages(v)]
+    return [p for item in nav for p in nav_pages(item)]
+
+
+def test_every_docs_page_is_in_the_site_nav_and_opens_with_its_purpose():
+    """`make docs` (--strict) fails on a page left out of the nav; this says so in the test run too, and
+    keeps each page's first paragraph, after its title, saying what the page is for."""
+    import yaml
+
+    nav = nav_pages(yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"])
+    pages = sorted(p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md"))
+    assert not set(pages) - set(nav), f"docs pages missing from mkdocs.yml's nav: {sorted(set(pages) - set(nav))}"
+    assert not set(nav) - set(pages), f"mkdocs.yml's nav names missing pages: {sorted(set(nav) - set(pages))}"
+    for page in pages:
+        blocks = (ROOT / "docs" / page).read_text().split("\n\n")
+        assert blocks[0].startswith("# ") and "\n" not in blocks[0].strip(), f"docs/{page}: no title line first"
+        assert blocks[1].strip() and not blocks[1].lstrip().startswith(("#", "```", "|", "-", "!")), \
+            f"docs/{page}: the title is not followed by a sentence saying what the page is for"
