@@ -5,8 +5,8 @@
 
 The answer is read by reasoning-gym's own convention, `reasoning_gym.utils.extract_answer`: the text
 between the LAST `<answer>` and `</answer>` (stripped); no such pair is no answer (score_answer(None, ...),
-0 on every dataset). The prompt templates of conf/data/reasoning_gym.yaml ask for it, and its
-`rollout.stop: ["</answer>"]` ends a response there.
+0 on every dataset). The prompt templates of conf/data/reasoning_gym.yaml ask for it;
+`rollout.stop='["</answer>"]'` ends a training response there.
 
 The entry scored against is regenerated from the record's `reasoning_gym` spec (task, config, seed, size,
 index; rlreason/data/reasoning_gym.py), cached per worker, and checked to be the record's question (a

@@ -105,3 +105,17 @@ def _hydra(tasks: list[dict]) -> str:
         return str(v)
 
     return "[" + ", ".join(value(t) for t in tasks) + "]"
+
+
+def test_eval_composes_it_and_the_documented_stop_override_parses():
+    from hydra import compose, initialize_config_dir
+
+    from rlreason.config import register_configs
+    from rlreason.validate import validate_eval
+    from tests.trainer.conftest import CONF
+
+    register_configs()
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        validate_eval(compose("eval", overrides=["data=reasoning_gym", "model=tiny_chat"]))
+    cfg = compose_cfg("data=reasoning_gym", "model=tiny_chat", 'rollout.stop=["</answer>"]')
+    assert list(cfg.rollout.stop) == ["</answer>"]
