@@ -88,6 +88,8 @@ def test_multi_turn_rewards_per_turn_and_observations():
     obs, _, _ = short.step("#### 1")
     assert obs.startswith("\nNow provide only the final numeric answer")
     assert short.step("#### 2") == ("", pytest.approx(0.1), True)
+    # a data=gsm8k record (no extra_info, no reward_spec: both filled in) runs it as well
+    assert play(Env, parse_gsm8k(GSM8K_ROW, "row").row(), ["#### 72"])[-1] == ("", 1.0, True)
 
 
 def test_replay_is_deterministic():
