@@ -1,4 +1,4 @@
-"""SkyRL-gym's own environments through rlreason's environment contract (rlreason/env/skyrl.py): its gsm8k
+"""SkyRL-gym's own environments through rlreason's environment contract (rlreason/envs/skyrl.py): its gsm8k
 env (single turn) and gsm8k_multi_turn (per-turn rewards, observations, its max_turns), with records as
 rlreason's GSM8K loader and SkyRL's own parquet rows give them, and replay determinism."""
 
@@ -14,7 +14,7 @@ from skyrl_gym.envs.gsm8k.env import GSM8kEnv  # noqa: E402
 from skyrl_gym.envs.gsm8k.multi_turn_env import GSM8kMultiTurnEnv  # noqa: E402
 
 from rlreason.data.loaders import parse_gsm8k  # noqa: E402
-from rlreason.env.skyrl import adapt, extras, render  # noqa: E402
+from rlreason.envs.skyrl import adapt, extras, render  # noqa: E402
 
 GSM8K_ROW = {  # GSM8K's first train row, as the JSONL has it
     "question": "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
