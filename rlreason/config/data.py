@@ -10,28 +10,32 @@ from omegaconf import MISSING
 
 @dataclass
 class ArithConfig:
+    """data=arith (rlreason/data/arith.py): generated chains of single-digit operations, level = the chain's length."""
+
+    # A question's chain has min_steps..max_steps operations (the difficulty knob)
     min_steps: int = 1
     max_steps: int = 8
-    modulus: int = 10
-    ops: str = "+-*"
+    modulus: int = 10  # every value is taken modulo this (2..10)
+    ops: str = "+-*"  # the operations a step draws from
     invertible: bool = True  # multipliers coprime to the modulus: a wrong step cannot end right by luck
-    n_train: int = 20000
-    n_test: int = 500
-    seed: int = 0
+    n_train: int = 20000  # questions generated for the train split
+    n_test: int = 500  # questions generated for the test split (disjoint from train)
+    seed: int = 0  # the generator's seed (the task's, not the run's: every run sees the same questions)
 
 
 @dataclass
 class CountdownConfig:
     """data=countdown (rlreason/data/countdown.py): generated instances, level = the count of given numbers."""
 
+    # An instance gives min_nums..max_nums numbers (3..6)
     min_nums: int = 3
     max_nums: int = 4
     max_num: int = 99  # numbers drawn from 1..max_num
-    max_target: int = 999
+    max_target: int = 999  # targets drawn from 1..max_target
     use_all: bool = False  # TinyZero's rule, every number exactly once (classic: at most once)
-    n_train: int = 20000
-    n_test: int = 500
-    seed: int = 0
+    n_train: int = 20000  # instances generated for the train split
+    n_test: int = 500  # instances generated for the test split (disjoint from train)
+    seed: int = 0  # the generator's seed (the task's, not the run's)
 
 
 @dataclass
@@ -51,7 +55,7 @@ class StepsConfig:
 class FieldsConfig:
     """data=jsonl: which field of a row holds what (null = the row has no such field)."""
 
-    problem: str = "problem"
+    problem: str = "problem"  # the question's text
     # Or the problem text built from the row's fields: "{nums} -> {target}" (a list as its items)
     problem_template: str | None = None
     answer: str | None = "answer"  # the gold final answer (a string or a number); optional with reward.fn
@@ -63,6 +67,8 @@ class FieldsConfig:
 
 @dataclass
 class DataConfig:
+    """data=NAME (conf/data/): which task, where its splits come from, how prompts and VinePPO's steps are made."""
+
     name: str = MISSING  # arith | countdown | gsm8k | math | jsonl
     # Each split is read from its local path when set (JSONL, or parquet for math), else from the hub
     # through `datasets.load_dataset` (train: hub_id/hub_config; test: hub_test_id or hub_id).
@@ -74,9 +80,11 @@ class DataConfig:
     hub_config: str | None = None
     hub_test_id: str | None = None
     hub_test_config: str | None = None
+    # The hub dataset's split names
     train_split: str = "train"
     test_split: str = "test"
-    max_train: int | None = None  # subset sizes (None = all)
+    # Only the first max_train / max_test questions of each split (null = all)
+    max_train: int | None = None
     max_test: int | None = None
     # `{problem}` is replaced by the question's text; null = the text as is. A file, when set, replaces
     # prompt_template with its content byte for byte (a template with newlines, without shell quoting).
