@@ -1,7 +1,8 @@
 """Every metric a run logs (metrics.jsonl in the run dir, and W&B with logger=wandb): name, unit, meaning.
 
 The one list of them: docs/reference/metrics.md is generated from it (`python -m rlreason.reference`), and
-tests/test_metrics.py fails when the code logs a key that no entry here matches. A `{placeholder}` in a name
+tests/test_metrics.py (the code's metric names) and tests/trainer/test_logged_metrics.py (what real runs log)
+fail when a key matches no entry here. A `{placeholder}` in a name
 stands for one path segment or part of one (`eval/mean@{n}`: eval/mean@16); a name without one matches
 itself only, and is looked up before any pattern.
 """
@@ -192,6 +193,31 @@ def lookup(key: str) -> Metric | None:
 
 
 def overlaps(pattern: str) -> list[Metric]:
-    """The entries a key pattern from the code (an f-string, `{...}` where it varies) can produce."""
-    rx = _regex(pattern)
-    return [m for m in METRICS if rx.fullmatch(m.name) or _regex(m.name).fullmatch(pattern)]
+    """The entries a key pattern from the code can produce: in `pattern`, `{...}` stands for any text
+    (an f-string's variable part); an entry's `{placeholder}` for any text without a slash."""
+    return [m for m in METRICS if _unify(_tokens(pattern, True), _tokens(m.name, False))]
+
+
+def _tokens(name: str, slashes: bool) -> tuple:
+    """Literal characters, and a wildcard (True: it may span a slash) per {placeholder}."""
+    out: list = []
+    for part in re.split(r"(\{[^}]*\})", name):
+        out += [slashes] if part.startswith("{") else list(part)
+    return tuple(out)
+
+
+def _unify(a: tuple, b: tuple) -> bool:
+    """Whether some key matches both token patterns."""
+
+    @cache
+    def match(i: int, j: int) -> bool:
+        if i == len(a) or j == len(b):
+            return all(isinstance(t, bool) for t in a[i:] + b[j:])
+        x, y = a[i], b[j]
+        if isinstance(x, bool):  # a wildcard ends here, or takes one more character of b's
+            return match(i + 1, j) or (isinstance(y, bool) or x or y != "/") and match(i, j + 1)
+        if isinstance(y, bool):
+            return match(i, j + 1) or (y or x != "/") and match(i + 1, j)
+        return x == y and match(i + 1, j + 1)
+
+    return match(0, 0)

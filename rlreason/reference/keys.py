@@ -127,7 +127,8 @@ def schema_keys(cls: type | None = None, prefix: str = "") -> list[Key]:
     path = inspect.getsourcefile(cls)
     declared = _class_fields(path, cls.__name__)
     hints = typing.get_type_hints(cls)
-    rel = Path(path).resolve().relative_to(ROOT).as_posix()
+    full = Path(path).resolve()
+    rel = full.relative_to(ROOT).as_posix() if full.is_relative_to(ROOT) else str(full)
     out: list[Key] = []
     for f in fields(cls):
         d = declared[f.name]
