@@ -1,10 +1,9 @@
 """Every metric a run logs (metrics.jsonl in the run dir, and W&B with logger=wandb): name, unit, meaning.
 
 The one list of them: docs/reference/metrics.md is generated from it (`python -m rlreason.reference`), and
-tests/test_metrics.py (the code's metric names) and tests/trainer/test_logged_metrics.py (what real runs log)
-fail when a key matches no entry here. A `{placeholder}` in a name
-stands for one path segment or part of one (`eval/mean@{n}`: eval/mean@16); a name without one matches
-itself only, and is looked up before any pattern.
+tests/test_metrics.py (the names in the code) and tests/trainer/test_logged_metrics.py (what real runs log)
+fail when a key matches no entry here. A `{placeholder}` in a name stands for one path segment or part of one
+(`eval/mean@{n}`: eval/mean@16); a name without one matches itself only, and is looked up before any pattern.
 """
 
 from __future__ import annotations

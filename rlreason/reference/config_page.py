@@ -10,7 +10,7 @@ from rlreason.reference.presets import Option, groups, run_defaults
 PATH = "docs/reference/config.md"
 GLOBAL_GROUPS = {
     "recipe": "The sizes a model is trained at: conf/config.yaml picks `recipe=MODEL` for `model=MODEL` when "
-              "conf/recipe/MODEL.yaml exists; `recipe=NAME` picks another. Each sets keys across groups.",
+              "conf/recipe/ has a file of that name; `recipe=NAME` picks another. Each sets keys across groups.",
     "experiment": "Complete setups (model, data, sizes) for one command: `experiment=NAME`, applied after "
                   "everything else but the command line.",
     "hydra/launcher": "Where a multirun's (`-m`) runs go: the local launcher runs them one after another; "

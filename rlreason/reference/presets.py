@@ -19,7 +19,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from rlreason.reference.keys import ROOT, show
 
 CONF = ROOT / "conf"
-LONG = 240  # characters of an option's opening comment kept as its summary
+LONG = 240  # an opening comment longer than this is summed up by its first sentence
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,8 @@ def about(path: Path) -> str:
             break
         lines.append(text.strip())
     text = " ".join(lines)
-    if len(text) > LONG and (cut := text.rfind(". ", 0, LONG)) > 0:
-        text = text[: cut + 1]  # the first sentences: the file itself has the rest
+    if len(text) > LONG and (cut := text.find(". ")) > 0:
+        text = text[: cut + 1]  # the first sentence: the file itself has the rest
     for tail in (", e.g.", " e.g.", " e.g.,", ":"):
         text = text.removesuffix(tail)
     return text
