@@ -73,13 +73,13 @@ class DataConfig:
     # Each split is read from its local path when set (JSONL, or parquet for math), else from the hub
     # through `datasets.load_dataset` (train: hub_id/hub_config; test: hub_test_id or hub_id).
     # source=generated: arith's and countdown's generators (no files).
-    source: str = "local"
-    train_path: str | None = None
-    test_path: str | None = None
-    hub_id: str | None = None
-    hub_config: str | None = None
-    hub_test_id: str | None = None
-    hub_test_config: str | None = None
+    source: str = "local"  # local | hub | generated
+    train_path: str | None = None  # the train split's local file (JSONL, or parquet for math)
+    test_path: str | None = None  # the test split's local file
+    hub_id: str | None = None  # the hub dataset of the train split (and of the test split without hub_test_id)
+    hub_config: str | None = None  # its config (subset) name
+    hub_test_id: str | None = None  # the test split's hub dataset, when it is another
+    hub_test_config: str | None = None  # its config name
     # The hub dataset's split names
     train_split: str = "train"
     test_split: str = "test"
@@ -89,7 +89,7 @@ class DataConfig:
     # `{problem}` is replaced by the question's text; null = the text as is. A file, when set, replaces
     # prompt_template with its content byte for byte (a template with newlines, without shell quoting).
     prompt_template: str | None = "[MATH_TASK] Problem:\n{problem}\n\nSolution:"
-    prompt_template_file: str | None = None
+    prompt_template_file: str | None = None  # a file whose content replaces prompt_template
     use_chat_template: bool = False  # the tokenizer's chat template, the question as the user's message
     # With use_chat_template (prompt_template is not used then): the user message, `{problem}` replaced by the
     # question's text (an instruction around it, as verl's data preprocessing adds); null = the text as is.

@@ -152,5 +152,7 @@ def group_doc(cls: type) -> str:
 
 def undescribed(keys: list[Key]) -> list[str]:
     """One line per key without a description, saying where to write it."""
-    return [f"{k.name}: add a comment beside or above the field `{k.name.rsplit('.', 1)[-1]}` of {k.cls} "
-            f"({k.source}) saying what it means" for k in keys if not k.doc]
+    field_ = "{}: add a comment beside or above the field `{}` of {} ({}) saying what it means"
+    group = "{}: add a docstring to class {} saying what the group is for (or a comment beside the field `{}` of {}, {})"
+    return [group.format(k.name, k.type, k.name.rsplit(".", 1)[-1], k.cls, k.source) if k.group else
+            field_.format(k.name, k.name.rsplit(".", 1)[-1], k.cls, k.source) for k in keys if not k.doc]
