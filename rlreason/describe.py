@@ -42,7 +42,8 @@ def describe_key(name: str) -> str:
         return describe_metric(name)
     keys = _keys()
     under = [k for k in keys.values() if k.name.startswith(name + ".")]
-    if name not in keys and not under:
+    options = _options(name)  # recipe, experiment: groups of conf/ that set keys across the schema
+    if name not in keys and not under and not options:
         from rlreason.config import EvalConfig
         from rlreason.validate import suggest
 
@@ -52,7 +53,7 @@ def describe_key(name: str) -> str:
     if name in keys:
         k = keys[name]
         out += [_key_line(k), _wrap(k.doc), f"    ({k.source}, {k.cls})"]
-    out += _options(name)
+    out += options[1:] if name not in keys else options  # no blank line above a group's options alone
     if under:
         out += ["", "Keys:"]
         for k in under:

@@ -26,6 +26,8 @@ def test_a_group_lists_its_options_and_keys():
     assert "algo.kl_reduction=\"sequence_sum\"" in text
     assert "  algo.mc.tree: bool = false" in text
     assert "  learner.lora.r: int = 0" in describe_key("learner.lora")
+    recipe = describe_key("recipe")  # a group of conf/ with no schema node of its own
+    assert recipe.startswith("Options (recipe=NAME, conf/recipe/):") and "  tiny_cpu: The sizes" in recipe
 
 
 def test_an_eval_key_and_metrics():

@@ -42,8 +42,10 @@ def render() -> str:
         if k.group:
             lines += _group(k, [s for s in keys if s.name.startswith(k.name + ".")], options.get(k.name, []))
     lines += ["## Top-level keys", "", *_keys_table([k for k in top if not k.group]), ""]
-    for g, about in GLOBAL_GROUPS.items():
+    # groups of conf/ that are not a node of the schema: recipe, experiment, Hydra's launcher, any new one
+    for g in [*GLOBAL_GROUPS, *sorted(set(options) - set(GLOBAL_GROUPS) - {k.name for k in top})]:
         if g in options:
+            about = GLOBAL_GROUPS.get(g, f"`{g}=NAME` picks one of conf/{g}/.")
             lines += [f"## {g}", "", about, "", *_options_table(options[g], g), ""]
     lines += _eval_section()
     return "\n".join(lines).rstrip() + "\n"

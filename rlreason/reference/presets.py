@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from rlreason.reference.keys import ROOT, show
 
@@ -104,7 +105,11 @@ def _changes(node: DictConfig, package: str | None) -> list[tuple[str, str]]:
     node.pop("defaults", None)
     hydra = node.pop("hydra", None) if package is None else None
     base = _schema()
-    merged = OmegaConf.merge(base, {package: node} if package else node)
+    try:
+        merged = OmegaConf.merge(base, {package: node} if package else node)
+    except OmegaConfBaseException:  # keys the schema does not have (a group of Hydra's): as written
+        return [(k, show(v)) for k, v in _leaves(OmegaConf.to_container(node, resolve=False),
+                                                 f"{package}." if package else "").items()]
     before = _leaves(OmegaConf.to_container(base, resolve=False))
     out = [(k, show(v)) for k, v in _leaves(OmegaConf.to_container(merged, resolve=False)).items()
            if k not in before or before[k] != v]

@@ -7,6 +7,7 @@ from rlreason.metrics import METRICS
 from rlreason.reference import config_page, markdown, metrics_page, pages
 from rlreason.reference.__main__ import main
 from rlreason.reference.keys import schema_keys
+from rlreason.reference.presets import groups
 
 
 def test_the_committed_pages_are_current():
@@ -23,6 +24,8 @@ def test_the_config_page_has_every_key_and_option():
     for k in schema_keys(EvalConfig):
         assert f"| `{k.name}` |" in page or f"\n## {k.name}\n" in page, k.name
     assert "| `grpo` | GRPO: group-normalised" in page and "## experiment" in page
+    for group in groups():  # every group of conf/, whether or not the schema has a node of its name
+        assert f"\n## {group}\n" in page, group
     assert "`algo.kl_reduction=\"sequence_sum\"`" in page
 
 
