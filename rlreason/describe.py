@@ -72,8 +72,11 @@ def _options(group: str) -> list[str]:
         changes = ", ".join(f"{k}={v}" for k, v in o.changes if k != f"{group}.name")
         out.append(textwrap.fill(f"{o.name}: {o.about}".rstrip(": "), WIDTH, initial_indent="  ",
                                  subsequent_indent="      "))
-        if changes:
-            out.append(_wrap(f"sets {changes}", "      "))
+        pulls = [f"includes {', '.join(o.includes)}"] if o.includes else []
+        pulls += [f"selects {', '.join(o.selects)}"] if o.selects else []
+        for line in [*pulls, f"sets {changes}" if changes else ""]:
+            if line:
+                out.append(_wrap(line, "      "))
     return out
 
 
