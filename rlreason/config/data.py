@@ -11,28 +11,32 @@ from omegaconf import MISSING
 
 @dataclass
 class ArithConfig:
+    """data=arith (rlreason/data/arith.py): generated chains of single-digit operations, level = the chain's length."""
+
+    # A question's chain has min_steps..max_steps operations (the difficulty knob)
     min_steps: int = 1
     max_steps: int = 8
-    modulus: int = 10
-    ops: str = "+-*"
+    modulus: int = 10  # every value is taken modulo this (2..10)
+    ops: str = "+-*"  # the operations a step draws from
     invertible: bool = True  # multipliers coprime to the modulus: a wrong step cannot end right by luck
-    n_train: int = 20000
-    n_test: int = 500
-    seed: int = 0
+    n_train: int = 20000  # questions generated for the train split
+    n_test: int = 500  # questions generated for the test split (disjoint from train)
+    seed: int = 0  # the generator's seed (the task's, not the run's: every run sees the same questions)
 
 
 @dataclass
 class CountdownConfig:
     """data=countdown (rlreason/data/countdown.py): generated instances, level = the count of given numbers."""
 
+    # An instance gives min_nums..max_nums numbers (3..6)
     min_nums: int = 3
     max_nums: int = 4
     max_num: int = 99  # numbers drawn from 1..max_num
-    max_target: int = 999
+    max_target: int = 999  # targets drawn from 1..max_target
     use_all: bool = False  # TinyZero's rule, every number exactly once (classic: at most once)
-    n_train: int = 20000
-    n_test: int = 500
-    seed: int = 0
+    n_train: int = 20000  # instances generated for the train split
+    n_test: int = 500  # instances generated for the test split (disjoint from train)
+    seed: int = 0  # the generator's seed (the task's, not the run's)
 
 
 @dataclass
@@ -77,7 +81,7 @@ class StepsConfig:
 class FieldsConfig:
     """data=jsonl: which field of a row holds what (null = the row has no such field)."""
 
-    problem: str = "problem"
+    problem: str = "problem"  # the question's text
     # Or the problem text built from the row's fields: "{nums} -> {target}" (a list as its items)
     problem_template: str | None = None
     answer: str | None = "answer"  # the gold final answer (a string or a number); optional with reward.fn
@@ -89,25 +93,29 @@ class FieldsConfig:
 
 @dataclass
 class DataConfig:
+    """data=NAME (conf/data/): which task, where its splits come from, how prompts and VinePPO's steps are made."""
+
     name: str = MISSING  # arith | countdown | gsm8k | math | jsonl | reasoning_gym
     # Each split is read from its local path when set (JSONL, or parquet for math), else from the hub
     # through `datasets.load_dataset` (train: hub_id/hub_config; test: hub_test_id or hub_id).
     # source=generated: arith's, countdown's and reasoning-gym's generators (no files).
-    source: str = "local"
-    train_path: str | None = None
-    test_path: str | None = None
-    hub_id: str | None = None
-    hub_config: str | None = None
-    hub_test_id: str | None = None
-    hub_test_config: str | None = None
+    source: str = "local"  # local | hub | generated
+    train_path: str | None = None  # the train split's local file (JSONL, or parquet for math)
+    test_path: str | None = None  # the test split's local file
+    hub_id: str | None = None  # the hub dataset of the train split (and of the test split without hub_test_id)
+    hub_config: str | None = None  # its config (subset) name
+    hub_test_id: str | None = None  # the test split's hub dataset, when it is another
+    hub_test_config: str | None = None  # its config name
+    # The hub dataset's split names
     train_split: str = "train"
     test_split: str = "test"
-    max_train: int | None = None  # subset sizes (None = all)
+    # Only the first max_train / max_test questions of each split (null = all)
+    max_train: int | None = None
     max_test: int | None = None
     # `{problem}` is replaced by the question's text; null = the text as is. A file, when set, replaces
     # prompt_template with its content byte for byte (a template with newlines, without shell quoting).
     prompt_template: str | None = "[MATH_TASK] Problem:\n{problem}\n\nSolution:"
-    prompt_template_file: str | None = None
+    prompt_template_file: str | None = None  # a file whose content replaces prompt_template
     use_chat_template: bool = False  # the tokenizer's chat template, the question as the user's message
     # With use_chat_template (prompt_template is not used then): the user message, `{problem}` replaced by the
     # question's text (an instruction around it, as verl's data preprocessing adds); null = the text as is.
