@@ -16,13 +16,14 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from rlreason.config import Config, ConfigError, EvalConfig
+from rlreason.data.reasoning_gym import problems as reasoning_gym_problems
 from rlreason.learner.objective import objective_problems
 from rlreason.reward.overlong import overlong_problems
 from rlreason.seeds import MAX_ITERATION, MAX_RUN_SEED  # the sampling-seed layout's limits
 
 CHOICES = {
     "algo.name": ("vineppo", "ppo", "grpo", "rloo"),
-    "data.name": ("arith", "countdown", "gsm8k", "math", "jsonl"),
+    "data.name": ("arith", "countdown", "gsm8k", "math", "jsonl", "reasoning_gym"),
     "data.source": ("local", "hub", "generated"),
     "data.steps.rule": ("auto", "vineppo", "lines", "sentences"),
     "trainer.eval_headline": ("greedy", "mean"),
@@ -263,7 +264,7 @@ def tensor_parallel_problems(engine: Any, world: int, local_world: int, async_le
     train there, and every weight sync would go through a file to vLLM's own worker processes.
 
     Under torchrun T > 1 is refused with trainer.async_level=1: vLLM's tensor-parallel collectives would
-    run on the producer's thread beside FSDP's on the loop's (README.md, "Asynchronous rollouts")."""
+    run on the producer's thread beside FSDP's on the loop's (docs/async.md)."""
     tp = engine.tensor_parallel_size
     if tp < 1:
         return [f"engine.tensor_parallel_size={tp} must be >= 1"]
@@ -354,11 +355,13 @@ def _shared_problems(cfg: Any, splits: tuple[str, ...] = ("train", "test")) -> l
                         "(arith) or model=hf model.path=...")
     if d.name == "arith" and d.source != "generated":
         problems.append("data=arith is generated: set data.source=generated")
-    if d.name not in ("arith", "countdown") and d.source == "generated":
+    if d.name not in ("arith", "countdown", "reasoning_gym") and d.source == "generated":
         problems.append(f"data={d.name} has no generator: use data.source=local or hub")
     if d.name == "countdown" and not cfg.reward.fn:
         problems.append("data=countdown has no gold answer strings: it is graded by a reward function "
                         "(reward.fn=rlreason.reward.countdown:countdown_reward, data=countdown's own)")
+    if d.name == "reasoning_gym":
+        problems += reasoning_gym_problems(d, cfg.reward.fn)
     if d.source != "generated":
         for split in splits:
             hub = d.hub_test_id or d.hub_id if split == "test" else d.hub_id

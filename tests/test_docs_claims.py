@@ -165,7 +165,13 @@ def inline_overrides(page: Path) -> list[str]:
     return found
 
 
-INLINE = sorted({(page.relative_to(ROOT).as_posix(), span) for page in PAGES for span in inline_overrides(page)})
+# docs/reference/ is generated from the config itself (tests/reference/ keep it current); its `key=value` spans
+# are a preset's values as data, not command lines.
+INLINE = sorted({(page.relative_to(ROOT).as_posix(), span) for page in PAGES for span in inline_overrides(page)
+                 if "reference" not in page.relative_to(ROOT).parts})
+# Keys the pages document ahead of the schema, each with why; strict: the test fails once the key composes, so
+# the entry goes when the feature lands.
+PENDING = {"env.cls": "the environment loader's env node (rlreason/envs/) is not in rlreason/config/ yet"}
 
 
 def _group_options(group: str) -> list[str]:
@@ -225,9 +231,10 @@ def check_inline(span: str) -> None:
         if "." not in key and "/" not in key and not (ROOT / "conf" / key).is_dir() and key not in _top_keys():
             # shorthand for a key of the node the sentence is about: it must name one
             assert key in _all_key_names(), f"`{span}`: no config key is named {key!r}"
-        elif (ROOT / "conf" / key).is_dir() and ("*" in value or PLACEHOLDER_VALUE.search(value)):
-            # `model=rho1b_sft_*`: some option matches; `experiment=`: the group exists
-            assert fnmatch.filter(_group_options(key), value or "*"), f"`{span}`: no option of {key} matches"
+        elif (ROOT / "conf" / key).is_dir() and "*" in value:  # `model=rho1b_sft_*`: some option matches
+            assert fnmatch.filter(_group_options(key), value), f"`{span}`: no option of {key} matches"
+        elif (ROOT / "conf" / key).is_dir() and PLACEHOLDER_VALUE.search(value):
+            pass  # `experiment=`, `algo=NAME`: the group exists
         elif PLACEHOLDER_VALUE.search(value):
             keys.append(key.lstrip("+~").replace("/", "."))
         else:
@@ -255,7 +262,13 @@ def _top_keys() -> frozenset[str]:
         return frozenset(map(str, compose("config")))
 
 
-@pytest.mark.parametrize("page, span", INLINE, ids=[f"{p}:{s[:60]}" for p, s in INLINE])
+def _pending(span: str) -> list:
+    reasons = [why for key, why in PENDING.items() if re.search(rf"(^|\s){re.escape(key)}=", span)]
+    return [pytest.mark.xfail(reason=reasons[0], strict=True)] if reasons else []
+
+
+@pytest.mark.parametrize("page, span", [pytest.param(p, s, marks=_pending(s)) for p, s in INLINE],
+                         ids=[f"{p}:{s[:60]}" for p, s in INLINE])
 def test_every_inline_override_composes(page, span):
     check_inline(span)
 
@@ -365,7 +378,8 @@ def test_every_docs_page_is_in_the_site_nav_and_opens_with_its_purpose():
     assert not set(pages) - set(nav), f"docs pages missing from mkdocs.yml's nav: {sorted(set(pages) - set(nav))}"
     assert not set(nav) - set(pages), f"mkdocs.yml's nav names missing pages: {sorted(set(nav) - set(pages))}"
     for page in pages:
-        blocks = (ROOT / "docs" / page).read_text().split("\n\n")
+        text = re.sub(r"^<!--.*?-->\s*", "", (ROOT / "docs" / page).read_text(), flags=re.S)  # a generated page's note
+        blocks = text.split("\n\n")
         assert blocks[0].startswith("# ") and "\n" not in blocks[0].strip(), f"docs/{page}: no title line first"
         assert blocks[1].strip() and not blocks[1].lstrip().startswith(("#", "```", "|", "-", "!")), \
             f"docs/{page}: the title is not followed by a sentence saying what the page is for"
