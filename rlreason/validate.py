@@ -371,6 +371,10 @@ def _shared_problems(cfg: Any, splits: tuple[str, ...] = ("train", "test")) -> l
         problems.append("data=jsonl needs data.fields.answer (the row field holding the gold answer), unless a "
                         "reward function grades from the record: reward.fn=PATH.py:NAME")
     problems += _reward_problems(cfg.reward)
+    if getattr(cfg, "env", None) is not None:
+        from rlreason.env import env_problems
+
+        problems += env_problems(cfg)
     if not d.use_chat_template:
         problems += _template_problems(d)
     elif d.user_template is not None and "{problem}" not in d.user_template:

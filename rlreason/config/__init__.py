@@ -22,6 +22,7 @@ from rlreason.config.data import (  # noqa: F401 (re-exported)
     FieldsConfig,
     StepsConfig,
 )
+from rlreason.config.env import EnvConfig
 from rlreason.resolvers import _sweep_subdir, model_name  # noqa: F401 (the config's resolvers; re-exported)
 
 
@@ -300,6 +301,7 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)  # multi-turn environments (rlreason/env/)
     seed: int = 0
     run_name: str = MISSING
     resume: str = "auto"  # auto | never | must
@@ -331,6 +333,7 @@ class EvalConfig:
     model: ModelConfig = MISSING
     engine: EngineConfig = MISSING
     reward: RewardConfig = field(default_factory=RewardConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)  # multi-turn environments (rlreason/env/)
     eval: EvalOptions = field(default_factory=EvalOptions)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
