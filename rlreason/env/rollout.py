@@ -106,7 +106,7 @@ class Turns:
                 action = p.partial + c.text
                 p.partial, p.partial_start = "", None
                 if c.finish_reason == "length" or len(p.response_ids) >= self.budget:
-                    p.transcript.end = "budget"  # a cut action is not stepped
+                    p.transcript.end, p.transcript.cut_start = "budget", start  # a cut action is not stepped
                     continue
                 p.transcript.actions.append(action)
                 p.transcript.spans.append((start, len(p.response_ids)))
