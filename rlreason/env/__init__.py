@@ -43,16 +43,19 @@ def turn_cap(info: dict[str, Any], max_turns: int | None) -> int | None:
     return min(caps) if caps else None
 
 
-def make_env(cfg, engine, tokenizer) -> Env | None:
-    """The Env env.cls asks for (None without one); the class was checked by validation."""
-    if not cfg.env.cls:
+def make_env(cfg, engine, tokenizer, budget: int | None = None, stop=None) -> Env | None:
+    """The Env env.cls asks for (None without one); the class was checked by validation. `budget` and
+    `stop`: the response budget and extra stop strings, rollout.*'s unless given (the eval's own)."""
+    if not getattr(cfg, "env", None) or not cfg.env.cls:
         return None
+    budget = cfg.rollout.max_new_tokens if budget is None else budget
+    stop = cfg.rollout.stop if stop is None else stop
     r = cfg.reward
     info = inspect_env(cfg.env.cls, r.startup_timeout_s)
     pool = EnvPool(cfg.env.cls, timeout_s=r.timeout_s, workers=r.workers, startup_timeout_s=r.startup_timeout_s)
     eos = tokenizer.eos_token_id
-    turns = Turns(engine, pool, Renderer(tokenizer, cfg.data.use_chat_template), turn_stops(info, cfg.rollout.stop),
-                  turn_cap(info, cfg.env.max_turns), cfg.rollout.max_new_tokens, (eos,) if eos is not None else ())
+    turns = Turns(engine, pool, Renderer(tokenizer, cfg.data.use_chat_template), turn_stops(info, stop),
+                  turn_cap(info, cfg.env.max_turns), budget, (eos,) if eos is not None else ())
     return Env(turns, pool, r.success_threshold, dict(r.weights))
 
 
