@@ -28,7 +28,6 @@ class Env:
     turns: Turns
     pool: EnvPool
     success_threshold: float
-    weights: dict[str, float]
 
     def close(self) -> None:
         self.pool.close()
@@ -56,7 +55,7 @@ def make_env(cfg, engine, tokenizer, budget: int | None = None, stop=None) -> En
     eos = tokenizer.eos_token_id
     turns = Turns(engine, pool, Renderer(tokenizer, cfg.data.use_chat_template), turn_stops(info, stop),
                   turn_cap(info, cfg.env.max_turns), budget, (eos,) if eos is not None else ())
-    return Env(turns, pool, r.success_threshold, dict(r.weights))
+    return Env(turns, pool, r.success_threshold)
 
 
 def env_problems(cfg) -> list[str]:

@@ -176,7 +176,7 @@ def env_rollout(roller, questions: list, n: int, temperature: float, top_p: floa
     plays = start_plays(questions, n, roller, seed)  # the first turn samples with the environments' seeds
     env.turns.play(plays, temperature=temperature, top_p=top_p, version=roller.version, seeds=roller.seeds,
                    phase=phase)
-    verdicts = [p.transcript.verdict(env.success_threshold, env.weights) for p in plays]
+    verdicts = [p.transcript.verdict(env.success_threshold) for p in plays]
     if (record := getattr(roller.grader, "record", None)) is not None:
         record(verdicts)  # timeouts and errors counted and shown as the grader's are (reward/*)
     episodes = [Episode(q, p.prompt_ids, p.response_ids, p.logprobs, transcript_text(p), "length"

@@ -34,22 +34,21 @@ class Transcript:
     def turns(self) -> int:
         return len(self.spans)
 
-    def turn_totals(self, weights: dict[str, float] | None = None) -> list[float]:
-        """Each stepped turn's reward as one number (a dict's components summed with `weights`); all 0
-        when the episode failed to step, as its return is then 0."""
+    def turn_totals(self) -> list[float]:
+        """Each stepped turn's reward as one number (a dict's components summed); all 0 when the episode
+        failed to step, as its return is then 0."""
         if self.end in FAILED:
             return [0.0] * len(self.rewards)
-        w = weights or {}
-        return [sum(w.get(k, 1.0) * v for k, v in r.items()) if isinstance(r, dict) else r for r in self.rewards]
+        return [sum(r.values()) if isinstance(r, dict) else r for r in self.rewards]
 
-    def verdict(self, success_threshold: float, weights: dict[str, float] | None = None) -> Verdict:
+    def verdict(self, success_threshold: float) -> Verdict:
         """The episode's grade: return = the sum of its turns' rewards; success = the summed `correct`
         component when there is one, else return >= success_threshold. A step that hung or failed is
         `timeout` / `error` (a replay mismatch is an `error`), reward 0; an episode cut by the token
         budget is `truncated`, with the reward of the turns it completed."""
         if self.end in FAILED:
             return Verdict(0.0, "timeout" if self.end == "timeout" else "error", detail=self.detail)
-        total = sum(self.turn_totals(weights))
+        total = sum(self.turn_totals())
         parts: dict[str, float] = {}
         for r in self.rewards:
             for k, v in (r.items() if isinstance(r, dict) else ()):

@@ -23,5 +23,5 @@ def env_roller(engine, tokenizer, name: str, *, budget: int = 120, max_turns: in
                   (tokenizer.eos_token_id,))
     roller = Roller(engine, tokenizer, GradeMeter(None, say=lambda _: None), task="fn", template="{problem}\n",
                     use_chat_template=chat, temperature=1.0, top_p=1.0, max_new_tokens=budget)
-    roller.env = Env(turns, pool, 1.0, {})
+    roller.env = Env(turns, pool, 1.0)
     return roller
