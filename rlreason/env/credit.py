@@ -66,7 +66,7 @@ def continuation(ep, state: State) -> Play:
     t = ep.env
     turns = state.turn
     transcript = Transcript(t.seed, list(t.observations[:turns + 1]), list(t.actions[:turns]),
-                            list(t.rewards[:turns]), list(t.spans[:turns]))
+                            list(t.rewards[:turns]), list(t.spans[:turns]), reset_tokens=t.reset_tokens)
     p = state.position
     play = Play(ep.question.row(), list(ep.prompt_ids), transcript, list(ep.response_ids[:p]), list(ep.logprobs[:p]),
                 list(ep.action_mask[:p]), fresh=True)

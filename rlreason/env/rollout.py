@@ -4,7 +4,8 @@ its observation's tokens are appended, until done, the turn cap or the token bud
 Every active episode's next turn goes to the engine in one batched call (`play`), every step to the
 environment workers in one pool call. The token budget (rollout.max_new_tokens) is over the whole
 episode's response: the actions' tokens and the observations' together, so that prompt + response
-always fits the context the run checked (rlreason/data/fit.py); each turn may write what is left.
+always fits the context the run checked (rlreason/data/fit.py); reset()'s tokens, appended to the
+prompt, count against it too. Each turn may write what is left.
 VinePPO's continuations from a mid-episode state are played by the same loop (rlreason/env/credit.py).
 """
 
@@ -81,17 +82,24 @@ class Turns:
     budget: int  # rollout.max_new_tokens: response tokens (actions + observations) per episode
     eos_ids: tuple[int, ...] = ()
 
+    def left(self, p: Play) -> int:
+        """Tokens the episode may still add: the budget less reset()'s tokens and its response so far."""
+        return self.budget - p.transcript.reset_tokens - len(p.response_ids)
+
     def play(self, plays: list[Play], *, temperature: float, top_p: float, version: int | None,
              seeds=None, phase: str = "rollout") -> None:
         """Play every episode to its end, in place. `seeds`: the iteration's SeedStream (a fresh block of
         `phase` per turn) or None (the engine's own stream)."""
+        for p in plays:
+            if not p.ended and self.left(p) <= 0:  # reset()'s tokens took the whole budget
+                p.transcript.end = "budget"
         active = [p for p in plays if not p.ended]
         while active:
             need = [p for p in active if p.next_seed is None]
             base = seeds.take(phase, len(need)) if seeds is not None and need else None
             turn_seeds = {id(p): None if base is None else base + i for i, p in enumerate(need)}
             params = [SamplingParams(n=1, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
-                                     max_tokens=self.budget - len(p.response_ids), stop=self.stop,
+                                     max_tokens=self.left(p), stop=self.stop,
                                      seed=p.next_seed if p.next_seed is not None else turn_seeds[id(p)])
                       for p in active]
             for p in active:
@@ -105,7 +113,7 @@ class Turns:
                 p.mask += [1] * len(c.token_ids)
                 action = p.partial + c.text
                 p.partial, p.partial_start = "", None
-                if c.finish_reason == "length" or len(p.response_ids) >= self.budget:
+                if c.finish_reason == "length":
                     p.transcript.end, p.transcript.cut_start = "budget", start  # a cut action is not stepped
                     continue
                 p.transcript.actions.append(action)
@@ -127,7 +135,7 @@ class Turns:
                     t.end = "max_turns"
                 else:
                     ids = self.renderer.ids(out.observation, on_eos)
-                    if len(p.response_ids) + len(ids) >= self.budget:
+                    if len(ids) >= self.left(p):
                         t.end = "budget"  # no room left to write a turn after it
                     else:
                         p.response_ids += ids
@@ -150,8 +158,9 @@ def start_plays(questions: list, n: int, roller, seeds: int | None) -> list[Play
             t.end, t.detail = out.status, out.detail
         else:
             t.observations.append(out.observation)
-        plays.append(Play(rec, prompt_with_reset(roller, q, out.observation if out.status == "ok" else ""), t,
-                          next_seed=seed if seeds is not None else None))
+        prompt = prompt_with_reset(roller, q, out.observation if out.status == "ok" else "")
+        t.reset_tokens = max(len(prompt) - len(roller.prompt_ids(q)), 0)
+        plays.append(Play(rec, prompt, t, next_seed=seed if seeds is not None else None))
     return plays
 
 

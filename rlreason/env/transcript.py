@@ -26,6 +26,7 @@ class Transcript:
     actions: list[str] = field(default_factory=list)  # the action texts stepped (a cut last action is not)
     rewards: list[float | dict[str, float]] = field(default_factory=list)  # one per stepped action
     spans: list[tuple[int, int]] = field(default_factory=list)  # [start, end) of each action in response_ids
+    reset_tokens: int = 0  # reset()'s tokens in the prompt: they count against the episode's token budget
     cut_start: int | None = None  # where a last action cut by the token budget starts in response_ids
     end: str = ""  # done | max_turns | budget | timeout | error | mismatch
     detail: str | None = None  # why, for a failure

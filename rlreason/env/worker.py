@@ -82,7 +82,8 @@ def env_handler(spec: str):
                     return "mismatch", (f"replaying the episode from a fresh instance gave a different observation "
                                         f"at {where}: {got[:80]!r}, recorded {want[:80]!r} (an environment must be "
                                         "deterministic in (record, seed, actions): see docs/environments.md)")
-            if not job.actions:
+            if not job.actions:  # reset only: the episode's first step may continue this instance
+                cache.put(_key(job.record, job.seed, ()), env)
                 return "ok", (seen[0], 0.0, False)
         step = as_step(env.step(last))
         if not step.done:

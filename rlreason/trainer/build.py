@@ -209,7 +209,7 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     from rlreason.curriculum import StatsStore, make_sampler
     from rlreason.data import load_questions, prompt_template
     from rlreason.engine import make_engine
-    from rlreason.env import make_env
+    from rlreason.env.setup import make_env
     from rlreason.learner.learner import Learner
     from rlreason.logger import Logger
     from rlreason.model.heldout import held_out_filter

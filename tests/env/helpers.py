@@ -3,8 +3,9 @@
 from pathlib import Path
 
 from rlreason.data.record import Question
-from rlreason.env import Env, inspect_env
+from rlreason.env.load import inspect_env
 from rlreason.env.rollout import Renderer, Turns
+from rlreason.env.setup import Env
 from rlreason.env.worker import EnvPool
 from rlreason.reward.meter import GradeMeter
 from rlreason.rollout import Roller
