@@ -34,7 +34,8 @@ ASYNC_TIS_CAP = 2.0
 # Changing any of these between a checkpoint and a resume makes the checkpoint incompatible.
 FINGERPRINT_KEYS = ("model.name", "model.path", "algo.name", "data.name", "curriculum.name",
                     "curriculum.with_replacement",  # the sampler's saved order is of one kind or the other
-                    "learner.lora.r")  # a checkpoint holds an adapter of that rank, or the full policy
+                    "learner.lora.r",  # a checkpoint holds an adapter of that rank, or the full policy
+                    "env.cls")  # the run dir does not name the environment: its episodes are another task
 
 
 @dataclass

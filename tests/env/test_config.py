@@ -36,3 +36,10 @@ def test_cli_bad_class_is_one_line_before_any_compute(tmp_path):
     assert proc.returncode != 0 and proc.stderr.startswith("rlreason: "), proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "has no reset() method" in proc.stderr
     assert not (run_dir / "metrics.jsonl").exists()
+
+
+def test_a_checkpoint_of_another_environment_does_not_resume():
+    from rlreason.trainer.build import fingerprint
+
+    assert fingerprint(compose_cfg(f"env.cls={ENVS}:Counter"))["env.cls"] == f"{ENVS}:Counter"
+    assert fingerprint(compose_cfg())["env.cls"] is None
