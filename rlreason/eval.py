@@ -127,7 +127,7 @@ def _evaluate(cfg, out_dir: Path, target: Target, engine) -> Path:
     from rlreason.data import load_split, prompt_template
     from rlreason.data.fit import check_prompts, measure_prompts, tiny_hint
     from rlreason.engine import make_engine
-    from rlreason.env.setup import make_env
+    from rlreason.envs.setup import make_env
     from rlreason.model.heldout import held_out_filter
     from rlreason.reward import make_grader
     from rlreason.reward.meter import GradeMeter

@@ -30,10 +30,10 @@ class Episode:
     components: dict[str, float] | None = None  # a reward function's named parts (reward.fn), unweighted
     advantages: list[float] = field(default_factory=list)  # per response token, filled by the algo
     returns: list[float] = field(default_factory=list)  # ppo: per-token value targets
-    # env.cls (rlreason/env/): 1 on the response tokens the policy sampled, 0 on the observations' tokens
+    # env.cls (rlreason/envs/): 1 on the response tokens the policy sampled, 0 on the observations' tokens
     # between its turns (out of the loss, the KL and the entropy); None: all sampled (one turn).
     action_mask: list[int] | None = None
-    env: Any = None  # env.cls: the episode's rlreason.env.transcript.Transcript (turns, rewards, spans)
+    env: Any = None  # env.cls: the episode's rlreason.envs.transcript.Transcript (turns, rewards, spans)
 
     @property
     def solved(self) -> bool:
@@ -59,7 +59,7 @@ class Roller:
         """`overlong`: reward.overlong's penalty, added to the rewards of every phase but the eval's."""
         self.engine, self.tokenizer, self.grader, self.task = engine, tokenizer, grader, task
         self.template, self.use_chat_template = template, use_chat_template
-        self.env = None  # env.cls: the rlreason.env.Env that plays multi-turn episodes instead (build.py)
+        self.env = None  # env.cls: the rlreason.envs.Env that plays multi-turn episodes instead (build.py)
         self._encode = lambda q: encode_prompts([format_prompt(q, template, tokenizer, use_chat_template)], tokenizer,
                                                 use_chat_template, batch=False)[0]
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
@@ -82,7 +82,7 @@ class Roller:
         temperature = self.temperature if temperature is None else temperature
         top_p = self.top_p if top_p is None else top_p
         if self.env is not None:
-            from rlreason.env.rollout import env_rollout
+            from rlreason.envs.rollout import env_rollout
 
             return env_rollout(self, questions, n, temperature, top_p, phase)
         seed = self.seeds.take(phase, len(questions) * n) if self.seeds is not None else None

@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from rlreason.config import Config, ConfigError, EvalConfig
-from rlreason.env.setup import env_problems
+from rlreason.envs.setup import env_problems
 from rlreason.learner.objective import objective_problems
 from rlreason.reward.overlong import overlong_problems
 from rlreason.seeds import MAX_ITERATION, MAX_RUN_SEED  # the sampling-seed layout's limits

@@ -301,7 +301,7 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
-    env: EnvConfig = field(default_factory=EnvConfig)  # multi-turn environments (rlreason/env/)
+    env: EnvConfig = field(default_factory=EnvConfig)  # multi-turn environments (rlreason/envs/)
     seed: int = 0
     run_name: str = MISSING
     resume: str = "auto"  # auto | never | must
@@ -333,7 +333,7 @@ class EvalConfig:
     model: ModelConfig = MISSING
     engine: EngineConfig = MISSING
     reward: RewardConfig = field(default_factory=RewardConfig)
-    env: EnvConfig = field(default_factory=EnvConfig)  # multi-turn environments (rlreason/env/)
+    env: EnvConfig = field(default_factory=EnvConfig)  # multi-turn environments (rlreason/envs/)
     eval: EvalOptions = field(default_factory=EvalOptions)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda

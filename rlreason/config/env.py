@@ -1,4 +1,4 @@
-"""The env group's schema: multi-turn environments (rlreason/env/, docs/environments.md)."""
+"""The env group's schema: multi-turn environments (rlreason/envs/, docs/environments.md)."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from rlreason.algo.advantages import gae
 from rlreason.algo.losses import clipped_policy_loss, clipped_value_loss, kl_penalty
 from rlreason.distributed import SINGLE, Dist
 from rlreason.distributed.fsdp import FullWeights, gather_lists, micro_batches, norm_value, reshard
-from rlreason.env.gae import action_gae
+from rlreason.envs.gae import action_gae
 from rlreason.learner import lora
 from rlreason.learner.batch import Batch, pack, unpack
 from rlreason.learner.critic import ValueModel

@@ -210,7 +210,7 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     from rlreason.curriculum import StatsStore, make_sampler
     from rlreason.data import load_questions, prompt_template
     from rlreason.engine import make_engine
-    from rlreason.env.setup import make_env
+    from rlreason.envs.setup import make_env
     from rlreason.learner.learner import Learner
     from rlreason.logger import Logger
     from rlreason.model.heldout import held_out_filter
@@ -281,7 +281,7 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
                     use_chat_template=cfg.data.use_chat_template, temperature=cfg.rollout.temperature,
                     top_p=cfg.rollout.top_p, max_new_tokens=cfg.rollout.max_new_tokens, stop=tuple(cfg.rollout.stop),
                     overlong=overlong.from_config(cfg.reward, cfg.rollout.max_new_tokens))
-    roller.env = make_env(cfg, engine, tokenizer)  # env.cls: multi-turn episodes (rlreason/env/)
+    roller.env = make_env(cfg, engine, tokenizer)  # env.cls: multi-turn episodes (rlreason/envs/)
     learner = Learner(model_path, cfg.learner, cfg.algo, device=device, dtype=dtype,
                       total_updates=iterations_updates(cfg), pad_id=tokenizer.pad_token_id,
                       temperature=cfg.rollout.temperature, seed=cfg.seed,

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from rlreason.curriculum import attempts_from_groups as attempts
 from rlreason.distributed import SyncMeter
-from rlreason.env.setup import env_metrics
+from rlreason.envs.setup import env_metrics
 from rlreason.seeds import SeedStream
 from rlreason.trainer.build import Run, build, save_checkpoint
 from rlreason.trainer.evaluate import component_means, evaluate, headline

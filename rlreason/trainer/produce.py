@@ -100,8 +100,8 @@ def produce(run, it: int, phases, level: int = 0) -> Batch:
     tree: list = []
 
     with phases("mc" if cfg.algo.name == "vineppo" else "advantages", spent):
-        if cfg.algo.name == "vineppo" and roller.env is not None:  # env.cls: values per turn (rlreason/env/)
-            from rlreason.env.credit import assign_env_vineppo_advantages
+        if cfg.algo.name == "vineppo" and roller.env is not None:  # env.cls: values per turn (rlreason/envs/)
+            from rlreason.envs.credit import assign_env_vineppo_advantages
 
             metrics |= assign_env_vineppo_advantages(
                 episodes, roller.env.turns, run.tokenizer, task=roller.task, k=cfg.algo.mc_rollouts,

@@ -5,7 +5,7 @@ import pytest
 from rlreason.engine.base import SamplingParams
 from rlreason.learner.batch import pack
 from rlreason.seeds import SeedStream
-from tests.env.helpers import QUESTIONS, env_roller
+from tests.envs.helpers import QUESTIONS, env_roller
 
 
 @pytest.fixture

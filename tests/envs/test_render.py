@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from rlreason.env.rollout import Renderer
+from rlreason.envs.rollout import Renderer
 
 ASSETS = Path(__file__).resolve().parents[2] / "rlreason" / "model" / "assets"
 
@@ -40,7 +40,7 @@ def test_a_chat_model_plays_turns_as_template_turns(chat_tokenizer):
     """The tiny chat model on the HF engine: reset() ends the user message, observations are user turns."""
     from rlreason.config import EngineConfig
     from rlreason.engine import make_engine
-    from tests.env.helpers import QUESTIONS, env_roller
+    from tests.envs.helpers import QUESTIONS, env_roller
 
     engine = make_engine(EngineConfig(name="hf", hf_batch_size=8), str(ASSETS / "tiny-chat"), chat_tokenizer,
                          dtype="float32", seed=0, max_model_len=512)

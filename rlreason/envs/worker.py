@@ -6,7 +6,7 @@ Workers are interchangeable, so an instance cannot be pinned to one: a worker ke
 stepped last (`_Cache`, keyed by the episode and its actions) and continues one when the job is the next
 step of an episode it holds; else it builds a fresh instance, resets it and replays the earlier actions,
 checking each observation against `expected` (the recorded ones). A job with `fresh=True` always
-replays: VinePPO's continuations from a mid-episode state (rlreason/env/credit.py), whose replay is
+replays: VinePPO's continuations from a mid-episode state (rlreason/envs/credit.py), whose replay is
 the point. The deadline is reward.timeout_s per step the job may take (1 + its actions).
 
 A hung or crashing step is the pool's `timeout` / `error`; a replay whose observations differ from
@@ -20,8 +20,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from rlreason.env.base import as_step
-from rlreason.env.load import load_class
+from rlreason.envs.base import as_step
+from rlreason.envs.load import load_class
 from rlreason.reward.function import absolute
 from rlreason.reward.pool import Pool
 

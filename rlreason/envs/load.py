@@ -1,7 +1,7 @@
 """Loading `env.cls` (PATH.py:NAME or module:NAME) and checking it before any compute.
 
 The user's module is imported only in a spawned child (the check, before compute) and in the grading
-workers (rlreason/env/worker.py), never in the trainer: the import machinery and the child with its
+workers (rlreason/envs/worker.py), never in the trainer: the import machinery and the child with its
 deadline are reward.fn's (rlreason/reward/function.py). What the trainer needs from the class (its stop
 strings and turn cap) comes back from the child as plain values.
 """
@@ -20,7 +20,7 @@ class EnvError(ValueError):
 
 def load_class(spec: str) -> type:
     """The class `spec` names, checked: it has reset and step, and takes (record, seed). A SkyRL-gym class
-    (`init` and `step`, no `reset`) is wrapped by rlreason.env.skyrl.adapt (an optional extra)."""
+    (`init` and `step`, no `reset`) is wrapped by rlreason.envs.skyrl.adapt (an optional extra)."""
     module, name, where = _import(spec, "env.cls", EnvError)
     cls = getattr(module, name, None)
     if cls is None:
@@ -29,7 +29,7 @@ def load_class(spec: str) -> type:
     if not isinstance(cls, type):
         raise EnvError(f"env.cls: {where}:{name} is a {type(cls).__name__}, not a class")
     if callable(getattr(cls, "init", None)) and not callable(getattr(cls, "reset", None)):
-        from rlreason.env.skyrl import adapt  # skyrl_gym is optional: imported only for its classes
+        from rlreason.envs.skyrl import adapt  # skyrl_gym is optional: imported only for its classes
 
         cls = adapt(cls)
     for method, args in (("reset", (None,)), ("step", (None, ""))):

@@ -3,10 +3,10 @@
 from pathlib import Path
 
 from rlreason.data.record import Question
-from rlreason.env.load import inspect_env
-from rlreason.env.rollout import Renderer, Turns
-from rlreason.env.setup import Env
-from rlreason.env.worker import EnvPool
+from rlreason.envs.load import inspect_env
+from rlreason.envs.rollout import Renderer, Turns
+from rlreason.envs.setup import Env
+from rlreason.envs.worker import EnvPool
 from rlreason.reward.meter import GradeMeter
 from rlreason.rollout import Roller
 

@@ -6,7 +6,7 @@ mean return-to-go of K continuations from s: each rebuilds the environment from 
 replays the recorded actions up to s (checking the observations it gets back against the recorded ones:
 a mismatch ends that continuation as an `error`, counted in mc/replay_mismatch), then plays on (the
 engine writes, the environment steps) until done, the turn cap or the episode's token budget. Every
-turn of every continuation goes to the engine in one batched call (rlreason/env/rollout.py).
+turn of every continuation goes to the engine in one batched call (rlreason/envs/rollout.py).
 
 Return-to-go: the rewards of the turns stepped from s on (a turn's reward belongs to the step holding
 its action's last token); V(terminal) = 0, and step k's advantage A_k = r_k + V(s_{k+1}) - V(s_k) is
@@ -22,8 +22,8 @@ from bisect import bisect_right
 from dataclasses import dataclass
 
 from rlreason.algo.vineppo import group_loo_values, uniform_group_members
-from rlreason.env.rollout import Play
-from rlreason.env.transcript import Transcript
+from rlreason.envs.rollout import Play
+from rlreason.envs.transcript import Transcript
 from rlreason.segment import step_token_ends, token_char_offsets
 
 TURN_METRICS = 8  # mc/turn_value/<t> and mc/turn_advantage/<t> for the first turns

@@ -4,7 +4,7 @@ import os
 import random
 import time
 
-from rlreason.env.base import Step
+from rlreason.envs.base import Step
 
 
 class Counter:

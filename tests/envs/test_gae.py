@@ -3,8 +3,8 @@
 import pytest
 
 from rlreason.data.record import Question
-from rlreason.env.gae import action_gae
-from rlreason.env.transcript import Transcript
+from rlreason.envs.gae import action_gae
+from rlreason.envs.transcript import Transcript
 from rlreason.rollout import Episode
 
 

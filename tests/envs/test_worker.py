@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from rlreason.env.load import EnvError, inspect_env
-from rlreason.env.worker import EnvPool, Job
+from rlreason.envs.load import EnvError, inspect_env
+from rlreason.envs.worker import EnvPool, Job
 
 ENVS = Path(__file__).with_name("envs.py")
 

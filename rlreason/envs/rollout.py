@@ -6,7 +6,7 @@ environment workers in one pool call. The token budget (rollout.max_new_tokens) 
 episode's response: the actions' tokens and the observations' together, so that prompt + response
 always fits the context the run checked (rlreason/data/fit.py); reset()'s tokens, appended to the
 prompt, count against it too. Each turn may write what is left.
-VinePPO's continuations from a mid-episode state are played by the same loop (rlreason/env/credit.py).
+VinePPO's continuations from a mid-episode state are played by the same loop (rlreason/envs/credit.py).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 
 from rlreason.data.prompts import format_prompt
 from rlreason.engine.base import SamplingParams
-from rlreason.env.transcript import Transcript
-from rlreason.env.worker import EnvPool, Job
+from rlreason.envs.transcript import Transcript
+from rlreason.envs.worker import EnvPool, Job
 
 
 class Renderer:

@@ -3,9 +3,9 @@
 import pytest
 
 from rlreason.config import MCConfig, StepsConfig
-from rlreason.env.credit import assign_env_vineppo_advantages, continuation, states_of, step_rewards
+from rlreason.envs.credit import assign_env_vineppo_advantages, continuation, states_of, step_rewards
 from rlreason.seeds import SeedStream
-from tests.env.helpers import QUESTIONS, env_roller
+from tests.envs.helpers import QUESTIONS, env_roller
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ A protocol: a user's class need not inherit from `Environment`, it needs the met
 
 An environment must be a deterministic function of (record, seed, actions so far): VinePPO resets an
 episode to a mid-episode state by building a fresh instance and replaying the recorded actions, and the
-observations it gets back are checked against the recorded ones (rlreason/env/worker.py).
+observations it gets back are checked against the recorded ones (rlreason/envs/worker.py).
 """
 
 from __future__ import annotations

@@ -7,11 +7,11 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rlreason.env.load import EnvError, inspect_env
+from rlreason.envs.load import EnvError, inspect_env
 
 if TYPE_CHECKING:
-    from rlreason.env.rollout import Turns
-    from rlreason.env.worker import EnvPool
+    from rlreason.envs.rollout import Turns
+    from rlreason.envs.worker import EnvPool
 
 
 @dataclass
@@ -42,8 +42,8 @@ def make_env(cfg, engine, tokenizer, budget: int | None = None, stop=None) -> En
         return None
     budget = cfg.rollout.max_new_tokens if budget is None else budget
     stop = cfg.rollout.stop if stop is None else stop
-    from rlreason.env.rollout import Renderer, Turns  # the engine's side (torch): not for validation
-    from rlreason.env.worker import EnvPool
+    from rlreason.envs.rollout import Renderer, Turns  # the engine's side (torch): not for validation
+    from rlreason.envs.worker import EnvPool
 
     r = cfg.reward
     info = inspect_env(cfg.env.cls, r.startup_timeout_s)
@@ -56,7 +56,7 @@ def make_env(cfg, engine, tokenizer, budget: int | None = None, stop=None) -> En
 
 def env_problems(cfg) -> list[str]:
     """What env.* cannot run with, one line each, before any compute (validate() adds them to its list);
-    env.cls is imported and checked in a spawned child (rlreason/env/load.py)."""
+    env.cls is imported and checked in a spawned child (rlreason/envs/load.py)."""
     e = cfg.env
     if e.max_turns is not None and e.max_turns < 1:
         return [f"env.max_turns={e.max_turns} must be >= 1, or null (until done or the token budget)"]

@@ -4,7 +4,7 @@ import pytest
 
 from rlreason.config import ConfigError
 from rlreason.validate import validate
-from tests.env.helpers import ENVS
+from tests.envs.helpers import ENVS
 from tests.test_errors import cli, compose_cfg
 
 

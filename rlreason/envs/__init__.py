@@ -8,7 +8,7 @@ environment's observation and reward (docs/environments.md).
 - transcript.py: an episode's turns and its verdict; credit.py: VinePPO's values per turn.
 """
 
-from rlreason.env.base import Environment, Step
-from rlreason.env.load import EnvError
+from rlreason.envs.base import Environment, Step
+from rlreason.envs.load import EnvError
 
 __all__ = ["EnvError", "Environment", "Step"]
