@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from rlreason.config import Config, ConfigError, EvalConfig
+from rlreason.data.reasoning_gym import problems as reasoning_gym_problems
 from rlreason.envs.setup import env_problems
 from rlreason.learner.objective import objective_problems
 from rlreason.reward.overlong import overlong_problems
@@ -23,7 +24,7 @@ from rlreason.seeds import MAX_ITERATION, MAX_RUN_SEED  # the sampling-seed layo
 
 CHOICES = {
     "algo.name": ("vineppo", "ppo", "grpo", "rloo"),
-    "data.name": ("arith", "countdown", "gsm8k", "math", "jsonl"),
+    "data.name": ("arith", "countdown", "gsm8k", "math", "jsonl", "reasoning_gym"),
     "data.source": ("local", "hub", "generated"),
     "data.steps.rule": ("auto", "vineppo", "lines", "sentences"),
     "trainer.eval_headline": ("greedy", "mean"),
@@ -355,12 +356,14 @@ def _shared_problems(cfg: Any, splits: tuple[str, ...] = ("train", "test")) -> l
                         "(arith) or model=hf model.path=...")
     if d.name == "arith" and d.source != "generated":
         problems.append("data=arith is generated: set data.source=generated")
-    if d.name not in ("arith", "countdown") and d.source == "generated":
+    if d.name not in ("arith", "countdown", "reasoning_gym") and d.source == "generated":
         problems.append(f"data={d.name} has no generator: use data.source=local or hub")
     graded = cfg.reward.fn or getattr(getattr(cfg, "env", None), "cls", None)  # by a function or an env.cls
     if d.name == "countdown" and not graded:
         problems.append("data=countdown has no gold answer strings: it is graded by a reward function "
                         "(reward.fn=rlreason.reward.countdown:countdown_reward, data=countdown's own)")
+    if d.name == "reasoning_gym":
+        problems += reasoning_gym_problems(d, cfg.reward.fn)
     if d.source != "generated":
         for split in splits:
             hub = d.hub_test_id or d.hub_id if split == "test" else d.hub_id

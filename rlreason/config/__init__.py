@@ -28,12 +28,14 @@ from rlreason.resolvers import _sweep_subdir, model_name  # noqa: F401 (the conf
 
 @dataclass
 class ModelConfig:
-    name: str = MISSING
+    """model=NAME (conf/model/): the policy's checkpoint and how it is loaded (rlreason/model/)."""
+
+    name: str = MISSING  # the model's part of run_name (model=hf: the path's last component)
     # HF hub id or local dir. For `tiny` it is the committed checkpoint; see rlreason.model.tiny.
     path: str = MISSING
     tokenizer: str | None = None  # defaults to `path`
     dtype: str = "auto"  # auto -> bfloat16 on GPU, float32 on CPU
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, slower updates
     max_model_len: int | None = 2048  # None: the model's own (max_position_embeddings in its config.json)
     # Only for the tiny model: how to build it from nothing when the committed one does not match.
     build: dict[str, Any] = field(default_factory=dict)
@@ -41,15 +43,17 @@ class ModelConfig:
 
 @dataclass
 class EngineConfig:
+    """engine=NAME (conf/engine/): what generates rollouts, MC continuations and evals (rlreason/engine/)."""
+
     name: str = MISSING  # vllm | hf
-    enable_prefix_caching: bool = True
+    enable_prefix_caching: bool = True  # vllm: reuse the KV cache of shared prefixes (a question's samples, MC states)
     block_size: int | None = None  # None -> 32 on CPU (needs a multiple of 32), vLLM default on GPU
     kv_cache_memory_bytes: int | None = None  # CPU KV cache size; None -> 256 MiB on CPU
-    gpu_memory_utilization: float = 0.5
-    enforce_eager: bool = True
+    gpu_memory_utilization: float = 0.5  # vllm on GPUs: the share of the GPU's memory the engine takes
+    enforce_eager: bool = True  # vllm: no CUDA graphs (a faster start, slower decoding on GPUs)
     sleep_mode: bool = False  # GPU: free engine memory during the learner phase
     max_num_seqs: int = 512  # one wave for 64 prompts x 8 samples; measured ~4% faster than 256 on the tiny model
-    tensor_parallel_size: int = 1
+    tensor_parallel_size: int = 1  # vllm: GPUs one engine's model is split over
     hf_batch_size: int = 64  # engine=hf: sequences generated per forward batch
     # vllm: the engine core (scheduler, model, KV cache) in a process of its own instead of this one
     # (VLLM_ENABLE_V1_MULTIPROCESSING=1); weights then travel through a safetensors file in /dev/shm.
@@ -69,10 +73,12 @@ class EngineConfig:
 
 @dataclass
 class RolloutConfig:
+    """How the training responses are sampled (rlreason/rollout.py)."""
+
     samples_per_question: int = 8  # N responses per question (the GRPO/RLOO group size)
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 96
+    temperature: float = 1.0  # sampling temperature of the rollouts and MC continuations
+    top_p: float = 1.0  # nucleus sampling (1.0: off)
+    max_new_tokens: int = 96  # the response budget in tokens; a longer response is cut (finish reason "length")
     # Generation also ends at these strings (kept in the text), for rollouts, MC continuations and eval.
     # The reference stops at "\n\n\nProblem:" (a model that starts the next few-shot problem).
     stop: list[str] = field(default_factory=list)
@@ -115,8 +121,10 @@ class MCConfig:
 
 @dataclass
 class AlgoConfig:
+    """algo=NAME (conf/algo/): the advantage estimator and the clipped policy objective (rlreason/algo/)."""
+
     name: str = MISSING  # vineppo | ppo | grpo | rloo
-    clip_eps: float = 0.2
+    clip_eps: float = 0.2  # PPO's clip: the ratio pi/pi_old is clipped to [1 - clip_eps, 1 + clip_eps]
     # The policy loss's variants, with their papers: docs/losses.md (rlreason/learner/objective.py).
     clip_eps_high: float | None = None  # DAPO's clip-higher: upper clip 1 + this (null: clip_eps)
     # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm; null: token-mean (seq-mean-token-mean for GSPO)
@@ -129,26 +137,23 @@ class AlgoConfig:
     kl_reduction: str = "token_mean"
     # Whiten advantages over each minibatch's tokens before the loss (reference: on for vineppo and ppo).
     whiten_advantages: bool = False
-    entropy_coef: float = 0.0
+    entropy_coef: float = 0.0  # weight of an entropy bonus in the policy loss (0: none)
     # Skip the policy step of a minibatch whose mean ratio pi/pi_old exceeds this (reference: 10); null: never.
     ratio_threshold: float | None = 10.0
     # Truncated importance sampling: weight each token's policy loss by min(pi_learner_old / pi_engine,
     # tis_cap), correcting for the engine sampling from another distribution (top_p < 1, bf16 kernels).
     # null: off (the reference has no such correction).
     tis_cap: float | None = None
-    # vineppo
-    mc_rollouts: int = 9  # K continuations per intermediate state (the first round's, with adaptive K)
+    mc_rollouts: int = 9  # vineppo: K continuations per intermediate state (the first round's, with adaptive K)
     mc: MCConfig = field(default_factory=MCConfig)
-    # ppo (critic + GAE)
-    gamma: float = 1.0
-    lam: float = 1.0
-    value_clip: float = 0.2
+    gamma: float = 1.0  # ppo: GAE's discount
+    lam: float = 1.0  # ppo: GAE's lambda
+    value_clip: float = 0.2  # ppo: the critic's values are clipped to this distance from the old values
     # Scales the critic's loss, 0.5 x mean clipped squared error. The critic has its own optimizer and
     # gradient clip (as the reference), so this only matters against learner.grad_clip; 1.0 = the reference.
     vf_coef: float = 1.0
-    critic_lr: float | None = None  # None -> learner.lr (the reference uses one learning rate for both)
-    # grpo
-    normalize_std: bool = True  # False = Dr.GRPO (no division by the group std)
+    critic_lr: float | None = None  # ppo: the critic's learning rate; None -> learner.lr (the reference uses one learning rate for both)
+    normalize_std: bool = True  # grpo: divide by the group's std; False = Dr.GRPO
 
 
 @dataclass
@@ -157,7 +162,7 @@ class LoraConfig:
     larger learner.lr than full fine-tuning (Thinking Machines, "LoRA Without Regret", 2025)."""
     r: int = 0  # rank; 0 = off (full fine-tuning)
     alpha: float = 32.0  # the adapter's scale is alpha / r
-    dropout: float = 0.0
+    dropout: float = 0.0  # dropout on the adapters' input
     # The attention and MLP projections (Llama / Qwen names); "LoRA Without Regret": all layers, MLP included
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
                                                                "gate_proj", "up_proj", "down_proj"])
@@ -165,15 +170,17 @@ class LoraConfig:
 
 @dataclass
 class LearnerConfig:
-    lr: float = 1e-6
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    warmup_ratio: float = 0.03
+    """The policy update (rlreason/learner/): AdamW, its learning-rate schedule, PPO epochs, batch sizes."""
+
+    lr: float = 1e-6  # AdamW's peak learning rate
+    weight_decay: float = 0.0  # AdamW's decoupled weight decay
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW's betas
+    warmup_ratio: float = 0.03  # the share of the run's optimizer steps spent warming up
     # linear: transformers' warmup from 0; log: the reference's DeepSpeed WarmupDecayLR warmup, lr x
     # log(step + 1) / log(W) over W = max(2, ceil(warmup_ratio x steps)) (rlreason/learner/schedule.py)
     warmup: str = "linear"  # linear | log
     schedule: str = "linear"  # after warmup: linear (decay to 0) | constant | cosine (warmup=linear only)
-    grad_clip: float = 1.0
+    grad_clip: float = 1.0  # the policy's gradient norm is clipped to this
     epochs: int = 2  # PPO epochs over each iteration's episodes
     minibatch_size: int = 64  # episodes per optimizer step
     micro_batch_size: int = 16  # episodes per forward/backward (gradient accumulation)
@@ -183,6 +190,8 @@ class LearnerConfig:
 
 @dataclass
 class CurriculumConfig:
+    """curriculum=NAME (conf/curriculum/): which questions each iteration trains on (rlreason/curriculum/)."""
+
     name: str = MISSING  # uniform | learnability | sfl | learnability_history | skip_zero_variance | filter_groups
     pool_factor: int = 4  # learnability: candidate pool = pool_factor x batch
     n_select: int = 8  # learnability, sfl (L): attempts per candidate to estimate p
@@ -212,9 +221,11 @@ class CurriculumConfig:
 
 @dataclass
 class LoggerConfig:
+    """logger=NAME (conf/logger/): where metrics go besides the run dir's metrics.jsonl (rlreason/logger/)."""
+
     name: str = MISSING  # console | wandb
-    project: str = "rlreason"
-    entity: str | None = None
+    project: str = "rlreason"  # W&B project
+    entity: str | None = None  # W&B entity (team or user); null: the account's default
     mode: str = "auto"  # auto (online when an API key is set, else offline) | online | offline | disabled
     log_samples: int = 4  # completions per eval logged as a table
     # W&B run group; null = the sweep dir's name under `-m` (a multirun is one group), none otherwise.
@@ -225,25 +236,27 @@ class LoggerConfig:
 
 @dataclass
 class TrainerConfig:
-    iterations: int = 100
-    questions_per_iteration: int = 64
-    eval_every: int = 10
+    """The loop (rlreason/trainer/): how long, how large an iteration, when to evaluate and checkpoint."""
+
+    iterations: int = 100  # iterations to train (a resumed run continues up to this)
+    questions_per_iteration: int = 64  # questions per batch, each with rollout.samples_per_question responses
+    eval_every: int = 10  # evaluate every this many iterations (and at iteration 0 and the last)
     eval_samples: int = 16  # n samples per test question at eval_temperature (mean acc, maj@n, pass@n)
-    eval_temperature: float = 0.35
-    eval_greedy: bool = True
+    eval_temperature: float = 0.35  # temperature of the eval samples
+    eval_greedy: bool = True  # also decode each test question greedily (eval/greedy)
     eval_top_p: float | None = None  # nucleus of the eval samples; None = rollout.top_p
     # eval/accuracy (the summary's headline): greedy | mean (mean@eval_samples, the VinePPO paper's metric);
     # greedy falls back to mean when eval_greedy is off
     eval_headline: str = "greedy"
     eval_max_questions: int | None = None  # subset of the test split per eval (None = all)
-    checkpoint_every: int = 1
+    checkpoint_every: int = 1  # checkpoint every this many iterations (and at the last)
     # Every response cut at rollout.max_new_tokens this many iterations in a row: stop, exit 2 (0 = never);
     # more than half cut: a warning each iteration (rlreason/trainer/truncation.py)
     stop_all_truncated: int = 3
     # How many of the newest checkpoints to keep (null = all; e.g. the value-estimation analysis of
     # experiments/value_analysis.py reads a PPO run's critic at several iterations).
     keep_checkpoints: int | None = 2
-    progress: bool = True
+    progress: bool = True  # a progress bar on the terminal
     # 0: each iteration produces its batch, then trains on it. 1: one step off: iteration t+1's batch
     # (selection, rollouts, grading, VinePPO's MC) is produced while the learner trains on batch t, under
     # the weights before that update (rlreason/trainer/produce.py; README "Asynchronous rollouts").
@@ -256,11 +269,13 @@ class OverlongConfig:
     """DAPO's soft overlong punishment on training rewards (rlreason/reward/overlong.py); penalty 0: off."""
 
     buffer_tokens: int = 0  # the penalty ramps from 0 to -penalty over the budget's last buffer_tokens
-    penalty: float = 0.0
+    penalty: float = 0.0  # the largest penalty, reached at the budget's end
 
 
 @dataclass
 class RewardConfig:
+    """How responses are graded (rlreason/reward/)."""
+
     # How a response's answer is checked. auto = the data's own (arith, gsm8k, math; jsonl: math).
     # math: \boxed{} / "#### N" / "the answer is X", equal as numbers or by math-verify;
     # hash: only "#### N", equal as numbers or as stripped strings; exact: the whole response, stripped,
@@ -272,7 +287,7 @@ class RewardConfig:
     weights: dict[str, float] = field(default_factory=dict)  # per component of fn's dict (default 1 each)
     success_threshold: float = 1.0  # success = component `correct` if returned, else reward >= this
     batched: bool = False  # fn takes (responses, records) -> list, on chunks of batch_size responses
-    batch_size: int = 64
+    batch_size: int = 64  # batched: responses per call of fn
     timeout_s: float = 5.0  # hard deadline per graded response
     # Deadline for reward.fn's import check before compute, and for each grading worker to start (its
     # imports: the user's module, math-verify's warm-up); a hang at import is an error, not a stuck run.
@@ -290,6 +305,8 @@ class DistributedConfig:
 
 @dataclass
 class Config:
+    """The training config: conf/config.yaml composes it for `python -m rlreason.run`."""
+
     algo: AlgoConfig = MISSING
     data: DataConfig = MISSING
     model: ModelConfig = MISSING
@@ -302,42 +319,18 @@ class Config:
     reward: RewardConfig = field(default_factory=RewardConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     env: EnvConfig = field(default_factory=EnvConfig)  # multi-turn environments (rlreason/envs/)
-    seed: int = 0
-    run_name: str = MISSING
-    resume: str = "auto"  # auto | never | must
+    seed: int = 0  # seeds sampling, data order and initialisation; part of run_name
+    run_name: str = MISSING  # the run dir under outputs/ (conf/config.yaml: algo-data-model-curriculum-sSEED)
+    # auto: continue from the run dir's latest checkpoint when there is one; never: stop if there is one;
+    # must: stop if there is none
+    resume: str = "auto"
     device: str = "auto"  # auto | cpu | cuda
-    cache_dir: str = "${oc.env:RLREASON_CACHE,'~/.cache/rlreason'}"
+    cache_dir: str = "${oc.env:RLREASON_CACHE,'~/.cache/rlreason'}"  # tiny models built at run time, W&B files
     dry_run: bool = False  # print the plan and exit before any compute
 
 
-@dataclass
-class EvalOptions:
-    n: int = 4  # samples per question at `temperature`: mean@n, maj@n, pass@n (0: greedy only)
-    temperature: float = 0.35
-    top_p: float = 1.0
-    greedy: bool = True  # also decode greedily (the headline accuracy, as in training's evals)
-    # None: a run dir's own rollout.max_new_tokens (so the numbers match its evals), else what
-    # model.max_model_len leaves after the longest prompt.
-    max_new_tokens: int | None = None
-    split: str = "test"  # test | train
-    max_questions: int | None = None  # the first N questions of the split (None = all)
-    batch_questions: int = 64  # questions per engine call (one step of the progress bar)
-    progress: bool = True
-
-
-@dataclass
-class EvalConfig:
-    """`python -m rlreason.eval` (conf/eval.yaml): the data, model, engine and reward nodes of training."""
-
-    data: DataConfig = MISSING
-    model: ModelConfig = MISSING
-    engine: EngineConfig = MISSING
-    reward: RewardConfig = field(default_factory=RewardConfig)
-    env: EnvConfig = field(default_factory=EnvConfig)  # multi-turn environments (rlreason/envs/)
-    eval: EvalOptions = field(default_factory=EvalOptions)
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
-    cache_dir: str = "${oc.env:RLREASON_CACHE,'~/.cache/rlreason'}"
+# The eval CLI's schema builds on the classes above.
+from rlreason.config.eval import EvalConfig, EvalOptions  # noqa: E402, F401 (re-exported)
 
 
 def register_configs() -> None:

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 @dataclass
 class EnvConfig:
+    """Multi-turn environments: episodes of turns, each an action the policy writes and the environment's
+    observation and reward (docs/environments.md)."""
+
     # The environment class, built per episode from the question's record: PATH.py:NAME or
     # package.module:NAME (reset() -> first observation, step(action) -> (observation, reward, done)).
     # null: one response per question, graded by the reward (single-turn, as without this group).

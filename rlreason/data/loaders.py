@@ -1,5 +1,5 @@
-"""Question sets: GSM8K, MATH and any JSONL/parquet (data=jsonl) from local files or the HF hub, arith
-from its generator.
+"""Question sets: GSM8K, MATH and any JSONL/parquet (data=jsonl) from local files or the HF hub, arith,
+Countdown and reasoning-gym's tasks (rlreason/data/reasoning_gym.py) from their generators.
 
 Every row is checked as it is read, so a malformed file fails here, naming the file and line, before any
 model is loaded. Ids are content hashes, so the same question has the same id whether it came from a
@@ -45,6 +45,10 @@ def load_questions(data_cfg: Any, needs_answer: bool = True,
         spec = CountdownSpec(c.min_nums, c.max_nums, c.max_num, c.max_target, c.use_all)
         train, test = (countdown_questions(rows, c.use_all) for rows in countdown.generate_splits(
             c.n_train, c.n_test, spec, c.seed))
+    elif data_cfg.name == "reasoning_gym":
+        from rlreason.data import reasoning_gym  # an optional extra: imported only for its data
+
+        train, test = reasoning_gym.load(data_cfg.reasoning_gym)
     elif data_cfg.name in NAMES:
         train, test = _load_split(data_cfg, "train", needs_answer), _load_split(data_cfg, "test", needs_answer)
     else:
@@ -58,7 +62,7 @@ def load_split(data_cfg: Any, split: str, needs_answer: bool = True,
                held_out: Callable[[list[Question]], list[Question]] | None = None) -> list[Question]:
     """One split (train | test), cut to max_train / max_test: an eval reads only the split it scores.
     `held_out` as in load_questions (the test split only)."""
-    if data_cfg.name == "arith" or data_cfg.source == "generated":
+    if data_cfg.name in ("arith", "reasoning_gym") or data_cfg.source == "generated":
         return load_questions(data_cfg, needs_answer, held_out)[split == "test"]
     if data_cfg.name not in NAMES:
         raise ValueError(f"data.name={data_cfg.name!r}: no loader (expected {', '.join(NAMES)})")
@@ -272,4 +276,4 @@ def _level(value: Any, where: str) -> int | None:
 
 
 PARSERS: dict[str, Callable[[Row, str], Question]] = {"gsm8k": parse_gsm8k, "math": parse_math}
-NAMES = ("arith", "countdown", "jsonl", *PARSERS)
+NAMES = ("arith", "countdown", "jsonl", "reasoning_gym", *PARSERS)
