@@ -74,3 +74,23 @@ def test_import_error_and_description(tmp_path):
     with pytest.raises(EnvError, match="failed to import: ModuleNotFoundError"):
         inspect_env(f"{broken}:Env", timeout_s=60)
     assert inspect_env(spec("Counter"), timeout_s=60) == {"stop": ("\n",), "max_turns": 5}
+
+
+def test_a_skyrl_gym_class_loads_through_env_cls_and_steps_in_workers():
+    pytest.importorskip("skyrl_gym")
+    from tests.envs.test_skyrl import SKYRL_ROW
+
+    skyrl = "skyrl_gym.envs.gsm8k.multi_turn_env:GSM8kMultiTurnEnv"
+    assert inspect_env(skyrl, timeout_s=120)["stop"] == ()  # no reset(): the loader wrapped it (adapt)
+    record = {**SKYRL_ROW, "env_class": "gsm8k_multi_turn"}
+    pool = EnvPool(skyrl, timeout_s=30, workers=1, startup_timeout_s=120)
+    try:
+        (reset,) = pool.run([Job(record, 0, (), ())])
+        (wrong,) = pool.run([Job(record, 0, ("#### 70",), (reset.observation,))])
+        # a fresh instance replays the wrong answer (its observation checked), then steps the right one
+        (right,) = pool.run([Job(record, 0, ("#### 70", "#### 72"), (reset.observation, wrong.observation),
+                                 fresh=True)])
+    finally:
+        pool.close()
+    assert (reset.status, wrong.status, wrong.done) == ("ok", "ok", False)
+    assert (right.status, right.reward, right.done) == ("ok", 1.0, True)
