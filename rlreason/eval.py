@@ -127,6 +127,7 @@ def _evaluate(cfg, out_dir: Path, target: Target, engine) -> Path:
     from rlreason.data import load_split, prompt_template
     from rlreason.data.fit import check_prompts, measure_prompts, tiny_hint
     from rlreason.engine import make_engine
+    from rlreason.envs.setup import make_env
     from rlreason.model.heldout import held_out_filter
     from rlreason.reward import make_grader
     from rlreason.reward.meter import GradeMeter
@@ -138,7 +139,7 @@ def _evaluate(cfg, out_dir: Path, target: Target, engine) -> Path:
     e, task = cfg.eval, grader_task(cfg)
     # A run's checkpoint started from its run's model: that model's SFT questions are not held out.
     base = target.run_cfg.model if target.run_cfg is not None else cfg.model
-    questions = load_split(cfg.data, e.split, needs_answer=not cfg.reward.fn,
+    questions = load_split(cfg.data, e.split, needs_answer=not (cfg.reward.fn or cfg.env.cls),
                            held_out=held_out_filter(base, cfg.data.name))[: e.max_questions]
     tokenizer = load_tokenizer(cfg, target.weights, target.tokenizer)
     context = context_length(cfg, target.weights)
@@ -163,6 +164,7 @@ def _evaluate(cfg, out_dir: Path, target: Target, engine) -> Path:
         else:
             engine.sync_weights(load_weights(target.weights), engine.version + 1)
         roller.engine, roller.version = engine, engine.version
+        roller.env = make_env(cfg, engine, tokenizer, budget=roller.max_new_tokens, stop=())  # env.cls: played
         # The eval phases' seed blocks of "iteration 0" (rlreason/seeds.py): consecutive takes are
         # contiguous, so request j of the split gets the same seed however the split is chunked.
         roller.seeds = SeedStream(cfg.seed, 0)
@@ -179,6 +181,8 @@ def _evaluate(cfg, out_dir: Path, target: Target, engine) -> Path:
         grader.check("this eval")  # every response failed to grade: the reward is broken, say so
     finally:
         grader.close()
+        if roller.env is not None:
+            roller.env.close()
         if own_engine and engine is not None:
             engine.close()
     report = {

@@ -34,11 +34,14 @@ PREFIXES = {
     "async": "one step off (trainer.async_level=1): how far the batch's policy lags the learner's",
     "time": "wall-clock seconds",
     "sync": "the weight push into the engine",
+    "env": "multi-turn episodes (env.cls): their turns and how they ended",
 }
 
 EVAL = "eval iterations"
 VINEPPO = "algo=vineppo"
 HISTORY = "curriculum=learnability_history, skip_zero_variance"
+ENV = "env.cls"
+ENV_VINEPPO = "env.cls with algo=vineppo"
 SELECTION = "curricula that roll out to select (learnability, sfl, filter_groups)"
 
 METRICS: tuple[Metric, ...] = (
@@ -94,6 +97,20 @@ METRICS: tuple[Metric, ...] = (
            VINEPPO),
     Metric("mc/uniform_group_abs_adv_share", "fraction", "share of the absolute advantage mass inside those "
            "questions: what skip_uniform_groups drops (0 when it is on)", VINEPPO),
+    Metric("mc/turn_value/{t}", "reward", "mean MC value at the start of turn t (0-based, t < 8) over the "
+           "episodes that reached it: the expected return-to-go there", ENV_VINEPPO),
+    Metric("mc/turn_advantage/{t}", "reward", "mean over episodes of turn t's advantage (the sum of its steps' "
+           "advantages)", ENV_VINEPPO),
+    Metric("mc/replay_mismatch", "count", "continuations whose replay of the recorded actions gave other "
+           "observations than recorded (a non-deterministic environment); each is an error, return 0", ENV_VINEPPO),
+    Metric("mc/env_failures", "count", "continuations ended by an environment step's timeout or error",
+           ENV_VINEPPO),
+    # env/
+    Metric("env/turns", "count", "mean turns (stepped actions) per episode of the batch", ENV),
+    Metric("env/observation_tokens", "tokens", "mean observation tokens per episode (masked out of the loss)",
+           ENV),
+    Metric("env/end_{end}", "fraction", "share of the batch's episodes that ended so: done, max_turns, budget "
+           "(rollout.max_new_tokens), timeout, error, mismatch (a replay that did not reproduce)", ENV),
     # tree/
     Metric("tree/eligible", "count", "MC continuations with a non-zero advantage", "algo.mc.tree=true"),
     Metric("tree/episodes", "count", "continuations trained on (at most algo.mc.tree_max)", "algo.mc.tree=true"),

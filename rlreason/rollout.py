@@ -7,6 +7,7 @@ stats store). A group is the list of episodes for one question.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from rlreason.data.prompts import encode_prompts, format_prompt
 from rlreason.data.record import Question
@@ -29,12 +30,21 @@ class Episode:
     components: dict[str, float] | None = None  # a reward function's named parts (reward.fn), unweighted
     advantages: list[float] = field(default_factory=list)  # per response token, filled by the algo
     returns: list[float] = field(default_factory=list)  # ppo: per-token value targets
+    # env.cls (rlreason/envs/): 1 on the response tokens the policy sampled, 0 on the observations' tokens
+    # between its turns (out of the loss, the KL and the entropy); None: all sampled (one turn).
+    action_mask: list[int] | None = None
+    env: Any = None  # env.cls: the episode's rlreason.envs.transcript.Transcript (turns, rewards, spans)
 
     @property
     def solved(self) -> bool:
         """Success, what accuracy and the curriculum count: the grader's `correct` verdict; an episode
         made without one (tests, tools) counts when its reward reaches 1, as the 0/1 checkers give."""
         return self.reason == "correct" if self.reason else self.reward >= 1.0
+
+    @property
+    def action_tokens(self) -> int:
+        """Response tokens the policy sampled (what the loss is averaged over)."""
+        return len(self.response_ids) if self.action_mask is None else sum(self.action_mask)
 
 
 Group = list[Episode]
@@ -48,6 +58,8 @@ class Roller:
                  overlong: Overlong | None = None):
         """`overlong`: reward.overlong's penalty, added to the rewards of every phase but the eval's."""
         self.engine, self.tokenizer, self.grader, self.task = engine, tokenizer, grader, task
+        self.template, self.use_chat_template = template, use_chat_template
+        self.env = None  # env.cls: the rlreason.envs.Env that plays multi-turn episodes instead (build.py)
         self._encode = lambda q: encode_prompts([format_prompt(q, template, tokenizer, use_chat_template)], tokenizer,
                                                 use_chat_template, batch=False)[0]
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
@@ -69,6 +81,10 @@ class Roller:
         """`phase` names the seed block the samples come from (a key of rlreason.seeds.PHASES)."""
         temperature = self.temperature if temperature is None else temperature
         top_p = self.top_p if top_p is None else top_p
+        if self.env is not None:
+            from rlreason.envs.rollout import env_rollout
+
+            return env_rollout(self, questions, n, temperature, top_p, phase)
         seed = self.seeds.take(phase, len(questions) * n) if self.seeds is not None else None
         params = SamplingParams(n=n, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
                                 max_tokens=self.max_new_tokens, stop=self.stop, seed=seed)

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from rlreason.config import Config, ConfigError, EvalConfig
 from rlreason.data.reasoning_gym import problems as reasoning_gym_problems
+from rlreason.envs.setup import env_problems
 from rlreason.learner.objective import objective_problems
 from rlreason.reward.overlong import overlong_problems
 from rlreason.seeds import MAX_ITERATION, MAX_RUN_SEED  # the sampling-seed layout's limits
@@ -357,7 +358,8 @@ def _shared_problems(cfg: Any, splits: tuple[str, ...] = ("train", "test")) -> l
         problems.append("data=arith is generated: set data.source=generated")
     if d.name not in ("arith", "countdown", "reasoning_gym") and d.source == "generated":
         problems.append(f"data={d.name} has no generator: use data.source=local or hub")
-    if d.name == "countdown" and not cfg.reward.fn:
+    graded = cfg.reward.fn or getattr(getattr(cfg, "env", None), "cls", None)  # by a function or an env.cls
+    if d.name == "countdown" and not graded:
         problems.append("data=countdown has no gold answer strings: it is graded by a reward function "
                         "(reward.fn=rlreason.reward.countdown:countdown_reward, data=countdown's own)")
     if d.name == "reasoning_gym":
@@ -370,10 +372,11 @@ def _shared_problems(cfg: Any, splits: tuple[str, ...] = ("train", "test")) -> l
     if d.name == "jsonl" and not (d.fields.problem or d.fields.problem_template):
         problems.append("data=jsonl needs data.fields.problem (the row field holding the problem) or "
                         "data.fields.problem_template (the problem built from the row's fields)")
-    if d.name == "jsonl" and not d.fields.answer and not cfg.reward.fn:
+    if d.name == "jsonl" and not d.fields.answer and not graded:
         problems.append("data=jsonl needs data.fields.answer (the row field holding the gold answer), unless a "
                         "reward function grades from the record: reward.fn=PATH.py:NAME")
     problems += _reward_problems(cfg.reward)
+    problems += env_problems(cfg) if getattr(cfg, "env", None) is not None else []  # env.cls, env.max_turns
     if not d.use_chat_template:
         problems += _template_problems(d)
     elif d.user_template is not None and "{problem}" not in d.user_template:

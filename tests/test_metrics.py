@@ -79,4 +79,5 @@ def test_entries_are_unique_with_known_prefixes_and_patterns_match_their_example
     assert [m.name for m in overlaps("curriculum/pool/{}")] == [
         "curriculum/{set}/learnability", "curriculum/{set}/hit_{i}_of_{n}", "curriculum/{set}/all_solved",
         "curriculum/{set}/none_solved"]
-    assert not overlaps("curriculum/pool/{}/x") and not overlaps("mc/{}/x")
+    assert not overlaps("curriculum/pool/{}/x") and not overlaps("tree/{}/x")
+    assert [m.name for m in overlaps("mc/{}/1")] == ["mc/turn_value/{t}", "mc/turn_advantage/{t}"]

@@ -22,6 +22,7 @@ from rlreason.config.data import (  # noqa: F401 (re-exported)
     FieldsConfig,
     StepsConfig,
 )
+from rlreason.config.env import EnvConfig
 from rlreason.resolvers import _sweep_subdir, model_name  # noqa: F401 (the config's resolvers; re-exported)
 
 
@@ -317,6 +318,7 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)  # multi-turn environments (rlreason/envs/)
     seed: int = 0  # seeds sampling, data order and initialisation; part of run_name
     run_name: str = MISSING  # the run dir under outputs/ (conf/config.yaml: algo-data-model-curriculum-sSEED)
     # auto: continue from the run dir's latest checkpoint when there is one; never: stop if there is one;

@@ -8,6 +8,7 @@ from omegaconf import MISSING
 
 # rlreason.config imports this module once these classes exist (after their definitions)
 from rlreason.config import DataConfig, EngineConfig, ModelConfig, RewardConfig
+from rlreason.config.env import EnvConfig
 
 
 @dataclass
@@ -35,6 +36,7 @@ class EvalConfig:
     model: ModelConfig = MISSING
     engine: EngineConfig = MISSING
     reward: RewardConfig = field(default_factory=RewardConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)  # multi-turn environments (rlreason/envs/)
     eval: EvalOptions = field(default_factory=EvalOptions)
     seed: int = 0  # seeds the eval's sampling
     device: str = "auto"  # auto | cpu | cuda

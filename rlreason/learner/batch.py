@@ -17,7 +17,7 @@ from rlreason.rollout import Episode
 class Batch:
     input_ids: torch.Tensor  # [B, L]
     attention_mask: torch.Tensor  # [B, L]
-    response_mask: torch.Tensor  # [B, L-1] 1 where the target is a response token
+    response_mask: torch.Tensor  # [B, L-1] 1 where the target is a response token the policy sampled
     advantages: torch.Tensor  # [B, L-1]
     returns: torch.Tensor  # [B, L-1] (ppo only; zeros otherwise)
 
@@ -39,7 +39,8 @@ def pack(episodes: list[Episode], pad_id: int) -> Batch:
         input_ids[i, : len(seq)] = torch.tensor(seq)
         attention[i, : len(seq)] = 1
         p, r = len(ep.prompt_ids), len(ep.response_ids)
-        mask[i, p - 1 : p - 1 + r] = 1
+        # env.cls: observation tokens between turns are context, not actions: out of every masked term
+        mask[i, p - 1 : p - 1 + r] = 1 if ep.action_mask is None else torch.tensor(ep.action_mask, dtype=mask.dtype)
         if ep.advantages:
             adv[i, p - 1 : p - 1 + r] = torch.tensor(ep.advantages)
         if ep.returns:

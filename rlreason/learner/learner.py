@@ -25,6 +25,7 @@ from rlreason.algo.advantages import gae
 from rlreason.algo.losses import clipped_policy_loss, clipped_value_loss, kl_penalty
 from rlreason.distributed import SINGLE, Dist
 from rlreason.distributed.fsdp import FullWeights, gather_lists, micro_batches, norm_value, reshard
+from rlreason.envs.gae import action_gae
 from rlreason.learner import lora
 from rlreason.learner.batch import Batch, pack, unpack
 from rlreason.learner.critic import ValueModel
@@ -183,6 +184,9 @@ class Learner:
         old_values = self.values(episodes) if self.critic is not None else None
         if old_values is not None:
             for ep, v in zip(episodes, old_values):
+                if ep.env is not None:  # turns: GAE over the action tokens, each turn's reward at its end
+                    ep.advantages, ep.returns = action_gae(ep, v, self.algo.gamma, self.algo.lam)
+                    continue
                 rewards = [0.0] * len(ep.response_ids)
                 if rewards:
                     rewards[-1] = ep.reward
@@ -212,12 +216,13 @@ class Learner:
 
     def _step(self, episodes, idx, old_logp, ref_logp, old_values, first_epoch: bool) -> dict[str, float]:
         eps = [episodes[i] for i in idx]
-        n_tokens = float(sum(len(ep.response_ids) for ep in eps)) or 1.0
+        n_tokens = float(sum(ep.action_tokens for ep in eps)) or 1.0
         algo = self.algo
         if algo.whiten_advantages:
             # Over the minibatch's tokens, unbiased variance, as the reference (trainers/utils.py
             # masked_whiten(..., unbiased_variance=True), called per step in PPOTrainer._training_step).
-            flat = torch.tensor([a for ep in eps for a in ep.advantages])
+            flat = torch.tensor([a for ep in eps for a, m in zip(ep.advantages, ep.action_mask or [1] * len(ep.advantages))
+                                 if m])
             mean = flat.mean().item()
             inv_std = torch.rsqrt(flat.var() + 1e-8).item() if flat.numel() > 1 else 1.0
         stats: dict[str, float] = defaultdict(float)

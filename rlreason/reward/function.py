@@ -51,15 +51,17 @@ class RewardFnError(ValueError):
     """A reward.fn that cannot be used; the message names the file or module and the problem."""
 
 
-def _import(spec: str) -> tuple[Any, str, str]:
-    """(module, name, where) for `PATH.py:NAME` or `package.module:NAME`."""
+def _import(spec: str, setting: str = "reward.fn", error: type[ValueError] = RewardFnError
+            ) -> tuple[Any, str, str]:
+    """(module, name, where) for `PATH.py:NAME` or `package.module:NAME`; `setting` names the config key in
+    the messages (env.cls loads its classes here too), raised as `error`."""
     target, sep, name = spec.rpartition(":")
     if not sep or not target or not name.isidentifier():
-        raise RewardFnError(f"reward.fn={spec!r}: expected PATH.py:NAME or package.module:NAME")
+        raise error(f"{setting}={spec!r}: expected PATH.py:NAME or package.module:NAME")
     if target.endswith(".py") or "/" in target:
         path = Path(target).expanduser().resolve()
         if not path.is_file():
-            raise RewardFnError(f"reward.fn: {path}: no such file")
+            raise error(f"{setting}: {path}: no such file")
         key = f"rlreason_user_reward_{abs(hash(str(path)))}"
         if key in sys.modules:
             return sys.modules[key], name, str(path)
@@ -68,13 +70,13 @@ def _import(spec: str) -> tuple[Any, str, str]:
         try:
             mod_spec.loader.exec_module(module)  # type: ignore[union-attr]
         except BaseException as e:  # SystemExit and KeyboardInterrupt too: a module must not end the run
-            raise RewardFnError(f"reward.fn: {path} failed to import: {_last_line(e)}") from e
+            raise error(f"{setting}: {path} failed to import: {_last_line(e)}") from e
         sys.modules[key] = module
         return module, name, str(path)
     try:
         return importlib.import_module(target), name, target
     except BaseException as e:
-        raise RewardFnError(f"reward.fn: module {target} failed to import: {_last_line(e)}") from e
+        raise error(f"{setting}: module {target} failed to import: {_last_line(e)}") from e
 
 
 def _last_line(e: BaseException) -> str:
@@ -119,43 +121,55 @@ def _record(item: Any) -> dict:
 _CHECKED: set[tuple[str, bool]] = set()  # specs that passed `check` in this process
 
 
-def _check_in_child(conn, spec: str, batched: bool, parent: int) -> None:
+def _check_in_child(conn, target: Callable[..., Any], args: tuple, setting: str, spec: str, parent: int) -> None:
     die_with_parent(parent)  # a hung import must not outlive a killed trainer
     try:
-        load(spec, batched)
-        conn.send(None)
-    except RewardFnError as e:
-        conn.send(str(e))
+        conn.send(("ok", target(*args)))
+    except ValueError as e:  # the loader's own one-line error (RewardFnError, EnvError)
+        conn.send(("problem", str(e)))
     except BaseException as e:  # noqa: BLE001 (whatever the import raised is the user's to read)
-        conn.send(f"reward.fn: {spec}: {_last_line(e)}")
+        conn.send(("problem", f"{setting}: {spec}: {_last_line(e)}"))
 
 
-def check(spec: str, batched: bool = False, timeout_s: float = 60.0) -> None:
-    """`load`'s checks, run in a spawned process under the deadline `timeout_s` (reward.startup_timeout_s):
-    the user's module is imported (its top-level code run) only where a hang or a crash cannot take the
-    trainer with it. RewardFnError with one line naming the file and the problem."""
-    if (spec, batched) in _CHECKED:  # validation runs twice per command (preflight, then Hydra's main)
-        return
+def in_child(target: Callable[..., Any], args: tuple, *, setting: str, spec: str, timeout_s: float,
+             error: type[ValueError] = RewardFnError) -> Any:
+    """`target(*args)` (a top-level function that imports the user's module and checks it) in a spawned
+    process under the deadline `timeout_s` (reward.startup_timeout_s): the user's module is imported (its
+    top-level code run) only where a hang or a crash cannot take the trainer with it. Returns what it
+    returned (a plain value), or raises `error` with one line naming the file and the problem."""
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_check_in_child, args=(child, spec, batched, os.getpid()), daemon=True,
+    proc = ctx.Process(target=_check_in_child, args=(child, target, args, setting, spec, os.getpid()), daemon=True,
                        name="rlreason-reward-check")
     start(proc)
     child.close()
     try:
-        problem = parent.recv() if parent.poll(timeout_s) else (
-            f"reward.fn: importing {spec} did not finish within reward.startup_timeout_s={timeout_s:g} s "
-            "(a hang at import? an import that is only slow needs a larger reward.startup_timeout_s)")
+        status, value = parent.recv() if parent.poll(timeout_s) else ("problem", (
+            f"{setting}: importing {spec} did not finish within reward.startup_timeout_s={timeout_s:g} s "
+            "(a hang at import? an import that is only slow needs a larger reward.startup_timeout_s)"))
     except EOFError:  # the pipe closes as the child exits, which may be before it can be reaped
         proc.join(timeout=10)
-        problem = f"reward.fn: the process importing {spec} died (exit code {proc.exitcode})"
+        status, value = "problem", f"{setting}: the process importing {spec} died (exit code {proc.exitcode})"
     finally:
         proc.kill()
         proc.join()
         parent.close()
-    if problem:
-        raise RewardFnError(problem)
+    if status == "problem":
+        raise error(value)
+    return value
+
+
+def check(spec: str, batched: bool = False, timeout_s: float = 60.0) -> None:
+    """`load`'s checks, run in a spawned process under the deadline `timeout_s` (`in_child`).
+    RewardFnError with one line naming the file and the problem."""
+    if (spec, batched) in _CHECKED:  # validation runs twice per command (preflight, then Hydra's main)
+        return
+    in_child(_load_only, (spec, batched), setting="reward.fn", spec=spec, timeout_s=timeout_s)
     _CHECKED.add((spec, batched))
+
+
+def _load_only(spec: str, batched: bool) -> None:
+    load(spec, batched)  # the function itself cannot be sent back: the check is that it loads
 
 
 def _handler(arg: tuple[str, bool]) -> Callable[[Any], Any]:

@@ -35,6 +35,10 @@ class GradeMeter:
             verdicts = self.grader.grade(*args, **kwargs)
         finally:
             self.seconds += time.perf_counter() - t0
+        return self.record(verdicts)
+
+    def record(self, verdicts):
+        """Count `verdicts` as this grader's (env.cls: episodes whose steps timed out or failed)."""
         for v in verdicts:
             self.counts[v.reason] += 1
             if v.reason in FAILURES:

@@ -34,7 +34,8 @@ ASYNC_TIS_CAP = 2.0
 # Changing any of these between a checkpoint and a resume makes the checkpoint incompatible.
 FINGERPRINT_KEYS = ("model.name", "model.path", "algo.name", "data.name", "curriculum.name",
                     "curriculum.with_replacement",  # the sampler's saved order is of one kind or the other
-                    "learner.lora.r")  # a checkpoint holds an adapter of that rank, or the full policy
+                    "learner.lora.r",  # a checkpoint holds an adapter of that rank, or the full policy
+                    "env.cls")  # the run dir does not name the environment: its episodes are another task
 
 
 @dataclass
@@ -61,6 +62,8 @@ class Run:
         `clean=False` (an error): no collective, so a failing rank never waits for the others."""
         self.logger.close()
         self.grader.close()
+        if self.roller.env is not None:
+            self.roller.env.close()
         self.store.close()
         if close_engine:
             if clean:  # closing an in-process vLLM engine tears down torch.distributed's groups with it
@@ -207,6 +210,7 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     from rlreason.curriculum import StatsStore, make_sampler
     from rlreason.data import load_questions, prompt_template
     from rlreason.engine import make_engine
+    from rlreason.envs.setup import make_env
     from rlreason.learner.learner import Learner
     from rlreason.logger import Logger
     from rlreason.model.heldout import held_out_filter
@@ -228,7 +232,7 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     found, problem = dist.broadcast(_find_on_main(cfg, run_dir, dist.world) if dist.main else None)
     if problem:
         raise ConfigError(problem)
-    train, test = load_questions(cfg.data, needs_answer=not cfg.reward.fn,
+    train, test = load_questions(cfg.data, needs_answer=not (cfg.reward.fn or cfg.env.cls),
                                  held_out=held_out_filter(cfg.model, cfg.data.name))
     if not train or not test:
         raise ConfigError(f"data={cfg.data.name}: the train split has {len(train)} and the test split "
@@ -277,6 +281,7 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
                     use_chat_template=cfg.data.use_chat_template, temperature=cfg.rollout.temperature,
                     top_p=cfg.rollout.top_p, max_new_tokens=cfg.rollout.max_new_tokens, stop=tuple(cfg.rollout.stop),
                     overlong=overlong.from_config(cfg.reward, cfg.rollout.max_new_tokens))
+    roller.env = make_env(cfg, engine, tokenizer)  # env.cls: multi-turn episodes (rlreason/envs/)
     learner = Learner(model_path, cfg.learner, cfg.algo, device=device, dtype=dtype,
                       total_updates=iterations_updates(cfg), pad_id=tokenizer.pad_token_id,
                       temperature=cfg.rollout.temperature, seed=cfg.seed,

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from rlreason.curriculum import attempts_from_groups as attempts
 from rlreason.distributed import SyncMeter
+from rlreason.envs.setup import env_metrics
 from rlreason.seeds import SeedStream
 from rlreason.trainer.build import Run, build, save_checkpoint
 from rlreason.trainer.evaluate import component_means, evaluate, headline
@@ -112,7 +113,7 @@ def outcome_metrics(run: Run, batch: Batch, it: int) -> dict[str, float]:
     run.store.add(attempts(groups, it, "train", batch.behaviour))  # the policy that sampled them
     rewards = [ep.reward for ep in episodes]
     advs = [a for ep in episodes for a in ep.advantages]
-    metrics |= component_means(episodes, "reward")
+    metrics |= component_means(episodes, "reward") | env_metrics(episodes)
     metrics |= {
         "train/reward": sum(rewards) / len(rewards),
         "train/success": sum(ep.solved for ep in episodes) / len(episodes),

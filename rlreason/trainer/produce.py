@@ -100,7 +100,15 @@ def produce(run, it: int, phases, level: int = 0) -> Batch:
     tree: list = []
 
     with phases("mc" if cfg.algo.name == "vineppo" else "advantages", spent):
-        if cfg.algo.name == "vineppo":
+        if cfg.algo.name == "vineppo" and roller.env is not None:  # env.cls: values per turn (rlreason/envs/)
+            from rlreason.envs.credit import assign_env_vineppo_advantages
+
+            metrics |= assign_env_vineppo_advantages(
+                episodes, roller.env.turns, run.tokenizer, task=roller.task, k=cfg.algo.mc_rollouts,
+                temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, steps=cfg.data.steps,
+                seeds=roller.seeds, version=behaviour, mc=cfg.algo.mc, grader=run.grader,
+                success_threshold=roller.env.success_threshold)
+        elif cfg.algo.name == "vineppo":
             metrics |= assign_vineppo_advantages(
                 episodes, run.engine, run.grader, run.tokenizer, task=roller.task, k=cfg.algo.mc_rollouts,
                 temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
