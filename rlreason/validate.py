@@ -22,7 +22,7 @@ from rlreason.seeds import MAX_ITERATION, MAX_RUN_SEED  # the sampling-seed layo
 
 CHOICES = {
     "algo.name": ("vineppo", "ppo", "grpo", "rloo"),
-    "data.name": ("arith", "countdown", "gsm8k", "math", "jsonl"),
+    "data.name": ("arith", "countdown", "guess", "gsm8k", "math", "jsonl"),
     "data.source": ("local", "hub", "generated"),
     "data.steps.rule": ("auto", "vineppo", "lines", "sentences"),
     "trainer.eval_headline": ("greedy", "mean"),
@@ -352,9 +352,14 @@ def _shared_problems(cfg: Any, splits: tuple[str, ...] = ("train", "test")) -> l
     if cfg.model.name == "tiny_countdown" and d.name != "countdown":
         problems.append(f"model=tiny_countdown is built for data=countdown only; for data={d.name} use model=tiny "
                         "(arith) or model=hf model.path=...")
-    if d.name == "arith" and d.source != "generated":
-        problems.append("data=arith is generated: set data.source=generated")
-    if d.name not in ("arith", "countdown") and d.source == "generated":
+    if cfg.model.name in ("tiny", "tiny_countdown") and d.name == "guess":
+        problems.append(f"model={cfg.model.name} cannot write the hidden-number game's `guess N` lines; use model=tiny_guess")
+    if cfg.model.name == "tiny_guess" and d.name != "guess":
+        problems.append(f"model=tiny_guess is built for data=guess only (the hidden-number game); for data={d.name} "
+                        "use its own tiny model or model=hf model.path=...")
+    if d.name in ("arith", "guess") and d.source != "generated":
+        problems.append(f"data={d.name} is generated: set data.source=generated")
+    if d.name not in ("arith", "countdown", "guess") and d.source == "generated":
         problems.append(f"data={d.name} has no generator: use data.source=local or hub")
     if d.name == "countdown" and not cfg.reward.fn:
         problems.append("data=countdown has no gold answer strings: it is graded by a reward function "

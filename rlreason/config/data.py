@@ -35,6 +35,20 @@ class CountdownConfig:
 
 
 @dataclass
+class GuessConfig:
+    """data=guess (rlreason/data/guess.py): hidden-number games for env.cls=rlreason.env.guess:GuessNumber;
+    level = the turn budget."""
+
+    min_size: int = 8  # the range's size (count of numbers) is drawn uniformly in min_size..max_size
+    max_size: int = 50
+    max_num: int = 99  # ranges lie within 1..max_num (at most 999)
+    slack: int = 0  # turns beyond binary search's worst case, ceil(log2(size + 1))
+    n_train: int = 20000
+    n_test: int = 500
+    seed: int = 0
+
+
+@dataclass
 class StepsConfig:
     """How a response is cut into VinePPO's steps (rlreason/segment.py); conf/data/*.yaml set it per task."""
 
@@ -63,10 +77,10 @@ class FieldsConfig:
 
 @dataclass
 class DataConfig:
-    name: str = MISSING  # arith | countdown | gsm8k | math | jsonl
+    name: str = MISSING  # arith | countdown | guess | gsm8k | math | jsonl
     # Each split is read from its local path when set (JSONL, or parquet for math), else from the hub
     # through `datasets.load_dataset` (train: hub_id/hub_config; test: hub_test_id or hub_id).
-    # source=generated: arith's and countdown's generators (no files).
+    # source=generated: arith's, countdown's and guess's generators (no files).
     source: str = "local"
     train_path: str | None = None
     test_path: str | None = None
@@ -89,4 +103,5 @@ class DataConfig:
     steps: StepsConfig = field(default_factory=StepsConfig)
     arith: ArithConfig = field(default_factory=ArithConfig)
     countdown: CountdownConfig = field(default_factory=CountdownConfig)
+    guess: GuessConfig = field(default_factory=GuessConfig)
     fields: FieldsConfig = field(default_factory=FieldsConfig)

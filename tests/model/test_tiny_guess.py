@@ -1,0 +1,75 @@
+"""model=tiny_guess: the committed checkpoint in sync with its config, SFT on whole game transcripts with
+the loss on the player's lines only, its vocabulary and context, and its recorded start band."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from transformers import AutoTokenizer
+
+from rlreason.data.guess import problem_text
+from rlreason.model import build as build_mod
+from rlreason.model.load import committed_hash, config_hash
+from rlreason.model.tasks import Item, task_of
+from rlreason.model.tiny import assets_dir, default_build
+from tests.model.test_hf import compose_cfg
+
+ASSETS = assets_dir("guess")
+INFO = json.loads((ASSETS / "build_info.json").read_text())
+BUILD = default_build("guess")
+
+
+@pytest.fixture(scope="module")
+def items() -> tuple[list[Item], list[Item]]:
+    return task_of(BUILD).items({**BUILD, "n_train": 200, "sft_solutions": 4})
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(ASSETS)
+
+
+def test_committed_checkpoint_matches_yaml() -> None:
+    assert committed_hash(ASSETS) == config_hash(BUILD), "rerun: python -m rlreason.model.build --task guess"
+    assert INFO["build"] == BUILD
+    data = compose_cfg("data=guess", "model=tiny_guess").data.guess  # the build's test split is data=guess's
+    assert (BUILD["n_test"], BUILD["n_train"], BUILD["data_seed"]) == (data.n_test, data.n_train, data.seed)
+    assert INFO["guess_spec"] == {k: data[k] for k in INFO["guess_spec"]}
+
+
+def test_recorded_start_has_headroom() -> None:
+    assert INFO["n_games"] == 200 and INFO["eval_engine"] == "hf"
+    assert 0.10 <= INFO["sampled_success"] <= 0.60
+    assert INFO["pass_at_8"] >= 1.5 * INFO["greedy_success"]
+
+
+def test_sft_trains_on_the_players_lines_only(items, tokenizer) -> None:
+    train, _ = items
+    it = train[0]
+    prompt, ids, own = build_mod._example(tokenizer, it, it.solutions[0])
+    assert tokenizer.decode(prompt, skip_special_tokens=True) == problem_text(it.record) + "\n"
+    assert tokenizer.decode(ids) == "".join(text for text, _ in it.solutions[0])  # no EOS: the game ends it
+    batch = build_mod.collate([(prompt, ids, own), build_mod.encode(tokenizer, it, "guess 1")], tokenizer.pad_token_id)
+    labels = batch["labels"][0, len(prompt):len(prompt) + len(ids)]
+    trained = tokenizer.decode([t for t, lab in zip(ids, labels.tolist()) if lab != -100])
+    assert trained == "".join(text for text, policy in it.solutions[0] if policy)
+    assert (batch["labels"][0, :len(prompt)] == -100).all()
+    assert tokenizer.decode(batch["labels"][1][batch["labels"][1] != -100]) == "guess 1</s>"  # single-turn unchanged
+
+
+def test_every_sft_transcript_replays_and_the_builder_checks_it(items) -> None:
+    train, test = items
+    assert all(it.grade(s) for it in train for s in it.solutions) and not test[0].solutions
+    tampered = tuple((t.replace("higher", "lower"), own) for t, own in train[0].solutions[0])
+    assert any("higher" in t for t, _ in train[0].solutions[0]) or any("lower" in t for t, _ in train[0].solutions[0])
+    assert not train[0].grade(tampered) or tampered == train[0].solutions[0]
+
+
+def test_vocabulary_and_context_cover_the_longest_game(items, tokenizer) -> None:
+    train, _ = items
+    longest = max(len(build_mod._example(tokenizer, it, s)[0]) + len(build_mod._example(tokenizer, it, s)[1])
+                  for it in train for s in it.solutions)
+    assert longest + 12 <= BUILD["max_position_embeddings"]  # + one turn cut at its token budget
+    text = "".join(t for it in train for s in it.solutions for t, _ in s)
+    assert tokenizer.unk_token_id not in tokenizer(text, add_special_tokens=False).input_ids
