@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from rlreason.config import Config, ConfigError, EvalConfig
+from rlreason.data.pairing import pairing_problems
 from rlreason.learner.objective import objective_problems
 from rlreason.reward.overlong import overlong_problems
 from rlreason.seeds import MAX_ITERATION, MAX_RUN_SEED  # the sampling-seed layout's limits
@@ -346,21 +347,7 @@ def _shared_problems(cfg: Any, splits: tuple[str, ...] = ("train", "test")) -> l
         problems.append(f"model.path={cfg.model.path} is not the builtin tiny model, but the config still carries "
                         "model=tiny's build: block and name; use model=hf model.path=... for any other model")
     d = cfg.data
-    # The two built-in tiny models read and write their own task's characters only.
-    if cfg.model.name == "tiny" and d.name == "countdown":
-        problems.append("model=tiny is the arith model: it cannot write Countdown's / ( ); use model=tiny_countdown")
-    if cfg.model.name == "tiny_countdown" and d.name != "countdown":
-        problems.append(f"model=tiny_countdown is built for data=countdown only; for data={d.name} use model=tiny "
-                        "(arith) or model=hf model.path=...")
-    if cfg.model.name in ("tiny", "tiny_countdown") and d.name == "guess":
-        problems.append(f"model={cfg.model.name} cannot write the hidden-number game's `guess N` lines; use model=tiny_guess")
-    if cfg.model.name == "tiny_guess" and d.name != "guess":
-        problems.append(f"model=tiny_guess is built for data=guess only (the hidden-number game); for data={d.name} "
-                        "use its own tiny model or model=hf model.path=...")
-    if d.name in ("arith", "guess") and d.source != "generated":
-        problems.append(f"data={d.name} is generated: set data.source=generated")
-    if d.name not in ("arith", "countdown", "guess") and d.source == "generated":
-        problems.append(f"data={d.name} has no generator: use data.source=local or hub")
+    problems += pairing_problems(cfg.model.name, d, OmegaConf.select(cfg, "env.cls"))
     if d.name == "countdown" and not cfg.reward.fn:
         problems.append("data=countdown has no gold answer strings: it is graded by a reward function "
                         "(reward.fn=rlreason.reward.countdown:countdown_reward, data=countdown's own)")

@@ -59,3 +59,8 @@ def test_a_bad_spec_is_refused(overrides, match) -> None:
 def test_config_mismatches_stop_before_compute(overrides, match) -> None:
     with pytest.raises(ConfigError, match=match):
         validate(compose_cfg(*overrides))
+
+
+def test_data_guess_without_its_environment_is_refused() -> None:
+    with pytest.raises(ConfigError, match="data=guess is a multi-turn game: set env.cls=rlreason.env.guess:GuessNumber"):
+        validate(compose_cfg("data=guess", "model=tiny_guess"))

@@ -125,6 +125,7 @@ def test_tiny_guess_starts_with_headroom_on_vllm() -> None:
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-4000:]
     figures = json.loads(proc.stdout[proc.stdout.index("{"):])
+    print(json.dumps(figures))  # pytest -s: the figures docs/guess.md quotes
     assert figures["n_games"] == 200 and figures["engine"] == "vllm"
     assert 0.10 <= figures["sampled_success"] <= 0.60, figures
     assert figures["pass_at_8"] >= 1.5 * figures["greedy_success"], figures
