@@ -72,3 +72,16 @@ def test_vocabulary_and_context_cover_the_longest_game(items, tokenizer) -> None
     assert longest + 12 <= BUILD["max_position_embeddings"]  # + one turn cut at its token budget
     text = "".join(t for it in train for s in it.solutions for t, _ in s)
     assert tokenizer.unk_token_id not in tokenizer(text, add_special_tokens=False).input_ids
+
+
+def test_held_out_games_leave_out_what_sft_played(capsys) -> None:
+    from rlreason.data import load_questions
+    from rlreason.model.heldout import held_out_filter
+
+    cfg = compose_cfg("data=guess", "model=tiny_guess", "data.guess.n_train=10")
+    cut = held_out_filter(cfg.model, "guess")
+    assert cut is not None and len(load_questions(cfg.data, held_out=cut)[1]) == 500  # the build's test split
+    cfg = compose_cfg("data=guess", "model=tiny_guess", "data.guess.n_train=10", "data.guess.n_test=1000")
+    kept = load_questions(cfg.data, held_out=cut)[1]
+    # the stream runs on into the build's first 500 train games: those are out
+    assert len(kept) == 500 and "left 500 of the 1000 test questions out" in capsys.readouterr().err
