@@ -85,3 +85,12 @@ def test_held_out_games_leave_out_what_sft_played(capsys) -> None:
     kept = load_questions(cfg.data, held_out=cut)[1]
     # the stream runs on into the build's first 500 train games: those are out
     assert len(kept) == 500 and "left 500 of the 1000 test questions out" in capsys.readouterr().err
+
+
+def test_a_short_build_plays_its_games_for_build_info(tmp_path) -> None:
+    from rlreason.model.build import build
+
+    info = build({**BUILD, "sft_steps": 3, "n_train": 64, "n_test": 6, "sft_solutions": 2}, tmp_path / "m", progress=False)
+    assert info["eval_engine"] == "hf" and info["n_games"] == 6 and 0 <= info["greedy_success"] <= 1
+    assert {"sampled_success", "pass_at_8"} <= info.keys() and "greedy_acc" not in info
+    assert (tmp_path / "m" / "build_info.json").is_file() and not list(tmp_path.glob(".m.tmp-*"))
