@@ -2,8 +2,8 @@
 
 Each turn it bisects the range the last reply names, or with probability `p_wander` guesses uniformly
 in that range (a deviation), or with probability `p_ignore` ignores every reply and guesses uniformly
-in the whole range (feedback ignored: usually a wasted turn). The noise is what the fine-tuned model inherits: sampled
-games succeed sometimes, so RL has something to sharpen; the replies are the environment's own
+in the whole range (feedback ignored: usually a wasted turn). The noise is what the fine-tuned model
+inherits: sampled games succeed sometimes, so RL has something to sharpen; the replies are the environment's own
 (rlreason.env.guess.GuessNumber), so the transcripts are exactly what RL's episodes look like.
 """
 
@@ -17,7 +17,7 @@ Segment = tuple[str, bool]  # (text, is it the policy's: trained on in SFT)
 
 
 def scripted_game(record: dict, rng: random.Random, p_wander: float = 0.3,
-                  p_ignore: float = 0.1) -> tuple[list[Segment], bool]:
+                  p_ignore: float = 0.3) -> tuple[list[Segment], bool]:
     """One game's transcript after the prompt, as (text, policy's) segments, and whether it was won."""
     env = GuessNumber(record, seed=0)
     segments: list[Segment] = []

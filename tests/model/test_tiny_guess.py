@@ -12,7 +12,7 @@ from rlreason.data.guess import problem_text
 from rlreason.model import build as build_mod
 from rlreason.model.load import committed_hash, config_hash
 from rlreason.model.tasks import Item, task_of
-from rlreason.model.tiny import assets_dir, default_build
+from rlreason.model.tiny import assets_dir, default_build, tokenizer_for
 from tests.model.test_hf import compose_cfg
 
 ASSETS = assets_dir("guess")
@@ -30,8 +30,9 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(ASSETS)
 
 
-def test_committed_checkpoint_matches_yaml() -> None:
+def test_committed_checkpoint_matches_yaml(tokenizer) -> None:
     assert committed_hash(ASSETS) == config_hash(BUILD), "rerun: python -m rlreason.model.build --task guess"
+    assert tokenizer_for(BUILD).get_vocab() == tokenizer.get_vocab()  # the hash does not cover the corpus
     assert INFO["build"] == BUILD
     data = compose_cfg("data=guess", "model=tiny_guess").data.guess  # the build's test split is data=guess's
     assert (BUILD["n_test"], BUILD["n_train"], BUILD["data_seed"]) == (data.n_test, data.n_train, data.seed)
