@@ -8,9 +8,11 @@
 #   async:     VinePPO and GRPO x trainer.async_level 0 / 1 x 6 seeds on arith (issue 25); the level-0
 #              runs of seeds 0-2 are arith's (same dir, same names)
 #              (SEEDS="6 7 8" ALGOS=vineppo: other seeds or algorithms of the async sweep)
-#   bash experiments/run_sweeps.sh countdown|arith|async [DIR] [JOBS=3]
+#   guess:     VinePPO, PPO, GRPO x 6 seeds on the hidden-number game, multi-turn (issue 35 §4: data=guess,
+#              model=tiny_guess, env.cls=rlreason.envs.guess:GuessNumber; docs/guess.md)
+#   bash experiments/run_sweeps.sh countdown|arith|async|guess [DIR] [JOBS=3]
 set -euo pipefail
-TASK=${1:?usage: run_sweeps.sh countdown|arith|async [DIR] [JOBS]}
+TASK=${1:?usage: run_sweeps.sh countdown|arith|async|guess [DIR] [JOBS]}
 JOBS=${3:-3}
 PY=${PY:-.venv/bin/python}
 queue() {
@@ -21,6 +23,9 @@ queue() {
                done ;;
     arith) for a in "ppo vineppo" "grpo rloo"; do  # the paper's pair first
              for s in 0 1 2; do for b in $a; do echo "$b-s$s algo=$b seed=$s"; done; done
+           done ;;
+    guess) for s in 0 1 2 3 4 5; do
+             for a in vineppo ppo grpo; do echo "$a-s$s algo=$a seed=$s"; done
            done ;;
     async) for s in ${SEEDS:-0 1 2 3 4 5}; do
              for a in ${ALGOS:-vineppo grpo}; do
@@ -33,6 +38,9 @@ queue() {
 }
 case $TASK in
   countdown) R=${2:-multirun/sweep-countdown}; TASK_ARGS="data=countdown model=tiny_countdown" ;;
+  # experiment=guess's settings (experiment=sweep is the one experiment a run takes)
+  guess) R=${2:-multirun/sweep-guess}
+         TASK_ARGS="data=guess model=tiny_guess env.cls=rlreason.envs.guess:GuessNumber env.max_turns=6 rollout.max_new_tokens=200" ;;
   *) R=${2:-multirun/sweep-arith}; TASK_ARGS="data=arith model=tiny" ;;
 esac
 mkdir -p "$R"

@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from rlreason.config import Config, ConfigError, EvalConfig
+from rlreason.data.pairing import pairing_problems
 from rlreason.data.reasoning_gym import problems as reasoning_gym_problems
 from rlreason.envs.setup import env_problems
 from rlreason.learner.objective import objective_problems
@@ -24,7 +25,7 @@ from rlreason.seeds import MAX_ITERATION, MAX_RUN_SEED  # the sampling-seed layo
 
 CHOICES = {
     "algo.name": ("vineppo", "ppo", "grpo", "rloo"),
-    "data.name": ("arith", "countdown", "gsm8k", "math", "jsonl", "reasoning_gym"),
+    "data.name": ("arith", "countdown", "guess", "gsm8k", "math", "jsonl", "reasoning_gym"),
     "data.source": ("local", "hub", "generated"),
     "data.steps.rule": ("auto", "vineppo", "lines", "sentences"),
     "trainer.eval_headline": ("greedy", "mean"),
@@ -348,17 +349,8 @@ def _shared_problems(cfg: Any, splits: tuple[str, ...] = ("train", "test")) -> l
         problems.append(f"model.path={cfg.model.path} is not the builtin tiny model, but the config still carries "
                         "model=tiny's build: block and name; use model=hf model.path=... for any other model")
     d = cfg.data
-    # The two built-in tiny models read and write their own task's characters only.
-    if cfg.model.name == "tiny" and d.name == "countdown":
-        problems.append("model=tiny is the arith model: it cannot write Countdown's / ( ); use model=tiny_countdown")
-    if cfg.model.name == "tiny_countdown" and d.name != "countdown":
-        problems.append(f"model=tiny_countdown is built for data=countdown only; for data={d.name} use model=tiny "
-                        "(arith) or model=hf model.path=...")
-    if d.name == "arith" and d.source != "generated":
-        problems.append("data=arith is generated: set data.source=generated")
-    if d.name not in ("arith", "countdown", "reasoning_gym") and d.source == "generated":
-        problems.append(f"data={d.name} has no generator: use data.source=local or hub")
-    graded = cfg.reward.fn or getattr(getattr(cfg, "env", None), "cls", None)  # by a function or an env.cls
+    problems += pairing_problems(cfg.model.name, d, OmegaConf.select(cfg, "env.cls"))
+    graded = cfg.reward.fn or OmegaConf.select(cfg, "env.cls")  # by a function or an env.cls
     if d.name == "countdown" and not graded:
         problems.append("data=countdown has no gold answer strings: it is graded by a reward function "
                         "(reward.fn=rlreason.reward.countdown:countdown_reward, data=countdown's own)")

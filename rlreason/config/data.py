@@ -65,6 +65,20 @@ class ReasoningGymConfig:
 
 
 @dataclass
+class GuessConfig:
+    """data=guess (rlreason/data/guess.py): hidden-number games for env.cls=rlreason.envs.guess:GuessNumber;
+    level = the turn budget."""
+
+    min_size: int = 8  # the range's size (count of numbers) is drawn uniformly in min_size..max_size
+    max_size: int = 50
+    max_num: int = 99  # ranges lie within 1..max_num (at most 999)
+    slack: int = 0  # turns beyond binary search's worst case, ceil(log2(size + 1))
+    n_train: int = 20000
+    n_test: int = 500
+    seed: int = 0
+
+
+@dataclass
 class StepsConfig:
     """How a response is cut into VinePPO's steps (rlreason/segment.py); conf/data/*.yaml set it per task."""
 
@@ -95,10 +109,10 @@ class FieldsConfig:
 class DataConfig:
     """data=NAME (conf/data/): which task, where its splits come from, how prompts and VinePPO's steps are made."""
 
-    name: str = MISSING  # arith | countdown | gsm8k | math | jsonl | reasoning_gym
+    name: str = MISSING  # arith | countdown | guess | gsm8k | math | jsonl | reasoning_gym
     # Each split is read from its local path when set (JSONL, or parquet for math), else from the hub
     # through `datasets.load_dataset` (train: hub_id/hub_config; test: hub_test_id or hub_id).
-    # source=generated: arith's, countdown's and reasoning-gym's generators (no files).
+    # source=generated: arith's, countdown's, guess's and reasoning-gym's generators (no files).
     source: str = "local"  # local | hub | generated
     train_path: str | None = None  # the train split's local file (JSONL, or parquet for math)
     test_path: str | None = None  # the test split's local file
@@ -123,5 +137,6 @@ class DataConfig:
     steps: StepsConfig = field(default_factory=StepsConfig)
     arith: ArithConfig = field(default_factory=ArithConfig)
     countdown: CountdownConfig = field(default_factory=CountdownConfig)
+    guess: GuessConfig = field(default_factory=GuessConfig)
     fields: FieldsConfig = field(default_factory=FieldsConfig)
     reasoning_gym: ReasoningGymConfig = field(default_factory=ReasoningGymConfig)

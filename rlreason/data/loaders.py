@@ -17,9 +17,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from rlreason.data import countdown
+from rlreason.data import countdown, guess
 from rlreason.data.arith import ArithSpec, generate_splits
 from rlreason.data.countdown import CountdownSpec
+from rlreason.data.guess import GuessSpec
 from rlreason.data.hub import Why, hub_rows
 from rlreason.data.record import DataError, Question
 from rlreason.reward.extract import last_boxed
@@ -49,6 +50,10 @@ def load_questions(data_cfg: Any, needs_answer: bool = True,
         from rlreason.data import reasoning_gym  # an optional extra: imported only for its data
 
         train, test = reasoning_gym.load(data_cfg.reasoning_gym)
+    elif data_cfg.name == "guess":
+        g = data_cfg.guess
+        spec = GuessSpec(g.min_size, g.max_size, g.max_num, g.slack)
+        train, test = (guess_questions(rows) for rows in guess.generate_splits(g.n_train, g.n_test, spec, g.seed))
     elif data_cfg.name in NAMES:
         train, test = _load_split(data_cfg, "train", needs_answer), _load_split(data_cfg, "test", needs_answer)
     else:
@@ -62,7 +67,7 @@ def load_split(data_cfg: Any, split: str, needs_answer: bool = True,
                held_out: Callable[[list[Question]], list[Question]] | None = None) -> list[Question]:
     """One split (train | test), cut to max_train / max_test: an eval reads only the split it scores.
     `held_out` as in load_questions (the test split only)."""
-    if data_cfg.name in ("arith", "reasoning_gym") or data_cfg.source == "generated":
+    if data_cfg.name in ("arith", "guess", "reasoning_gym") or data_cfg.source == "generated":
         return load_questions(data_cfg, needs_answer, held_out)[split == "test"]
     if data_cfg.name not in NAMES:
         raise ValueError(f"data.name={data_cfg.name!r}: no loader (expected {', '.join(NAMES)})")
@@ -211,6 +216,13 @@ def countdown_questions(rows: list[Row], use_all: bool) -> list[Question]:
     return [parse_countdown(row, f"generated countdown row {i}", use_all) for i, row in enumerate(rows, 1)]
 
 
+def guess_questions(rows: list[Row]) -> list[Question]:
+    """data=guess's records as questions: the environment (rlreason.envs.guess) plays from the record; the
+    answer is the hidden number (a single-turn grader without env.cls could only check a one-shot guess)."""
+    return [Question(id=_hash_id("guess", json.dumps(r, sort_keys=True)), problem=guess.problem_text(r),
+                     answer=str(r["target"]), level=r["turns"], source="guess", record=r) for r in rows]
+
+
 def generic_parser(fields: Any, needs_answer: bool = True) -> Callable[[Row, str], Question]:
     """data=jsonl: a parser reading the fields named by `data.fields`. The gold answer may be a number
     (`"answer": 9`); the id is the row's own (`fields.id`) or a hash of the problem text.
@@ -276,4 +288,4 @@ def _level(value: Any, where: str) -> int | None:
 
 
 PARSERS: dict[str, Callable[[Row, str], Question]] = {"gsm8k": parse_gsm8k, "math": parse_math}
-NAMES = ("arith", "countdown", "jsonl", "reasoning_gym", *PARSERS)
+NAMES = ("arith", "countdown", "guess", "jsonl", "reasoning_gym", *PARSERS)

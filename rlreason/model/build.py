@@ -3,6 +3,7 @@
     python -m rlreason.model.build                       # model=tiny (arith) -> its committed assets dir
     python -m rlreason.model.build --task countdown      # model=tiny_countdown -> assets/tiny-countdown
     python -m rlreason.model.build --model tiny_chat     # model=tiny_chat -> assets/tiny-chat
+    python -m rlreason.model.build --task guess          # model=tiny_guess -> assets/tiny-guess (multi-turn)
     python -m rlreason.model.build --out /tmp/t sft_steps=30
 
 The task (rlreason.model.tasks, the build dict's `task` key) decides the data, the vocabulary and the
@@ -66,16 +67,40 @@ def encode(tokenizer, q: Question | Item, response: str | None = None) -> tuple[
     return prompt, response_ids
 
 
-def collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded input ids, labels on the response tokens only. Under a causal mask real tokens
-    never see the pads, so no attention mask is needed."""
-    width = max(len(p) + len(r) for p, r in batch)
+def encode_turns(tokenizer, problem: str, segments: tuple[tuple[str, bool], ...]) -> tuple[list[int], list[int], list[bool]]:
+    """(prompt ids, transcript ids, which of them are the policy's) for a multi-turn transcript: each
+    segment tokenized on its own, as the environment's observations are appended in RL (no EOS: the
+    environment ends the episode)."""
+    ids: list[int] = []
+    own: list[bool] = []
+    for text, policy in segments:
+        piece = tokenizer(text, add_special_tokens=False).input_ids
+        ids += piece
+        own += [policy] * len(piece)
+    return prompt_ids(tokenizer, problem), ids, own
+
+
+def collate(batch: list[tuple[list[int], list[int]]] | list[tuple[list[int], list[int], list[bool]]],
+            pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded input ids, labels on the response tokens only (and of a transcript, on the policy's
+    tokens only: an optional third element marks them). Under a causal mask real tokens never see the
+    pads, so no attention mask is needed."""
+    width = max(len(ex[0]) + len(ex[1]) for ex in batch)
     ids = torch.full((len(batch), width), pad_id)
     labels = torch.full((len(batch), width), -100)
-    for row, (p, r) in enumerate(batch):
+    for row, (p, r, *own) in enumerate(batch):
         ids[row, : len(p) + len(r)] = torch.tensor(p + r)
-        labels[row, len(p) : len(p) + len(r)] = torch.tensor(r)
+        target = torch.tensor(r)
+        if own:
+            target[~torch.tensor(own[0], dtype=torch.bool)] = -100
+        labels[row, len(p) : len(p) + len(r)] = target
     return {"input_ids": ids, "labels": labels}
+
+
+def _example(tokenizer, item: Item, solution):
+    if isinstance(solution, str):
+        return encode(tokenizer, item, solution)
+    return encode_turns(tokenizer, item.problem, solution)
 
 
 def lr_factor(step: int, warmup: int, total: int, schedule: str = "cosine") -> float:
@@ -113,7 +138,7 @@ def sft(model, tokenizer, train: list[Question] | list[Item], build: dict[str, A
         if len(order) < batch_size:  # epochs: a fresh permutation each time the data runs out
             order += rng.sample(range(len(items)), len(items))
         drawn, order = [items[i] for i in order[:batch_size]], order[batch_size:]
-        batch = [encode(tokenizer, it, it.solutions[0] if len(it.solutions) == 1 else pick.choice(it.solutions))
+        batch = [_example(tokenizer, it, it.solutions[0] if len(it.solutions) == 1 else pick.choice(it.solutions))
                  for it in drawn]
         loss = model(**collate(batch, tokenizer.pad_token_id)).loss
         loss.backward()
@@ -219,7 +244,13 @@ def build(build_cfg: dict[str, Any], out_dir: str | Path, progress: bool = True,
     model = make_model(build_cfg, tokenizer, build_cfg["seed"])
     loss = sft(model, tokenizer, train, build_cfg, progress)
     sft_wall = time.time() - start
-    metrics = evaluate(model, tokenizer, test, samples=8, seed=build_cfg["seed"], progress=progress)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save(model, tokenizer, tmp)
+    if task.evaluate is not None:  # a multi-turn task plays its games through an engine on the saved model
+        metrics = task.evaluate(str(tmp), tokenizer, test, build_cfg, progress)
+    else:
+        metrics = evaluate(model, tokenizer, test, samples=8, seed=build_cfg["seed"], progress=progress)
     n_solutions = [len(it.solutions) for it in train]
     info = {
         "hash": config_hash(build_cfg),
@@ -236,9 +267,6 @@ def build(build_cfg: dict[str, Any], out_dir: str | Path, progress: bool = True,
         "torch": torch.__version__,
         "transformers": transformers.__version__,
     }
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save(model, tokenizer, tmp)
     (tmp / "build_info.json").write_text(json.dumps(info, indent=2) + "\n")
     if out.exists() and replace:
         shutil.rmtree(out)
@@ -252,7 +280,8 @@ def build(build_cfg: dict[str, Any], out_dir: str | Path, progress: bool = True,
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--task", choices=["arith", "countdown"], help="arith: model=tiny; countdown: model=tiny_countdown")
+    which.add_argument("--task", choices=["arith", "countdown", "guess"],
+                       help="arith: model=tiny; countdown: model=tiny_countdown; guess: model=tiny_guess")
     which.add_argument("--model", choices=sorted(MODELS), help="the conf/model name of the builtin to build")
     parser.add_argument("--out", help="output dir (default: the model's committed assets dir)")
     parser.add_argument("overrides", nargs="*", help="key=value over the build: dict of the model's conf/model yaml")

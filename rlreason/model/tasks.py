@@ -3,6 +3,8 @@
     arith      one gold solution per question (rlreason.data.arith)
     countdown  several valid solutions per instance (rlreason.data.countdown.solutions): SFT draws one
                each time the instance comes up, so the start policy has real choices between orders
+    guess      multi-turn: transcripts of a noisy scripted player of the hidden-number game
+               (rlreason.envs.guess_policy), SFT's loss on the player's lines only; evaluated by playing
 
 A `build:` dict picks one with its `task` key; without it the task is arith (the arith model's build
 dict, and so its config hash, predate the key). Each task's data are its `data=` group's defaults (the
@@ -11,14 +13,17 @@ spec here, the sizes and seed in the build dict), so the build's test split is R
 
 from __future__ import annotations
 
+import random
 import string
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from rlreason.data import arith, countdown
+from rlreason.data import arith, countdown, guess
 from rlreason.data.record import Question
+from rlreason.envs.guess import GuessNumber
+from rlreason.envs.guess_policy import scripted_game
 from rlreason.reward.countdown import countdown_reward
 
 
@@ -27,9 +32,12 @@ class Item:
     """One question as the builder sees it: the prompt is `{problem}\\n` (both data groups' template)."""
 
     problem: str
-    solutions: tuple[str, ...]  # gold responses without EOS, each graded correct (SFT reads the train items')
+    # gold responses without EOS, each graded correct (SFT reads the train items'); a multi-turn task's are
+    # transcripts: (text, is it the policy's) segments, trained on the policy's text only, no EOS
+    solutions: tuple[str, ...] | tuple[tuple[tuple[str, bool], ...], ...]
     level: int
-    grade: Callable[[str], bool] = field(compare=False, repr=False)
+    grade: Callable[[Any], bool] = field(compare=False, repr=False)
+    record: dict | None = field(default=None, compare=False, repr=False)  # an environment's record
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,9 @@ class Task:
     # data: rlreason.model.heldout keeps them out of RL's held-out split. None: not done (arith, below).
     sft_keys: Callable[[Mapping[str, Any]], frozenset] | None = None
     key: Callable[[Question], Hashable] | None = None
+    # A multi-turn task's own evaluation: (saved model dir, tokenizer, test items, build dict, progress) ->
+    # the build_info figures. None: rlreason.model.build.evaluate (single-turn, graded by Item.grade).
+    evaluate: Callable[..., dict[str, Any]] | None = None
 
 
 # --- arith (and any question with a gold answer string) ---
@@ -108,6 +119,53 @@ def _countdown_corpus() -> list[str]:
             for r in train]
 
 
+# --- guess (multi-turn: rlreason.envs.guess) ---
+
+def _guess_splits(build: Mapping[str, Any]) -> tuple[list[dict], list[dict]]:
+    return guess.generate_splits(build["n_train"], build["n_test"], guess.GuessSpec(), build["data_seed"])
+
+
+def _guess_replays(segments: tuple[tuple[str, bool], ...], record: dict) -> bool:
+    """A transcript is a game the environment would play: its replies are the environment's own."""
+    env, replies = GuessNumber(record, 0), [text for text, own in segments if not own]
+    actions = [text for text, own in segments if own]
+    return [env.step(a).observation for a in actions] == replies
+
+
+def _guess_item(record: dict, rng: random.Random | None, build: Mapping[str, Any]) -> Item:
+    sols = () if rng is None else tuple(
+        tuple(scripted_game(record, rng, build["p_wander"], build["p_ignore"])[0]) for _ in range(build["sft_solutions"]))
+    return Item(guess.problem_text(record), sols, record["turns"], partial(_guess_replays, record=record), record)
+
+
+def _guess_items(build: Mapping[str, Any]) -> tuple[list[Item], list[Item]]:
+    train, test = _guess_splits(build)
+    rng = random.Random(f"guess-policy-{build['seed']}")
+    return [_guess_item(r, rng, build) for r in train], [_guess_item(r, None, build) for r in test]
+
+
+def guess_key(record: Mapping[str, Any]) -> tuple:
+    return record["lo"], record["hi"], record["target"]
+
+
+def _guess_corpus() -> list[str]:
+    rng = random.Random(0)
+    # Fixed text (not the build's noise): the token ids follow its character frequencies.
+    return [guess.problem_text(r) + "\n" + "".join(t for t, _ in scripted_game(r, rng, 0.3, 0.1)[0])
+            for r in guess.generate_splits(200, 0, guess.GuessSpec(), seed=0)[0]]
+
+
+EVAL_GAMES = 200  # the build's evaluation plays the first 200 held-out games (minutes on a busy CPU)
+
+
+def _guess_evaluate(model_dir: str, tokenizer, items: list[Item], build: Mapping[str, Any],
+                    progress: bool = True) -> dict[str, Any]:
+    from rlreason.model.guess_eval import evaluate_guess
+
+    records = [it.record for it in items][:EVAL_GAMES]
+    return {"eval_engine": "hf", **evaluate_guess(model_dir, tokenizer, records, seed=build["seed"], progress=progress)}
+
+
 TASKS: dict[str, Task] = {
     "arith": Task("arith", arith.ArithSpec(), string.digits + arith.LETTERS + arith.OPS + "=:#Q \n",
                   _arith_items, _arith_corpus),  # no SFT set left out: rlreason/model/heldout.py says why
@@ -115,6 +173,10 @@ TASKS: dict[str, Task] = {
                       _countdown_items, _countdown_corpus,
                       lambda build: frozenset(map(countdown_key, _countdown_splits(build)[0])),
                       lambda q: countdown_key(q.record)),
+    "guess": Task("guess", guess.GuessSpec(), string.ascii_lowercase + string.digits + "- \n",
+                  _guess_items, _guess_corpus,
+                  lambda build: frozenset(map(guess_key, _guess_splits(build)[0])),
+                  lambda q: guess_key(q.record), _guess_evaluate),
 }
 
 

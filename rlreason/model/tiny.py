@@ -22,8 +22,8 @@ from rlreason.model.tasks import TASKS, task_of
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 ASSETS = Path(__file__).parent / "assets" / "tiny-arith"  # the default model's; assets_dir(task) for any
 CONF = Path(__file__).parents[2] / "conf" / "model"
-# model=tiny, model=tiny_countdown, model=tiny_chat
-YAMLS = {"arith": "tiny.yaml", "countdown": "tiny_countdown.yaml", "chat": "tiny_chat.yaml"}
+# model=tiny, model=tiny_countdown, model=tiny_chat, model=tiny_guess
+YAMLS = {"arith": "tiny.yaml", "countdown": "tiny_countdown.yaml", "chat": "tiny_chat.yaml", "guess": "tiny_guess.yaml"}
 KINDS = ("char", "chat")  # the build dict's `kind`: char (the default, no key) | chat (rlreason.model.chat)
 # LlamaConfig fields the `build:` dict may set; the rest of `build:` configures SFT (rlreason.model.build).
 ARCH_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
