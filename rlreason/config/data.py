@@ -70,12 +70,12 @@ class GuessConfig:
     level = the turn budget."""
 
     min_size: int = 8  # the range's size (count of numbers) is drawn uniformly in min_size..max_size
-    max_size: int = 50
+    max_size: int = 50  # the largest range size
     max_num: int = 99  # ranges lie within 1..max_num (at most 999)
     slack: int = 0  # turns beyond binary search's worst case, ceil(log2(size + 1))
-    n_train: int = 20000
-    n_test: int = 500
-    seed: int = 0
+    n_train: int = 20000  # games generated for the train split
+    n_test: int = 500  # held-out games (drawn first; no train game repeats one)
+    seed: int = 0  # the generator's seed
 
 
 @dataclass
