@@ -246,10 +246,11 @@ def validate(cfg: Any) -> None:
         problems.append(f"curriculum.decay={cfg.curriculum.decay} must be in (0, 1]")
     problems += _shared_problems(cfg)
     from rlreason.engine import devices  # engine.devices, engine.weight_transfer
-    from rlreason.learner import lora
+    from rlreason.learner import lora, packing
 
     node = devices.node_layout(os.environ)
     problems += lora.problems(cfg.learner.lora) + lora.world_problems(cfg.learner, node["world"])
+    problems += packing.problems(cfg.learner, cfg.rollout.max_new_tokens)
     problems += tensor_parallel_problems(cfg.engine, node["world"], node["local_world"], cfg.trainer.async_level)
     problems += devices.problems(cfg.engine, world=node["world"], local_world=node["local_world"],
                                  gpus=0 if cfg.device == "cpu" else devices.gpu_count())

@@ -184,6 +184,11 @@ class LearnerConfig:
     epochs: int = 2  # PPO epochs over each iteration's episodes
     minibatch_size: int = 64  # episodes per optimizer step
     micro_batch_size: int = 16  # episodes per forward/backward (gradient accumulation)
+    # Token budget per forward/backward (verl's dynamic batch size): null = micro_batch_size episodes, each
+    # micro-batch padded to its longest; N = episodes binned so that each micro-batch's prompt + response
+    # tokens are <= N (an episode longer than N alone), packed into one padding-free row (micro_batch_size is
+    # then unused). Same losses and gradients, memory bounded by tokens (docs/packing.md).
+    max_tokens_per_micro_batch: int | None = None
     max_bad_updates: int = 3  # consecutive NaN/inf updates before the run stops
     lora: LoraConfig = field(default_factory=LoraConfig)
 

@@ -7,10 +7,14 @@ token j of an episode with prompt length P sits at position P - 1 + j.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from rlreason.rollout import Episode
+
+if TYPE_CHECKING:
+    from rlreason.learner.packing import Packed
 
 
 @dataclass
@@ -20,13 +24,18 @@ class Batch:
     response_mask: torch.Tensor  # [B, L-1] 1 where the target is a response token the policy sampled
     advantages: torch.Tensor  # [B, L-1]
     returns: torch.Tensor  # [B, L-1] (ppo only; zeros otherwise)
+    # The same episodes as one padding-free row, which the models then run on instead of input_ids
+    # (learner.max_tokens_per_micro_batch; rlreason/learner/packing.py); None: the padded rows above.
+    packed: Packed | None = None
 
     def to(self, device: torch.device | str) -> Batch:
         return Batch(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.response_mask,
-                                              self.advantages, self.returns)))
+                                              self.advantages, self.returns)),
+                     packed=self.packed.to(device) if self.packed is not None else None)
 
 
-def pack(episodes: list[Episode], pad_id: int) -> Batch:
+def pack(episodes: list[Episode], pad_id: int, packed: bool = False) -> Batch:
+    """The episodes right-padded; `packed`: also as one padding-free row (rlreason/learner/packing.py)."""
     seqs = [ep.prompt_ids + ep.response_ids for ep in episodes]
     length = max(len(s) for s in seqs)
     b = len(episodes)
@@ -45,6 +54,10 @@ def pack(episodes: list[Episode], pad_id: int) -> Batch:
             adv[i, p - 1 : p - 1 + r] = torch.tensor(ep.advantages)
         if ep.returns:
             ret[i, p - 1 : p - 1 + r] = torch.tensor(ep.returns)
+    if packed:
+        from rlreason.learner.packing import pack_row
+
+        return Batch(input_ids, attention, mask, adv, ret, pack_row(episodes))
     return Batch(input_ids, attention, mask, adv, ret)
 
 

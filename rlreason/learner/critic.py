@@ -12,9 +12,10 @@ from transformers import AutoModel
 
 
 class ValueModel(nn.Module):
-    def __init__(self, model_path: str, dtype: torch.dtype = torch.float32, seed: int = 0):
+    def __init__(self, model_path: str, dtype: torch.dtype = torch.float32, seed: int = 0,
+                 attn_implementation: str | None = None):
         super().__init__()
-        self.backbone = AutoModel.from_pretrained(model_path, dtype=dtype)
+        self.backbone = AutoModel.from_pretrained(model_path, dtype=dtype, attn_implementation=attn_implementation)
         hidden = self.backbone.config.hidden_size
         self.head = nn.Linear(hidden, 1, dtype=dtype)
         # As the reference (treetune/models/pretrained_with_value_head.py,
@@ -24,10 +25,14 @@ class ValueModel(nn.Module):
             self.head.weight.normal_(0.0, 1 / math.sqrt(hidden + 1), generator=torch.Generator().manual_seed(seed))
             self.head.bias.zero_()
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Values [B, L-1]: position i is V(state after token i), aligned with next-token log-probs."""
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
-        return self.head(hidden[:, :-1]).squeeze(-1).float()
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                keep: torch.Tensor | None = None, **packed) -> torch.Tensor:
+        """Values [B, L-1]: position i is V(state after token i), aligned with next-token log-probs. A packed
+        row (rlreason/learner/packing.py: `packed` its kwargs, `keep` its response positions): values [1, N]
+        at the `keep` positions only."""
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+                               **packed).last_hidden_state
+        return self.head(hidden[:, :-1] if keep is None else hidden[:, keep]).squeeze(-1).float()
 
     def save(self, path: Path) -> None:
         save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(path))

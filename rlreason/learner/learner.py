@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
-from collections.abc import Iterator
 
 import torch
 from transformers import AutoModelForCausalLM
@@ -26,7 +25,7 @@ from rlreason.algo.losses import clipped_policy_loss, clipped_value_loss, kl_pen
 from rlreason.distributed import SINGLE, Dist
 from rlreason.distributed.fsdp import FullWeights, gather_lists, micro_batches, norm_value, reshard
 from rlreason.envs.gae import action_gae
-from rlreason.learner import lora
+from rlreason.learner import lora, packing
 from rlreason.learner.batch import Batch, pack, unpack
 from rlreason.learner.critic import ValueModel
 from rlreason.learner.objective import clip_eps_high, loss_agg
@@ -44,13 +43,29 @@ def token_logprobs(model, batch: Batch, temperature: float, *, entropy_grad: boo
 
     The entropy carries a graph only with `entropy_grad` (a loss term, algo.entropy_coef > 0): its
     graph holds two more logits-sized fp32 tensors (the softmax and the product), which a logged-only
-    entropy would keep alive until the micro-batch's backward, and past it into the next one."""
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits[:, :-1].float()
+    entropy would keep alive until the micro-batch's backward, and past it into the next one.
+    A packed batch (rlreason/learner/packing.py) computes the response positions' logits alone, in one
+    padding-free row, and returns them in the same [B, L-1] layout (zeros elsewhere)."""
+    if (p := batch.packed) is not None:
+        logits = model(**p.kwargs(), logits_to_keep=p.keep, use_cache=False).logits[0].float()
+        targets = p.targets
+    else:
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits[:, :-1].float()
+        targets = batch.input_ids[:, 1:]
     logp_all = torch.log_softmax(logits / temperature, dim=-1)
-    logp = logp_all.gather(-1, batch.input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
         entropy = -(logp_all.exp() * logp_all).sum(-1)
+    if p is not None:
+        return p.padded(logp, batch.response_mask), p.padded(entropy, batch.response_mask)
     return logp, entropy
+
+
+def token_values(critic, batch: Batch) -> torch.Tensor:
+    """The PPO critic's values [B, L-1] (packed: at the response positions, zeros elsewhere)."""
+    if (p := batch.packed) is None:
+        return critic(batch.input_ids, batch.attention_mask)
+    return p.padded(critic(**p.kwargs(), keep=p.keep)[0], batch.response_mask)
 
 
 class Learner:
@@ -67,6 +82,9 @@ class Learner:
         if self.loss_agg == "seq-mean-token-sum-norm" and not max_new_tokens:
             raise ValueError("algo.loss_agg=seq-mean-token-sum-norm divides by rollout.max_new_tokens: pass max_new_tokens")
         self.max_new_tokens = max_new_tokens
+        # Token-budget micro-batches, packed without padding (rlreason/learner/packing.py); None: by count
+        self.token_budget = getattr(cfg, "max_tokens_per_micro_batch", None)
+        attention = packing.attention(device, dtype != torch.float32 and device != "cpu") if self.token_budget else None
         self.dtype = dtype  # the reference's and the engine's: weight syncs are gathered in it
         self.dist = dist
         self.autocast = dtype != torch.float32 and device != "cpu"
@@ -85,7 +103,7 @@ class Learner:
         # Master weights in fp32; bf16 only through autocast on GPU.
         self.lora = lora.enabled(cfg)  # adapters on a frozen base (rlreason/learner/lora.py); init_path: the adapter's
         self.policy = AutoModelForCausalLM.from_pretrained(model_path if self.lora else init_path or model_path,
-                                                           dtype=torch.float32)
+                                                           dtype=torch.float32, attn_implementation=attention)
         if gradient_checkpointing:
             self.policy.gradient_checkpointing_enable()
         if self.lora:
@@ -95,12 +113,13 @@ class Learner:
         if algo_cfg.kl_coef > 0 and self.lora:
             self.ref = lora.AdaptersOff(self.policy)  # the base itself: no second copy of the weights
         elif algo_cfg.kl_coef > 0:
-            self.ref = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).eval()
+            self.ref = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype,
+                                                            attn_implementation=attention).eval()
             self.ref.requires_grad_(False)
             self.ref = place(self.ref, offload=offload_ref)
         self.critic = None
         if algo_cfg.name == "ppo":
-            self.critic = ValueModel(model_path, seed=seed)
+            self.critic = ValueModel(model_path, seed=seed, attn_implementation=attention)
             if gradient_checkpointing:  # the reference checkpoints the critic too (PPOTrainer._init_critic_model)
                 self.critic.backbone.gradient_checkpointing_enable()
             self.critic = place(self.critic)
@@ -131,34 +150,44 @@ class Learner:
     def _ctx(self):
         return torch.autocast(self.device, dtype=torch.bfloat16) if self.autocast else torch.autocast("cpu", enabled=False)
 
-    def _micro_batches(self, episodes: list[Episode]) -> Iterator[tuple[list[Episode], Batch, bool]]:
-        """This rank's micro-batches (all of them in one process) and whether each is real or the
-        padding pass a sharded model needs so that every rank runs as many (rlreason/distributed/fsdp.py)."""
-        for chunk, real in micro_batches(episodes, self.cfg.micro_batch_size, self.dist):
-            yield chunk, pack(chunk, self.pad_id).to(self.device), real
+    def _chunks(self, idx: list[int], episodes: list[Episode]) -> list[tuple[list[int], bool]]:
+        """This rank's micro-batches of `idx` (all of them in one process), by count or by token budget, and
+        whether each is real or the padding pass a sharded model needs so that every rank runs as many
+        (rlreason/distributed/fsdp.py)."""
+        if self.token_budget is None:
+            return micro_batches(idx, self.cfg.micro_batch_size, self.dist)
+        return packing.micro_batches(idx, packing.tokens([episodes[i] for i in idx]), self.token_budget, self.dist)
+
+    def _batch(self, chunk: list[Episode]) -> Batch:
+        return pack(chunk, self.pad_id, packed=self.token_budget is not None).to(self.device)
+
+    def _per_episode(self, episodes: list[Episode], fn) -> list[list[float]]:
+        """fn(batch) -> [B, L-1] over this rank's micro-batches, as per-episode response lists in the
+        episodes' order (token-budget micro-batches regroup them), gathered over ranks."""
+        out: dict[int, list[float]] = {}
+        with self._ctx():
+            for sub, real in self._chunks(list(range(len(episodes))), episodes):
+                chunk = [episodes[i] for i in sub]
+                if real:
+                    out.update(zip(sub, unpack(fn(self._batch(chunk)), chunk)))
+                else:
+                    fn(self._batch(chunk))
+        return gather_lists([out[i] for i in sorted(out)], self.dist)
 
     @torch.no_grad()
     def logprobs(self, episodes: list[Episode], model=None) -> list[list[float]]:
         model = model or self.policy
         self._train_mode(False)
-        out = []
-        with self._ctx():
-            for chunk, batch, real in self._micro_batches(episodes):
-                logp, _ = token_logprobs(model, batch, self.temperature)
-                out += unpack(logp, chunk) if real else []
+        out = self._per_episode(episodes, lambda batch: token_logprobs(model, batch, self.temperature)[0])
         reshard(model)  # no backward follows that would free the root's gathered parameters
-        return gather_lists(out, self.dist)
+        return out
 
     @torch.no_grad()
     def values(self, episodes: list[Episode]) -> list[list[float]]:
         self._train_mode(False)
-        out = []
-        with self._ctx():
-            for chunk, batch, real in self._micro_batches(episodes):
-                values = self.critic(batch.input_ids, batch.attention_mask)
-                out += unpack(values, chunk) if real else []
+        out = self._per_episode(episodes, lambda batch: token_values(self.critic, batch))
         reshard(self.critic)
-        return gather_lists(out, self.dist)
+        return out
 
     def named_weights(self) -> FullWeights:
         """Full policy tensors under their HF names; sharded, each is gathered as it is consumed, in the
@@ -233,9 +262,9 @@ class Learner:
         # This rank's share of the minibatch; n_tokens above counts the whole minibatch, so the summed
         # gradient over ranks is the one-process gradient. A padding pass (`real` False) runs only for
         # FSDP's collectives: its losses are scaled by 0 and its statistics dropped.
-        for sub, real in micro_batches(idx, self.cfg.micro_batch_size, self.dist):
+        for sub, real in self._chunks(idx, episodes):
             chunk, before, scale = [episodes[i] for i in sub], dict(stats), 1.0 if real else 0.0
-            batch = pack(chunk, self.pad_id).to(self.device)
+            batch = self._batch(chunk)
             mask = batch.response_mask
             adv = batch.advantages
             if algo.whiten_advantages:
@@ -281,7 +310,7 @@ class Learner:
             (loss * scale).backward()
             if self.critic is not None:
                 with self._ctx():
-                    values = self.critic(batch.input_ids, batch.attention_mask)
+                    values = token_values(self.critic, batch)
                     old_v = _aligned([old_values[i] for i in sub], chunk, batch).to(self.device)
                     vloss = clipped_value_loss(values, old_v, batch.returns, mask, algo.value_clip, n_tokens)
                 stats["value_loss"] += vloss.item()
