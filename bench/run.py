@@ -25,6 +25,7 @@ SECTIONS: dict[str, str] = {  # name -> module with run()
     "curriculum": "bench.curriculum",
     "engine": "bench.engine",
     "iteration": "bench.iteration",
+    "learner": "bench.learner",
     "mc_budget": "bench.mc_budget",
     "reward": "bench.reward",
     "store": "bench.store",

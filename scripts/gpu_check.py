@@ -9,6 +9,8 @@ Checks, each a row (result, seconds, peak allocated GiB, rlreason.distributed.me
   - a GRPO+KL update in bf16 autocast with gradient checkpointing, asserting both are active (a decoder
     layer runs twice per training micro-batch: forward and recompute);
   - a PPO step with its critic;
+  - packed attention: one padding-free row's log-probs equal the padded batch's (scripts/gpu_packed.py: flash-
+    attention's varlen kernel where installed, bf16 tolerance stated there);
   - FSDP2 over NCCL at world size 1: the update on sharded models, every parameter a shard again after it,
     the weight sync gathered in bf16;
   - checkpoint and resume through torch.distributed.checkpoint: the resumed learner's next update equals
@@ -394,10 +396,13 @@ def main() -> int:
         c.run("engine=hf rollouts", lambda: check_rollouts(c))
         c.run("update: bf16 autocast + checkpointing", lambda: check_update(c), {"fsdp": False})
         c.run("PPO step with its critic", lambda: check_ppo(c), {"fsdp": False, "critic": True})
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from gpu_packed import check_packed
+
+        c.run("packed attention = padded log-probs", lambda: check_packed(c))
         c.run("FSDP2 update, world size 1", lambda: check_fsdp(c, state), {"fsdp": True})
         c.run("DCP checkpoint and resume", lambda: check_resume(c, state))  # two learners alive: no estimate
         c.run("weight transfer to an engine process", lambda: check_transfer(c))
-        sys.path.insert(0, str(ROOT / "scripts"))
         from gpu_loop import loop_rows
 
         loop_rows(c, args.loop, args.device, Path(tmp), args.loop_timeout)

@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 ARGS = ["--device", "cpu", "--size", "tiny", "--seq", "64", "--episodes", "8", "--micro-batch", "4"]
 CHECKS = ["torch sees the GPU", "engine=hf rollouts", "update: bf16 autocast + checkpointing",
-          "PPO step with its critic", "FSDP2 update, world size 1", "DCP checkpoint and resume",
+          "PPO step with its critic", "packed attention = padded log-probs", "FSDP2 update, world size 1", "DCP checkpoint and resume",
           "weight transfer to an engine process"]
 
 
@@ -47,7 +47,8 @@ def test_every_check_runs_and_passes_on_the_cpu():
     # The protocol to a second process (gloo here; NCCL between two GPUs), each version checked there.
     assert notes["weight transfer to an engine process"].startswith("gloo cpu -> cpu (--device cpu): ")
     assert "bit for bit" in notes["weight transfer to an engine process"]
-    assert all(r["estimate_gib"] > 0 for r in rows[2:5])  # the memory table's figure beside each update
+    assert all(r["estimate_gib"] > 0 for r in rows[2:4] + rows[5:6])  # the memory table's figure beside each update
+    assert notes["packed attention = padded log-probs"].startswith("sdpa_varlen, fp32: max |diff| ")
     assert "check" in proc.stdout and "result" in proc.stdout  # the printed table
     loop = notes["loop: in-process engine, sleep mode"]
     assert loop.startswith("2 iterations in ") and "logprob mismatch" in loop and "eval " in loop, loop
