@@ -10,7 +10,9 @@ samples, one minibatch of 128, micro-batches of 64). The episodes are ChatML-len
 whose lengths are drawn log-normal like GSM8K/MATH responses, scaled into the model's 256 tokens (a 5-10x
 spread between a batch's short and long ones; the figures record it). Two learners start from the same
 weights; each repeat runs the padded learner's update then the packed one's (the order alternates between
-repeats), on the same episodes, so drift in machine load hits both alike.
+repeats), on the same episodes, so drift in machine load hits both alike. A third learner, padded with as many
+micro-batches as the packed one (`padded_small_*`), separates what dropping the padding gains from what
+smaller micro-batches alone gain on a CPU.
 
 Peak memory: torch.cuda.max_memory_allocated on a GPU; on the CPU the peak resident set during the update
 above the one before it, sampled every millisecond by a thread, in a process started with glibc's mmap
@@ -34,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-WARMUP, REPEATS = 1, 3
+WARMUP, REPEATS = 1, 5
 BUDGET = 2048  # tokens per packed micro-batch (~16 episodes here; the padded micro-batches hold 64)
 PROMPT = (30, 50)  # a ChatML prompt of an arith question: ~40 tokens
 RESPONSE_MEDIAN, RESPONSE_SIGMA, RESPONSE_MIN = 60, 0.6, 12
@@ -125,11 +127,17 @@ def measure(budget: int = BUDGET, repeats: int = REPEATS, warmup: int = WARMUP) 
         return Learner(model_path, lcfg, cfg.algo, device=device, dtype=torch.float32, total_updates=1000,
                        pad_id=0, temperature=cfg.rollout.temperature, max_new_tokens=cfg.rollout.max_new_tokens)
 
-    learners = {"padded": learner(None), "packed": learner(budget)}
+    tokens = packing.tokens(eps)
+    packed_micro = len(packing.token_bins(tokens, budget))
+    # A control: padded micro-batches as many as the packed ones (so of about as many episodes), which tells
+    # the gain from dropping padding apart from the gain of smaller micro-batches alone (cache effects).
+    small = learner(None)
+    small.cfg.micro_batch_size = -(-n // packed_micro)
+    learners = {"padded": learner(None), "packed": learner(budget), "padded_small": small}
     seconds: dict[str, list[float]] = {k: [] for k in learners}
     peaks: dict[str, list[int]] = {k: [] for k in learners}
     for rep in range(warmup + repeats):
-        for name in (list(learners) if rep % 2 == 0 else list(learners)[::-1]):
+        for name in (list(learners) if rep % 2 == 0 else list(learners)[::-1]):  # alternating order
             with Peak(device) as peak:
                 t0 = time.perf_counter()
                 learners[name].update(eps)
@@ -137,7 +145,6 @@ def measure(budget: int = BUDGET, repeats: int = REPEATS, warmup: int = WARMUP) 
             if rep >= warmup:
                 seconds[name].append(spent)
                 peaks[name].append(peak.peak)
-    tokens = packing.tokens(eps)
     micro = cfg.learner.micro_batch_size
     padded_slots = sum(len(chunk) * max(tokens[i] for i in chunk)
                        for chunk in (range(s, min(s + micro, n)) for s in range(0, n, micro)))
@@ -148,6 +155,12 @@ def measure(budget: int = BUDGET, repeats: int = REPEATS, warmup: int = WARMUP) 
         "packed_learner_s": packed_s,
         "packed_speedup": padded_s / packed_s,
         "packed_speedup_best": min(seconds["padded"]) / min(seconds["packed"]),
+        "packed_speedup_per_repeat": (pairs := [a / b for a, b in zip(seconds["padded"], seconds["packed"])]),
+        "packed_speedup_median_of_repeats": statistics.median(pairs),
+        "padded_small_learner_s": statistics.median(seconds["padded_small"]),
+        "padded_small_micro_batch_size": small.cfg.micro_batch_size,
+        "packed_speedup_over_padded_small": statistics.median(seconds["padded_small"]) / packed_s,
+        "padded_small_peak_mib": max(peaks["padded_small"]) / 2**20,
         "padded_peak_mib": max(peaks["padded"]) / 2**20,
         "packed_peak_mib": max(peaks["packed"]) / 2**20,
         "peak_memory": "torch.cuda.max_memory_allocated" if device == "cuda" else "resident set rise, 1 ms samples",
@@ -159,7 +172,7 @@ def measure(budget: int = BUDGET, repeats: int = REPEATS, warmup: int = WARMUP) 
                 f"minibatch_size={cfg.learner.minibatch_size}",
         "episodes": n,
         "padded_micro_batches": -(-n // micro),
-        "packed_micro_batches": len(packing.token_bins(tokens, budget)),
+        "packed_micro_batches": packed_micro,
         "micro_batch_size": micro,
         "max_tokens_per_micro_batch": budget,
         "real_tokens": sum(tokens),

@@ -23,9 +23,9 @@ ATOL = 1e-5
 MEAN_ATOL = 1e-8
 
 
-def make(model_dir: str, pad_id: int, dist=None) -> Learner:
+def make(model_dir: str, pad_id: int, dist=None, budget: int | None = None) -> Learner:
     cfg = LearnerConfig(lr=1e-3, warmup_ratio=0.0, schedule="constant", epochs=2, minibatch_size=3,
-                        micro_batch_size=2)
+                        micro_batch_size=2, max_tokens_per_micro_batch=budget)
     kwargs = {"dist": dist} if dist is not None else {}
     return Learner(model_dir, cfg, AlgoConfig(name="ppo", kl_coef=0.05), device="cpu", dtype=torch.float32,
                    total_updates=100, pad_id=pad_id, temperature=1.0, **kwargs)
@@ -38,7 +38,7 @@ def weights(learner: Learner) -> dict[str, torch.Tensor]:
     return out | {f"critic.{k}": v.clone() for k, v in full_weights(learner.critic)}
 
 
-def _worker(rank: int, port: int, model_dir: str, pad_id: int, out: str) -> None:
+def _worker(rank: int, port: int, model_dir: str, pad_id: int, out: str, budget: int | None = None) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port), OMP_NUM_THREADS="1")
     torch.set_num_threads(1)
@@ -62,7 +62,7 @@ def _worker(rank: int, port: int, model_dir: str, pad_id: int, out: str) -> None
         learner_module.AutoModelForCausalLM.from_pretrained, "load")
     critic_module.AutoModel.from_pretrained = recording(critic_module.AutoModel.from_pretrained, "load")
     fsdp.shard_model = recording(fsdp.shard_model, "shard")
-    learner = make(model_dir, pad_id, dist)
+    learner = make(model_dir, pad_id, dist, budget)
     metrics = learner.update(episodes(7))
     w = weights(learner)  # a collective: every rank gathers
     # After no-grad passes no root unit stays gathered: every parameter is registered as a shard again
@@ -87,18 +87,21 @@ def _worker(rank: int, port: int, model_dir: str, pad_id: int, out: str) -> None
 
 
 @pytest.mark.slow
-def test_sharded_ppo_update_equals_the_single_process_update(tiny_model_dir, tiny_tokenizer, tmp_path: Path):
+@pytest.mark.parametrize("budget", [None, 25])
+def test_sharded_ppo_update_equals_the_single_process_update(tiny_model_dir, tiny_tokenizer, tmp_path: Path, budget):
+    """budget 25: token-budget micro-batches packed (2 of these 11-token episodes each; in the last
+    minibatch rank 1 has no episode and runs a packed padding pass)."""
     pad = tiny_tokenizer.pad_token_id
     out = str(tmp_path / "sharded.pt")
     ctx, port = mp.get_context("spawn"), free_port()
-    procs = [ctx.Process(target=_worker, args=(r, port, tiny_model_dir, pad, out)) for r in range(2)]
+    procs = [ctx.Process(target=_worker, args=(r, port, tiny_model_dir, pad, out, budget)) for r in range(2)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(timeout=600)
     assert [p.exitcode for p in procs] == [0, 0]
 
-    single = make(tiny_model_dir, pad)
+    single = make(tiny_model_dir, pad, budget=budget)  # packed against padded: tests/learner/test_packing.py
     before = weights(single)
     metrics = single.update(episodes(7))
     after = weights(single)

@@ -199,3 +199,23 @@ def test_a_budget_that_cannot_hold_one_response_is_refused_before_compute(make_c
     with pytest.raises(ConfigError, match=f"learner.max_tokens_per_micro_batch={budget} cannot hold one full "
                                           r"response \(rollout.max_new_tokens=80\)"):
         make_cfg(*overrides)
+
+
+@pytest.mark.vllm
+def test_packed_learner_logprobs_equal_the_real_engines(vllm_engine, initial_weights, tiny_model_dir, tiny_tokenizer):
+    """The engine's sampled log-probs against the packed learner's (the loop's learner/logprob_mismatch)."""
+    from rlreason.engine.base import SamplingParams
+
+    vllm_engine.sync_weights(initial_weights.items(), 0)
+    prompts = [tiny_tokenizer(t)["input_ids"] for t in ("1+2*3=", "4-5*6+7=", "8*9=")]
+    outs = vllm_engine.generate(prompts, SamplingParams(n=4, temperature=0.7, max_tokens=48, seed=7))  # the learner's
+    eps = episodes(12)
+    for ep, (p, c) in zip(eps, [(p, c) for p, cs in zip(prompts, outs) for c in cs]):
+        ep.prompt_ids, ep.response_ids, ep.logprobs = p, list(c.token_ids), list(c.logprobs)
+        ep.advantages = [1.0] * len(c.token_ids)
+    learner = make_learner(tiny_model_dir, AlgoConfig(name="grpo", kl_coef=0.0), 64)
+    assert len(packing.token_bins(packing.tokens(eps), 64)) > 1
+    mine = learner.logprobs(eps)
+    gaps = [abs(a - b) for ep, lp in zip(eps, mine) for a, b in zip(ep.logprobs, lp)]
+    assert len(gaps) == sum(len(ep.response_ids) for ep in eps)
+    assert sum(gaps) / len(gaps) < 1e-5 and max(gaps) < 1e-4
