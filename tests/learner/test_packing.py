@@ -219,3 +219,16 @@ def test_packed_learner_logprobs_equal_the_real_engines(vllm_engine, initial_wei
     gaps = [abs(a - b) for ep, lp in zip(eps, mine) for a, b in zip(ep.logprobs, lp)]
     assert len(gaps) == sum(len(ep.response_ids) for ep in eps)
     assert sum(gaps) / len(gaps) < 1e-5 and max(gaps) < 1e-4
+
+
+def test_a_packed_update_under_gradient_checkpointing_equals_the_padded_one(tiny_model_dir):
+    """Checkpointing recomputes each layer with the row's kwargs (the episodes' bounds) in the backward."""
+    algo = AlgoConfig(name="ppo", kl_coef=0.05)
+    eps = episodes(8, seed=7)
+    padded = recorded_update(make_learner(tiny_model_dir, algo, None), eps)[1]
+    learner = make_learner(tiny_model_dir, algo, 60)
+    learner.policy.gradient_checkpointing_enable()
+    learner.critic.backbone.gradient_checkpointing_enable()
+    packed = recorded_update(learner, eps)[1]
+    assert learner.policy.is_gradient_checkpointing and len(padded) == len(packed) == 8
+    assert all(close(a[k], b[k]) for a, b in zip(padded, packed) for k in a)
