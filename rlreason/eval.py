@@ -199,7 +199,8 @@ def _evaluate(cfg, out_dir: Path, target: Target, engine) -> Path:
     tmp.replace(path)
     print(markdown(report, f"{cfg.model.name} on {cfg.data.name} ({e.split})"))
     how = f"--reward.fn {cfg.reward.fn}" if task == "fn" else f"--task {task}"
-    print(f"\ncompletions: {out_dir / 'completions.jsonl'} (regrade: python -m rlreason.grade FILE {how})")
+    regrade = "" if task == "env" else f" (regrade: python -m rlreason.grade FILE {how})"  # an env's episodes: no
+    print(f"\ncompletions: {out_dir / 'completions.jsonl'}{regrade}")
     print(path)
     return path
 

@@ -28,9 +28,10 @@ MIN_CHARS = 10  # sentences: a shorter step ("Thus,", "Step 2:") joins the next 
 MAX_CHARS = 500  # sentences: a longer step is split at a space, outside maths mode where there is one
 RULES = ("vineppo", "lines", "sentences")
 # hash/exact: data=jsonl checkers (`#### N` or a bare answer), one step a line;
-# fn: a user's reward function (reward.fn) with no step rule of its data: one step a line
+# fn: a user's reward function (reward.fn) with no step rule of its data: one step a line;
+# env: an environment's actions (env.cls), the states inside a turn one a line (turn boundaries are states anyway)
 DEFAULT_RULE = {"math": "vineppo", "gsm8k": "lines", "arith": "lines", "hash": "lines", "exact": "lines",
-                "fn": "lines"}
+                "fn": "lines", "env": "lines"}
 
 
 def resolve_rule(task: str, steps: StepsConfig | None) -> str:

@@ -351,7 +351,9 @@ def register_configs() -> None:
 
 def grader_task(cfg: Any) -> str:
     """What the grader (and VinePPO's step splitter) is told the task is: reward.checker, or the data's;
-    "fn" when a reward function grades."""
+    "fn" when a reward function grades; "env" when an environment (env.cls) does."""
+    if getattr(getattr(cfg, "env", None), "cls", None):  # its steps give the rewards (rlreason/envs/)
+        return "env"
     if getattr(cfg.reward, "fn", None):  # a run dir's config from before reward.fn has no such key
         return "fn"
     if cfg.reward.checker != "auto":
