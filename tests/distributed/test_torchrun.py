@@ -22,6 +22,7 @@ from rlreason.config import ConfigError
 from rlreason.curriculum.samplers import learnability
 from rlreason.distributed.checkpoint import full_state_dict
 from rlreason.trainer.loop import train
+from tests.distributed.test_fsdp_learner import ATOL as FSDP_ATOL
 from tests.trainer import conftest as trainer_conftest
 from tests.trainer.conftest import SMALL
 
@@ -221,8 +222,10 @@ def test_lora_over_two_ranks_matches_one_process(make_cfg, vllm_engine, tmp_path
     assert sorted(p.name for p in ckpt_policy.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
     sharded = load_file(str(ckpt_policy / "adapter_model.safetensors"))
     assert sharded.keys() == single.keys()
+    # 4 Adam steps at lr 3e-3 (LoRA's 10x) from B = 0: where a gradient is near zero Adam turns float-sum
+    # rounding into a step of ~lr x sign, so the bound is test_fsdp_learner's (measured: 3.5e-6; B moved ~1e-2)
     worst = max((sharded[k] - single[k]).abs().max().item() for k in single)
-    assert worst <= WEIGHT_ATOL, worst
-    assert max(v.abs().max().item() for k, v in single.items() if "lora_B" in k) > 50 * WEIGHT_ATOL  # it trained
+    assert worst <= FSDP_ATOL, worst
+    assert max(v.abs().max().item() for k, v in single.items() if "lora_B" in k) > 100 * FSDP_ATOL  # it trained
     metrics_two = metrics(two)
     assert all(metrics_two[it]["learner/logprob_mismatch"] < 1e-5 for it in (1, 2))  # the engines got merged weights
