@@ -229,3 +229,8 @@ def test_lora_over_two_ranks_matches_one_process(make_cfg, vllm_engine, tmp_path
     assert max(v.abs().max().item() for k, v in single.items() if "lora_B" in k) > 100 * FSDP_ATOL  # it trained
     metrics_two = metrics(two)
     assert all(metrics_two[it]["learner/logprob_mismatch"] < 1e-5 for it in (1, 2))  # the engines got merged weights
+    # export (and so rlreason.eval) reads it as a one-process LoRA checkpoint: the base with the adapter merged
+    from rlreason.distributed.export import export
+
+    out = export(two / "checkpoints" / "iter_000002", tmp_path / "exported")
+    assert json.loads((out / "export.json").read_text())["lora"] is True and (out / "adapter").is_dir()
