@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import os
 import shutil
 import tempfile
@@ -20,6 +21,8 @@ import torch
 
 from rlreason.engine import _vllm_compat as compat
 from rlreason.engine.base import Completion, SamplingParams, check_version, finish_reason, per_prompt
+
+log = logging.getLogger(__name__)
 
 
 class VLLMEngine:
@@ -115,6 +118,9 @@ class VLLMEngine:
         shutil.rmtree(out, ignore_errors=True)
         adapter.save_adapter(out)
         previous, self._lora = self._lora, compat.lora_request(version, out)
+        if previous is None:
+            log.info(f"vLLM serves the policy as a LoRA adapter (max_lora_rank {self.lora_rank}), "
+                     f"{os.path.getsize(os.path.join(out, 'adapter_model.safetensors'))} bytes a sync")
         if previous is not None and previous.lora_path != out:
             shutil.rmtree(previous.lora_path, ignore_errors=True)
         self.reset_prefix_cache()

@@ -86,7 +86,9 @@ def run(run_dir: Path, iterations: int, cache: Path) -> subprocess.CompletedProc
 def test_adapter_sync_gives_the_learners_logprobs_and_resumes_as_the_uninterrupted_run(tmp_path):
     """3 iterations in one go == 2, stop, resume, 1 more, with the engine serving each version's adapter."""
     cache, full, split = tmp_path / "cache", tmp_path / "full", tmp_path / "split"
-    out = run(full, 3, cache).stdout
+    proc = run(full, 3, cache)
+    out = proc.stdout
+    assert "vLLM serves the policy as a LoRA adapter (max_lora_rank 8)" in proc.stdout + proc.stderr
     run(split, 2, cache)
     assert "Resuming" in run(split, 3, cache).stdout
     rows = [json.loads(line) for line in (full / "metrics.jsonl").read_text().splitlines()]
