@@ -7,8 +7,13 @@
 - The engine gets merged weights, W + (alpha / r) B A, under the base model's own parameter names, computed
   per layer as the sync consumes them (`MergedWeights`): the running vLLM engine loads them in place as it
   does a full fine-tune's, and the policy is never merged in place (training goes on with the adapters).
+- learner.lora.sync=adapter: the engine (vLLM with enable_lora) gets the adapter itself instead
+  (`AdapterWeights.save_adapter`), a new LoRARequest per policy version (rlreason/engine/vllm_engine.py).
 - A checkpoint's `policy/` holds the adapter (peft's adapter_config.json + adapter_model.safetensors);
   resume loads it onto the base model.
+- Under torchrun the peft model is sharded with FSDP2 as a full model is (the frozen base too); the merge
+  and the adapter files gather the shards they need (`_full_delta`, `adapter_files`), and the DCP
+  checkpoint leaves the frozen base out (rlreason/distributed/checkpoint.py LearnerState).
 """
 
 from __future__ import annotations
