@@ -223,7 +223,7 @@ def test_lora_over_two_ranks_matches_one_process(make_cfg, vllm_engine, tmp_path
     sharded = load_file(str(ckpt_policy / "adapter_model.safetensors"))
     assert sharded.keys() == single.keys()
     # 4 Adam steps at lr 3e-3 (LoRA's 10x) from B = 0: where a gradient is near zero Adam turns float-sum
-    # rounding into a step of ~lr x sign, so the bound is test_fsdp_learner's (measured: 3.5e-6; B moved ~1e-2)
+    # rounding into a step of ~lr x sign, so the bound is test_fsdp_learner's (measured: 3.5e-6)
     worst = max((sharded[k] - single[k]).abs().max().item() for k in single)
     assert worst <= FSDP_ATOL, worst
     assert max(v.abs().max().item() for k, v in single.items() if "lora_B" in k) > 100 * FSDP_ATOL  # it trained
