@@ -249,7 +249,7 @@ def validate(cfg: Any) -> None:
     from rlreason.learner import lora, packing
 
     node = devices.node_layout(os.environ)
-    problems += lora.problems(cfg.learner.lora) + lora.world_problems(cfg.learner, node["world"])
+    problems += lora.problems(cfg.learner.lora) + lora.sync_problems(cfg, node["world"])
     problems += packing.problems(cfg.learner, cfg.rollout.max_new_tokens)
     problems += tensor_parallel_problems(cfg.engine, node["world"], node["local_world"], cfg.trainer.async_level)
     problems += devices.problems(cfg.engine, world=node["world"], local_world=node["local_world"],

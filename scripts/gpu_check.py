@@ -383,8 +383,9 @@ def main() -> int:
     ap.add_argument("--seq", type=int, default=1024, help="tokens per episode (a quarter of them prompt)")
     ap.add_argument("--episodes", type=int, default=16, help="episodes per update (one minibatch)")
     ap.add_argument("--micro-batch", type=int, default=4)
-    ap.add_argument("--loop", choices=("all", "none", "first"), default="all",
-                    help="the loop rows (scripts/gpu_loop.py: vLLM, 2 iterations each): all, none, or the first")
+    ap.add_argument("--loop", choices=("all", "none", "first", "lora"), default="all",
+                    help="the loop rows (scripts/gpu_loop.py: vLLM, 2 iterations each): all, none, the first, or "
+                         "the LoRA ones (both sync ways)")
     ap.add_argument("--loop-timeout", type=float, default=150, help="seconds per loop row")
     args = ap.parse_args()
     torch.manual_seed(0)

@@ -4,7 +4,10 @@ with the embedded tiny model, once per engine placement a first GPU run is likel
   - in-process engine with sleep mode (the presets' setting: the engine frees its memory for the update);
   - `engine.separate_process=true` (the engine core in its own process: vLLM must spawn it, not fork after
     torch touched CUDA; issue 31, 2a);
-  - `trainer.async_level=1` (the producer thread must run on the rank's CUDA device; 2b).
+  - `trainer.async_level=1` (the producer thread must run on the rank's CUDA device; 2b);
+  - LoRA (learner.lora, docs/lora.md), each sync way: merged weights loaded in place, and vLLM's own LoRA
+    (`learner.lora.sync=adapter`: enable_lora, a LoRARequest per version, punica kernels on CUDA), in fp32
+    and in bf16 (model.dtype=bfloat16: the engine in bf16, the learner's fp32 master weights under autocast).
 
 Each row checks the run's exit status, that every iteration was logged, that nothing is NaN, and that the
 engine's log-probs match the learner's (`learner/logprob_mismatch`, mean |log p_engine - log p_learner| per
@@ -34,7 +37,12 @@ ROWS = {
     "loop: in-process engine, sleep mode": ["engine.sleep_mode=true"],
     "loop: engine.separate_process": ["engine.separate_process=true"],
     "loop: one step off (async_level=1)": ["trainer.async_level=1"],
+    "loop: LoRA r=16, merged sync": ["learner.lora.r=16", "learner.lr=3e-4", "learner.lora.sync=merged"],
+    "loop: LoRA r=16, adapter sync": ["learner.lora.r=16", "learner.lr=3e-4", "learner.lora.sync=adapter"],
+    "loop: LoRA r=16, adapter sync, bf16": ["learner.lora.r=16", "learner.lr=3e-4", "learner.lora.sync=adapter",
+                                            "model.dtype=bfloat16"],
 }
+LORA_ROWS = [name for name in ROWS if name.startswith("loop: LoRA")]
 # The one-GPU recipes (issue 32): each composes (what `--cfg job` prints); with RLREASON_GPU_MODEL=DIR (a local
 # model of the recipe's family: no network there) it also runs 2 iterations of the recipe on that model, at
 # the recipe's own response budget and chat template, with the loop's sizes cut to SMALL's.
@@ -45,6 +53,15 @@ RECIPES = {
     "recipe: countdown_qwen15b": ["experiment=countdown_qwen15b"],
 }
 MISMATCH_MAX = 1e-3  # fp32 on both sides: anything near this is a wrong weight or a wrong token, not rounding
+# bf16 (the engine's weights and activations, the learner's autocast): bf16 keeps 8 bits of mantissa (relative
+# rounding 2^-9 = 2e-3 per value) and the two sides round in different places (vLLM's fused / punica kernels,
+# the learner's fp32 logits), so a mean per-token |delta log p| of ~1e-3 to 1e-2 is rounding; 5e-2 is not.
+# Not measured here (no GPU): the row reports the figure, the first GPU run tells how close it sits.
+MISMATCH_MAX_BF16 = 5e-2
+
+
+def tolerance(name: str) -> float:
+    return MISMATCH_MAX_BF16 if "model.dtype=bfloat16" in ROWS[name] else MISMATCH_MAX
 
 
 def run_dir_of(tmp: Path, name: str) -> Path:
@@ -71,10 +88,11 @@ def run_loop(name: str, device: str, tmp: Path, timeout_s: float = 240) -> str:
     bad = sorted({k for r in rows for k, v in r.items() if isinstance(v, float) and not math.isfinite(v)})
     assert not bad, f"not finite: {bad[:4]}"
     mismatch = max(r["learner/logprob_mismatch"] for r in train)
-    assert mismatch < MISMATCH_MAX, f"engine and learner log-probs differ by {mismatch:.3g} per token"
+    limit = tolerance(name)
+    assert mismatch < limit, f"engine and learner log-probs differ by {mismatch:.3g} per token (limit {limit:g})"
     summary = json.loads((run_dir / "summary.json").read_text())
-    return (f"{ITERATIONS} iterations in {seconds:.0f} s (start-up included), logprob mismatch {mismatch:.1g}, "
-            f"eval {summary['start_accuracy']:.2f} -> {summary['final_accuracy']:.2f}")
+    return (f"{ITERATIONS} iterations in {seconds:.0f} s (start-up included), logprob mismatch {mismatch:.1g} "
+            f"(limit {limit:g}), eval {summary['start_accuracy']:.2f} -> {summary['final_accuracy']:.2f}")
 
 
 def run_recipe(name: str, device: str, tmp: Path, timeout_s: float = 300) -> str:
@@ -143,8 +161,8 @@ def group_against_file(device: str, tmp: Path, timeout_s: float) -> str:
 
 def loop_rows(check, which: str, device: str, tmp: Path, timeout_s: float) -> None:
     """Every row of this file as rows of scripts/gpu_check.py's table (`check.run(name, fn)`); `which`: all,
-    none, or first (the first loop row alone: the CPU test of the check)."""
-    for name in {"all": list(ROWS), "none": [], "first": list(ROWS)[:1]}[which]:
+    none, first (the first loop row alone: the CPU test of the check) or lora (the LoRA rows alone)."""
+    for name in {"all": list(ROWS), "none": [], "first": list(ROWS)[:1], "lora": LORA_ROWS}[which]:
         check.run(name, lambda name=name: run_loop(name, device, tmp, timeout_s))
     if which != "all":
         return

@@ -166,6 +166,11 @@ class LoraConfig:
     # The attention and MLP projections (Llama / Qwen names); "LoRA Without Regret": all layers, MLP included
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
                                                                "gate_proj", "up_proj", "down_proj"])
+    # How the engine gets the policy after an update: merged = base + adapter, every weight loaded in place
+    # (as a full fine-tune's); adapter = vLLM's own LoRA (engine=vllm started with enable_lora), a new
+    # adapter per policy version, only its bytes moved. merged is the default: measured faster per
+    # iteration on CPU (bench/results/lora_sync.json, docs/lora.md)
+    sync: str = "merged"  # merged | adapter
 
 
 @dataclass

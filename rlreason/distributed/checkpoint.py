@@ -10,6 +10,7 @@ A checkpoint resumes at the world size it was written with (build.check_world_si
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,28 +24,38 @@ DCP_DIR = "dcp"
 
 
 class LearnerState:
-    """The learner's models and optimizers as one DCP `Stateful` (sharded tensors, plain FQNs)."""
+    """The learner's models and optimizers as one DCP `Stateful` (sharded tensors, plain FQNs).
 
-    def __init__(self, models: dict[str, nn.Module], optimizers: list[torch.optim.Optimizer]):
+    `trainable_only` (learner.lora): the frozen base is left out, as a single-process LoRA checkpoint
+    leaves it out; resume rebuilds it from model.path, so loading expects the trainable tensors alone."""
+
+    def __init__(self, models: dict[str, nn.Module], optimizers: list[torch.optim.Optimizer],
+                 trainable_only: bool = False):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions
+
         self.root = nn.ModuleDict(models)  # one module so every optimizer's parameters have a name
         self.optimizers = optimizers
+        self.options = StateDictOptions(ignore_frozen_params=trainable_only, strict=not trainable_only)
 
     def state_dict(self) -> dict[str, Any]:
         from torch.distributed.checkpoint.state_dict import get_state_dict
 
-        model, optim = get_state_dict(self.root, self.optimizers)
+        model, optim = get_state_dict(self.root, self.optimizers, options=self.options)
         return {"model": model, "optim": optim}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         from torch.distributed.checkpoint.state_dict import set_state_dict
 
-        set_state_dict(self.root, self.optimizers, model_state_dict=state["model"], optim_state_dict=state["optim"])
+        set_state_dict(self.root, self.optimizers, model_state_dict=state["model"], optim_state_dict=state["optim"],
+                       options=self.options)
 
 
 def save(ckpt_root: Path, iteration: int, learner_state: LearnerState, run_state: dict[str, Any], dist: Dist,
-         keep: int = 2, behaviour: dict[str, torch.Tensor] | None = None) -> Path:
+         keep: int = 2, behaviour: dict[str, torch.Tensor] | None = None,
+         also: Callable[[Path], None] | None = None) -> Path:
     """Every rank calls this; rank 0 renames the finished directory into place. `behaviour`: rank 0's full
-    weights of trainer.async_level=1's batch in flight (checkpoint.BEHAVIOUR; every rank reads them on resume)."""
+    weights of trainer.async_level=1's batch in flight (checkpoint.BEHAVIOUR; every rank reads them on resume).
+    `also(tmp)`: more files, called on every rank (it may gather) after the shards are written."""
     import torch.distributed.checkpoint as dcp
 
     final = ckpt_root / f"{checkpoint.PREFIX}{iteration:06d}"
@@ -52,6 +63,8 @@ def save(ckpt_root: Path, iteration: int, learner_state: LearnerState, run_state
         def write(tmp: Path) -> None:
             dist.broadcast(str(tmp))
             dcp.save({"learner": learner_state}, checkpoint_id=str(tmp / DCP_DIR))
+            if also is not None:
+                also(tmp)
             dist.barrier()  # every rank's shard files are complete
             torch.save(run_state, tmp / "trainer_state.pt")
             if behaviour is not None:
@@ -63,6 +76,8 @@ def save(ckpt_root: Path, iteration: int, learner_state: LearnerState, run_state
     else:
         tmp = Path(dist.broadcast())
         dcp.save({"learner": learner_state}, checkpoint_id=str(tmp / DCP_DIR))
+        if also is not None:
+            also(tmp)
         dist.barrier()
     dist.barrier()  # the checkpoint is in place before any rank goes on
     return final

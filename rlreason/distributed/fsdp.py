@@ -29,7 +29,10 @@ from rlreason.distributed.shard import contiguous
 
 
 def _layers(model: nn.Module) -> list[nn.Module]:
-    """The repeated blocks to shard one by one (HF decoder layers), found by their container."""
+    """The repeated blocks to shard one by one (HF decoder layers), found by their container (a peft
+    model's inside its base model: learner.lora)."""
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
     for name in ("model.layers", "backbone.layers", "layers", "model.decoder.layers", "transformer.h"):
         mod: Any = model
         for part in name.split("."):
@@ -113,6 +116,7 @@ def reshard(model: nn.Module | None) -> None:
     root gathered on every GPU for the whole run."""
     from torch.distributed.fsdp import FSDPModule
 
+    model = getattr(model, "policy", model)  # learner.lora's reference: the policy with its adapters off
     if isinstance(model, FSDPModule):
         model.reshard()
 

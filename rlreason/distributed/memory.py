@@ -80,7 +80,8 @@ def estimate(c: dict[str, Any], *, gpus: int, micro_batch: int, seq: int, kl: bo
     model (the backbone and a scalar head: the policy less its LM head). `fsdp`: the learner is sharded
     (default: more than one GPU). `sleep_mode`: engine.sleep_mode, the engine's memory freed for the update.
     `lora_rank`: learner.lora.r; the frozen base keeps its fp32 weights, gradients and Adam cover the adapters
-    only, and the reference is the base with the adapters disabled (no copy of its own)."""
+    only (the frozen root unit has no gradient), and the reference is the base with the adapters disabled
+    (no copy of its own)."""
     n, layer = parameters(c)
     fsdp = gpus > 1 if fsdp is None else fsdp
     h, inter, layers, vocab = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["vocab_size"]
@@ -98,7 +99,8 @@ def estimate(c: dict[str, Any], *, gpus: int, micro_batch: int, seq: int, kl: bo
         "activations": (2 * tokens * h * layers + 2 * 2 * tokens * (4 * h + 3 * inter)) / GIB,
         "critic_state": 16 * (n - c["vocab_size"] * h) / gpus / GIB if critic else 0.0,
         "gathered_layers": 2 * 2 * layer / GIB if fsdp else 0.0,
-        "root_unit": (2 + 4) * root / GIB if fsdp else 0.0,
+        # bf16 gathered for the forward; + its fp32 gradient, unless frozen (LoRA: embeddings and head train not)
+        "root_unit": (2 + (0 if lora_rank else 4)) * root / GIB if fsdp else 0.0,
         "autocast_copies": 2 * n / GIB if not fsdp else 0.0,
         "runtime": CUDA_CONTEXT_GIB + (NCCL_GIB if gpus > 1 else 0.0) + (0.0 if enforce_eager else CUDA_GRAPHS_GIB),
         "engine": engine_fraction * gpu_gib,

@@ -109,7 +109,8 @@ def keep_torch_threads() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def build_llm(cfg: Any, model_path: str, tokenizer_path: str, *, dtype: str, seed: int, max_model_len: int) -> Any:
+def build_llm(cfg: Any, model_path: str, tokenizer_path: str, *, dtype: str, seed: int, max_model_len: int,
+              lora_rank: int = 0) -> Any:
     vllm = import_vllm()
     kwargs: dict[str, Any] = dict(
         model=model_path, tokenizer=tokenizer_path, dtype=dtype, seed=seed, max_model_len=max_model_len,
@@ -118,6 +119,8 @@ def build_llm(cfg: Any, model_path: str, tokenizer_path: str, *, dtype: str, see
         logprobs_mode="processed_logprobs",  # after temperature / top_p: what PPO ratios need
         disable_log_stats=False,  # the prefix-cache counters live in the stats
     )
+    if lora_rank:  # learner.lora.sync=adapter: one adapter at a time, the current policy version's
+        kwargs.update(enable_lora=True, max_lora_rank=lora_rank, max_loras=1)
     if getattr(cfg, "weight_transfer", "file") == "group":  # the engine's end of the transfer group
         kwargs["worker_extension_cls"] = "rlreason.engine.worker_ext.TransferWorkerExtension"
     separate = getattr(cfg, "separate_process", False)
@@ -143,6 +146,29 @@ def build_llm(cfg: Any, model_path: str, tokenizer_path: str, *, dtype: str, see
         kwargs.update(gpu_kwargs(cfg, vllm.EngineArgs))
     with keep_torch_threads(), engine_process_env(cfg):
         return vllm.LLM(**kwargs)
+
+
+def lora_request(version: int, path: str) -> Any:
+    """The LoRARequest of policy `version`'s adapter dir: a new name and id per version (ids start at 1), so
+    vLLM loads it afresh and never serves a cached older adapter (nor reuses its prefix-cache blocks)."""
+    from vllm.lora.request import LoRARequest
+
+    return LoRARequest(f"policy-v{version}", version + 1, path)
+
+
+def lora_problem(model_path: str) -> str | None:
+    """Why vLLM cannot serve LoRA adapters on the model at `model_path` (its config's architecture), or
+    None. Reads the config and vLLM's model class only: nothing starts."""
+    from transformers import AutoConfig
+    from vllm.model_executor.models.interfaces import supports_lora
+    from vllm.model_executor.models.registry import ModelRegistry
+
+    archs = list(getattr(AutoConfig.from_pretrained(model_path), "architectures", None) or [])
+    for arch in archs:
+        cls = ModelRegistry._try_load_model_cls(arch)
+        if cls is not None:
+            return None if supports_lora(cls) else f"vLLM has no LoRA support for {arch} (model {model_path})"
+    return f"vLLM does not know the architecture {archs or '(none)'} of model {model_path}"
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import os
 import shutil
 import tempfile
@@ -21,12 +22,20 @@ import torch
 from rlreason.engine import _vllm_compat as compat
 from rlreason.engine.base import Completion, SamplingParams, check_version, finish_reason, per_prompt
 
+log = logging.getLogger(__name__)
+
 
 class VLLMEngine:
-    def __init__(self, cfg: Any, model_path: str, tokenizer: Any, *, dtype: str, seed: int, max_model_len: int):
+    def __init__(self, cfg: Any, model_path: str, tokenizer: Any, *, dtype: str, seed: int, max_model_len: int,
+                 lora_rank: int = 0):
         tok_path = getattr(tokenizer, "name_or_path", "") or ""
         self.llm = compat.build_llm(cfg, model_path, tok_path if os.path.isdir(tok_path) else model_path,
-                                    dtype=dtype, seed=seed, max_model_len=max_model_len)
+                                    dtype=dtype, seed=seed, max_model_len=max_model_len, lora_rank=lora_rank)
+        # learner.lora.sync=adapter: the base stays as loaded; each sync writes the policy's adapter into a
+        # dir of its own and every generate (rollouts, MC continuations, eval) runs under its LoRARequest
+        self.lora_rank = lora_rank
+        self._lora = None  # the current version's LoRARequest
+        self._adapters: str | None = None  # where the adapter dirs are written
         self.tokenizer = tokenizer
         self.version = 0
         self.sleep_mode = cfg.sleep_mode and not compat.on_cpu()  # the CPU worker has no sleep mode
@@ -56,7 +65,8 @@ class VLLMEngine:
         sent = [replace(p, n=1) if r > 1 else p for p, r in zip(each, repeat)]
         with self._alive():
             outs = self.llm.generate([compat.tokens_prompt(p) for p in prompts],
-                                     [compat.sampling_params(p, p.seed) for p in sent], use_tqdm=False)
+                                     [compat.sampling_params(p, p.seed) for p in sent], use_tqdm=False,
+                                     lora_request=self._lora)
         result = []
         for out, r in zip(outs, repeat):
             group = [self._completion(o) for o in sorted(out.outputs, key=lambda o: o.index)]
@@ -78,6 +88,9 @@ class VLLMEngine:
 
     def sync_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]], version: int) -> None:
         compat.check_alive(self.llm)
+        if self.lora_rank and hasattr(named_tensors, "save_adapter"):
+            self._sync_adapter(named_tensors, version)
+            return
         if not compat.in_process(self.llm) and self._scratch is None and self._group is None:
             # Memory-backed where there is one: the engine process reads the weights straight back.
             shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
@@ -92,6 +105,24 @@ class VLLMEngine:
             self.llm.wake_up(tags=["kv_cache"])
             self._asleep.discard("kv_cache")
         # Cached KV blocks hold the old weights' keys and values: reusing them skews log-probs (0.6-1.9).
+        self.reset_prefix_cache()
+        self.version = version
+
+    def _sync_adapter(self, adapter: Any, version: int) -> None:
+        """learner.lora.sync=adapter: the adapter's files (peft's) in a new dir, served from the next generate
+        on as a new LoRARequest; the previous version's dir goes (vLLM has loaded it, max_loras=1 evicts it)."""
+        if self._adapters is None:
+            shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+            self._adapters = tempfile.mkdtemp(prefix="rlreason-adapters-", dir=shm)
+        out = os.path.join(self._adapters, f"v{version}")
+        shutil.rmtree(out, ignore_errors=True)
+        adapter.save_adapter(out)
+        previous, self._lora = self._lora, compat.lora_request(version, out)
+        if previous is None:
+            log.info(f"vLLM serves the policy as a LoRA adapter (max_lora_rank {self.lora_rank}), "
+                     f"{os.path.getsize(os.path.join(out, 'adapter_model.safetensors'))} bytes a sync")
+        if previous is not None and previous.lora_path != out:
+            shutil.rmtree(previous.lora_path, ignore_errors=True)
         self.reset_prefix_cache()
         self.version = version
 
@@ -140,5 +171,6 @@ class VLLMEngine:
             gc.collect()  # the model and KV cache go with the last reference
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-        if self._scratch:
-            shutil.rmtree(self._scratch, ignore_errors=True)
+        for scratch in (self._scratch, self._adapters):
+            if scratch:
+                shutil.rmtree(scratch, ignore_errors=True)

@@ -191,8 +191,11 @@ class Learner:
 
     def named_weights(self) -> FullWeights:
         """Full policy tensors under their HF names; sharded, each is gathered as it is consumed, in the
-        engine's dtype. Its `specs()` announce them without a gather. LoRA: base + adapter, merged per layer."""
-        return lora.MergedWeights(self.policy, self.dtype) if self.lora else FullWeights(self.policy, self.dtype)
+        engine's dtype. Its `specs()` announce them without a gather. LoRA: base + adapter, merged per layer
+        (learner.lora.sync=adapter: the adapter itself for an engine that serves it, rlreason/learner/lora.py)."""
+        if not self.lora:
+            return FullWeights(self.policy, self.dtype)
+        return (lora.AdapterWeights if self.cfg.lora.sync == "adapter" else lora.MergedWeights)(self.policy, self.dtype)
 
     # ----------------------------------------------------------------- the update
     def needs_old_logprobs(self, n_episodes: int) -> bool:

@@ -7,8 +7,13 @@
 - The engine gets merged weights, W + (alpha / r) B A, under the base model's own parameter names, computed
   per layer as the sync consumes them (`MergedWeights`): the running vLLM engine loads them in place as it
   does a full fine-tune's, and the policy is never merged in place (training goes on with the adapters).
+- learner.lora.sync=adapter: the engine (vLLM with enable_lora) gets the adapter itself instead
+  (`AdapterWeights.save_adapter`), a new LoRARequest per policy version (rlreason/engine/vllm_engine.py).
 - A checkpoint's `policy/` holds the adapter (peft's adapter_config.json + adapter_model.safetensors);
   resume loads it onto the base model.
+- Under torchrun the peft model is sharded with FSDP2 as a full model is (the frozen base too); the merge
+  and the adapter files gather the shards they need (`_full_delta`, `adapter_files`), and the DCP
+  checkpoint leaves the frozen base out (rlreason/distributed/checkpoint.py LearnerState).
 """
 
 from __future__ import annotations
@@ -41,7 +46,47 @@ def problems(lora: Any) -> list[str]:
     if lora.r and not list(lora.target_modules):
         out.append("learner.lora.target_modules is empty: name the linear layers to adapt, e.g. "
                    "[q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj]")
+    if lora.sync not in SYNCS:
+        out.append(f"learner.lora.sync={lora.sync} must be one of {'|'.join(SYNCS)}")
     return out
+
+
+SYNCS = ("merged", "adapter")
+VLLM_MAX_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM 0.32 accepts
+
+
+def sync_problems(cfg: Any, world: int) -> list[str]:
+    """learner.lora.sync=adapter needs an engine that serves LoRA adapters: vLLM, in one process, one batch
+    at a time (the whole-config part; the model's architecture is checked by `engine_lora_rank`'s caller)."""
+    lora = cfg.learner.lora
+    if lora.sync != "adapter":
+        return []
+    name = f"learner.lora.sync=adapter (learner.lora.r={lora.r})"
+    if not lora.r:
+        return ["learner.lora.sync=adapter needs adapters: set learner.lora.r > 0 (e.g. 16), or "
+                "learner.lora.sync=merged"]
+    out = []
+    if cfg.engine.name != "vllm":
+        out.append(f"{name} needs engine=vllm (vLLM's LoRA adapters; engine={cfg.engine.name} has none): set "
+                   "engine=vllm or learner.lora.sync=merged")
+    if lora.r > VLLM_MAX_RANKS[-1]:
+        out.append(f"{name}: vLLM serves adapters up to rank {VLLM_MAX_RANKS[-1]}; lower learner.lora.r or set "
+                   "learner.lora.sync=merged")
+    if world > 1:
+        out.append(f"{name} runs in one process only for now (this is a torchrun world of {world}): set "
+                   "learner.lora.sync=merged under torchrun")
+    if cfg.trainer.async_level:
+        out.append(f"{name} does not run one step off yet (trainer.async_level={cfg.trainer.async_level}: its "
+                   "checkpoints keep the in-flight batch's weights merged): set trainer.async_level=0 or "
+                   "learner.lora.sync=merged")
+    return out
+
+
+def engine_lora_rank(lora: Any) -> int:
+    """The engine's max_lora_rank for learner.lora (0: the engine serves no adapters, sync=merged)."""
+    if lora.sync != "adapter" or not lora.r:
+        return 0
+    return next(r for r in VLLM_MAX_RANKS if r >= lora.r)
 
 
 def is_adapter_dir(path: str | Path | None) -> bool:
@@ -129,20 +174,56 @@ class MergedWeights:
     @torch.no_grad()
     def __iter__(self) -> Iterator[tuple[str, torch.Tensor]]:
         for name, tensor, layer in self._items():
-            if layer is not None:
+            if _sharded(tensor):  # FSDP2 (torchrun): merge the full tensors (every rank gathers in step)
+                tensor = tensor.full_tensor()
+                if layer is not None:
+                    for adapter in layer.active_adapters:
+                        tensor = tensor + _full_delta(layer, adapter).to(tensor.dtype)
+            elif layer is not None:
                 for adapter in layer.active_adapters:
                     tensor = tensor + layer.get_delta_weight(adapter).to(tensor.dtype)
             yield name, (tensor.to(self.dtype) if self.dtype is not None else tensor).detach()
 
 
+def _sharded(tensor: torch.Tensor) -> bool:
+    from torch.distributed.tensor import DTensor
+
+    return isinstance(tensor, DTensor)
+
+
+def _full_delta(layer: nn.Module, adapter: str) -> torch.Tensor:
+    """peft's get_delta_weight, (alpha / r) B A, from the gathered A and B of a sharded layer (peft's own
+    would multiply the shards)."""
+    a, b = (w[adapter].weight.full_tensor() for w in (layer.lora_A, layer.lora_B))
+    delta = (b @ a) * layer.scaling[adapter]
+    return delta.T if layer.fan_in_fan_out else delta
+
+
+def adapter_files(policy: nn.Module, out: Path, main: bool) -> None:
+    """Write the adapter as peft's save_pretrained does (adapter_config.json + adapter_model.safetensors),
+    from a policy sharded with FSDP2: every rank gathers the adapter tensors (collectives), `main` writes."""
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    full = {n: (p.full_tensor() if _sharded(p) else p).detach().contiguous()
+            for n, p in policy.named_parameters() if p.requires_grad}
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        state = get_peft_model_state_dict(policy, state_dict=full)
+        save_file({k: v.contiguous() for k, v in state.items()}, str(out / "adapter_model.safetensors"),
+                  metadata={"format": "pt"})
+        policy.peft_config["default"].save_pretrained(str(out))
+
+
+class AdapterWeights(MergedWeights):
+    """learner.lora.sync=adapter: what the engine gets is the adapter itself (`save_adapter(dir)` writes
+    peft's files, which vLLM loads as a new LoRARequest). Iterated, it is still the merged weights, for a
+    consumer that wants full tensors (an engine without adapters)."""
+
+    def save_adapter(self, out: Path) -> None:
+        adapter_files(self.policy, Path(out), main=True)
+
+
 def trainable(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
-
-def world_problems(learner_cfg: Any, world: int) -> list[str]:
-    """LoRA under torchrun (FSDP2 over a peft model) is not built yet: refused before compute."""
-    if enabled(learner_cfg) and world > 1:
-        return [f"learner.lora.r={learner_cfg.lora.r} runs in one process only for now (this is a torchrun world "
-                f"of {world}): run python -m rlreason.run ... in one process, or set learner.lora.r=0 for FSDP2 "
-                "full fine-tuning"]
-    return []

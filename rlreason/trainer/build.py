@@ -225,7 +225,7 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world))
     # train() skips validate(): the checks that depend on the world size run again here
     if problems := (tensor_parallel_problems(cfg.engine, dist.world, local_world, cfg.trainer.async_level)
-                    + lora.world_problems(cfg.learner, dist.world)):
+                    + lora.sync_problems(cfg, dist.world)):
         raise ConfigError("; ".join(problems))
     check_run_dir(run_dir)
     # Rank 0 alone looks (it cleans up a half-written checkpoint) and tells the others what it found.
@@ -258,13 +258,19 @@ def build(cfg, run_dir: Path, engine=None) -> Run:
     check_fit(cfg, tokenizer, context, {"train": train, "test": eval_questions})
     if lora.enabled(cfg.learner):  # the adapters' target layers exist, before the engine starts
         lora.check_targets(model_path, cfg.learner.lora)
+    lora_rank = lora.engine_lora_rank(cfg.learner.lora)  # learner.lora.sync=adapter: vLLM serves the adapter
+    if lora_rank:
+        from rlreason.engine._vllm_compat import lora_problem
+
+        if problem := lora_problem(model_path):
+            raise ConfigError(f"learner.lora.sync=adapter: {problem}; set learner.lora.sync=merged")
     device, dtype = resolve_device(cfg)
     # A sharded checkpoint holds no HF policy dir: start from the model, its DCP files load below.
     policy_path = str(found[0] / "policy") if found and not dist.active else model_path
 
     if engine is None:  # a LoRA checkpoint's policy dir is an adapter: the engine loads the base, then the sync
         engine = make_engine(cfg.engine, model_path if lora.enabled(cfg.learner) else policy_path, tokenizer, dtype=str(dtype).removeprefix("torch."),
-                             seed=cfg.seed, max_model_len=context)
+                             seed=cfg.seed, max_model_len=context, lora_rank=lora_rank)
     grader = make_grader(cfg.reward, grader_task(cfg))
     if dist.active:  # each call split across the ranks' engines and graders, results on every rank
         from rlreason.distributed.engine import ShardedEngine, ShardedGrader
@@ -346,7 +352,7 @@ def learner_state(learner):
 
     models = {"policy": learner.policy} | ({"critic": learner.critic} if learner.critic is not None else {})
     optimizers = [o for o in (learner.optimizer, getattr(learner, "critic_optimizer", None)) if o is not None]
-    return LearnerState(models, optimizers)
+    return LearnerState(models, optimizers, trainable_only=learner.lora)  # LoRA: the adapters, not the base
 
 
 def save_checkpoint(run: Run, iteration: int, sampler_state: dict | None = None, behaviour: dict | None = None
@@ -374,7 +380,11 @@ def save_checkpoint(run: Run, iteration: int, sampler_state: dict | None = None,
     if run.dist.active:
         from rlreason.distributed import checkpoint as dist_checkpoint
 
+        # LoRA: policy/ holds the adapter in peft's format too, as a single-process checkpoint's (export, eval)
+        also = None if not run.learner.lora else (
+            lambda tmp: lora.adapter_files(run.learner.policy, tmp / "policy", run.dist.main))
         return dist_checkpoint.save(run.run_dir / "checkpoints", iteration, learner_state(run.learner), state,
-                                    run.dist, keep=keep, behaviour=None if behaviour is None else behaviour["weights"])
+                                    run.dist, keep=keep, behaviour=None if behaviour is None else behaviour["weights"],
+                                    also=also)
     return checkpoint.save(run.run_dir / "checkpoints", iteration, run.learner.policy, state, run.learner.critic,
                            keep=keep, behaviour=None if behaviour is None else behaviour["weights"])

@@ -116,3 +116,16 @@ def test_lora_counts_the_adapters_peft_builds_and_drops_the_reference_and_most_a
     assert lora["reference_bf16"] == 0 and full["reference_bf16"] > 12
     assert lora["adam"] < full["adam"] / 100 and lora["weights_fp32"] > full["weights_fp32"]
     assert full["update_peak"] - lora["update_peak"] > 12 * 7  # gradients + Adam (12 B/param) + the reference
+
+
+def test_a_7b_with_lora_fits_one_gpu_where_full_fine_tuning_needs_four():
+    """The memory table's LoRA rows (docs/scaling.md, docs/lora.md), engine asleep in the update (the presets):
+    full fine-tuning fits 4 GPUs, not 2 with room for the runtime, not 1; learner.lora.r=16 fits 1. Under
+    FSDP the LoRA root unit is gathered bf16 only (frozen: no fp32 gradient)."""
+    def run(gpus, rank, sleep=True):
+        return estimate(DEEPSEEK, gpus=gpus, micro_batch=4, seq=1300, lora_rank=rank, sleep_mode=sleep)
+
+    assert [bool(run(g, 0)["fits"]) for g in (1, 4)] == [False, True]
+    assert bool(run(1, 16)["fits"]) and round(run(1, 16)["update_peak"], 1) == 53.0
+    assert not run(1, 16, sleep=False)["fits"] and run(2, 16, sleep=False)["fits"]  # engine awake: 2 GPUs
+    assert run(8, 16)["root_unit"] == pytest.approx(run(8, 0)["root_unit"] / 3)  # bf16 only, no fp32 gradient

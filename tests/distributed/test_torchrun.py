@@ -22,6 +22,7 @@ from rlreason.config import ConfigError
 from rlreason.curriculum.samplers import learnability
 from rlreason.distributed.checkpoint import full_state_dict
 from rlreason.trainer.loop import train
+from tests.distributed.test_fsdp_learner import ATOL as FSDP_ATOL
 from tests.trainer import conftest as trainer_conftest
 from tests.trainer.conftest import SMALL
 
@@ -72,9 +73,10 @@ def metrics(run_dir: Path) -> dict[int, dict]:
     return {r["iteration"]: r for r in rows}
 
 
-def same_metrics_and_weights(one: Path, two: Path) -> tuple[dict, dict]:
+def same_metrics_and_weights(one: Path, two: Path, adapter: bool = False) -> tuple[dict, dict]:
     """Iterations 1 and 2 of the sharded run `two` log what the single process `one` logs (sampling and
-    advantages exactly, learner numbers to float-sum order); returns both runs' iteration-2 weights."""
+    advantages exactly, learner numbers to float-sum order); returns both runs' iteration-2 weights
+    (`adapter`: the one process's are its LoRA adapter's)."""
     m1, m2 = metrics(one), metrics(two)
     for it in (1, 2):
         for key in ("train/reward", "adv/mean", "adv/abs_mean", "mc/unique_states", "mc/value_mean"):
@@ -82,7 +84,8 @@ def same_metrics_and_weights(one: Path, two: Path) -> tuple[dict, dict]:
         for key in ("learner/pg_loss", "learner/kl_ref", "learner/grad_norm"):
             assert m2[it][key] == pytest.approx(m1[it][key], rel=1e-4, abs=1e-7), (it, key)
     full = full_state_dict(two / "checkpoints" / "iter_000002")["model"]
-    single = load_file(str(one / "checkpoints" / "iter_000002" / "policy" / "model.safetensors"))
+    name = "adapter_model.safetensors" if adapter else "model.safetensors"
+    single = load_file(str(one / "checkpoints" / "iter_000002" / "policy" / name))
     return full, single
 
 
@@ -198,3 +201,36 @@ def test_tensor_parallel_size_must_fit_the_ranks_of_a_node(make_cfg, tp, world, 
     else:
         with pytest.raises(ConfigError, match=f"engine.tensor_parallel_size={tp} "):
             make_cfg(*overrides)
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_lora_over_two_ranks_matches_one_process(make_cfg, vllm_engine, tmp_path):
+    """learner.lora.r=4 under torchrun (FSDP2 over the adapters, the frozen base sharded): the same samples,
+    advantages and learner numbers as one process, the checkpoint holds the adapters only (DCP: adapters and
+    their Adam state; policy/: peft's adapter files, the one-process checkpoint's), and they are its adapters."""
+    lora = [*OVERRIDES, "learner.lora.r=4", "learner.lr=3e-3"]
+    cache, one, two = tmp_path / "cache", tmp_path / "one", tmp_path / "two"
+    train(make_cfg(*lora[len(SMALL):], "trainer.iterations=2"), one, engine=vllm_engine)
+    proc, _ = torchrun(two, 2, cache, overrides=lora)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert attempts(two, 2) == attempts(one, 2)  # same samples (the engines got the same policy), same order
+    full, single = same_metrics_and_weights(one, two, adapter=True)
+    assert full and all(".lora_A." in k or ".lora_B." in k for k in full if k.startswith("model.policy."))
+    assert not any(k.startswith("model.policy.") and "base_layer" in k for k in full)  # no frozen base
+    ckpt_policy = two / "checkpoints" / "iter_000002" / "policy"
+    assert sorted(p.name for p in ckpt_policy.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+    sharded = load_file(str(ckpt_policy / "adapter_model.safetensors"))
+    assert sharded.keys() == single.keys()
+    # 4 Adam steps at lr 3e-3 (LoRA's 10x) from B = 0: where a gradient is near zero Adam turns float-sum
+    # rounding into a step of ~lr x sign, so the bound is test_fsdp_learner's (measured: 3.5e-6)
+    worst = max((sharded[k] - single[k]).abs().max().item() for k in single)
+    assert worst <= FSDP_ATOL, worst
+    assert max(v.abs().max().item() for k, v in single.items() if "lora_B" in k) > 100 * FSDP_ATOL  # it trained
+    metrics_two = metrics(two)
+    assert all(metrics_two[it]["learner/logprob_mismatch"] < 1e-5 for it in (1, 2))  # the engines got merged weights
+    # export (and so rlreason.eval) reads it as a one-process LoRA checkpoint: the base with the adapter merged
+    from rlreason.distributed.export import export
+
+    out = export(two / "checkpoints" / "iter_000002", tmp_path / "exported")
+    assert json.loads((out / "export.json").read_text())["lora"] is True and (out / "adapter").is_dir()

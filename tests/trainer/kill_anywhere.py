@@ -2,7 +2,7 @@
 result is the run that was never interrupted.
 
     python tests/trainer/kill_anywhere.py [--kills 13] [--iterations 8] [--seed 0] [--workdir DIR] [--keep]
-                                          [--async-level 0|1]
+                                          [--async-level 0|1] [--lora-rank R] [--lora-sync merged|adapter]
 
 1. A reference run (`python -m rlreason.run engine=hf algo=vineppo curriculum=learnability ...`, tiny
    sizes, CPU) goes through uninterrupted in WORKDIR/reference; the phase markers it prints give each
@@ -336,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--child-timeout", type=float, default=150.0)
     ap.add_argument("--async-level", type=int, default=0, help="trainer.async_level of both runs")
     ap.add_argument("--lora-rank", type=int, default=0, help="learner.lora.r of both runs (0: full fine-tuning)")
+    ap.add_argument("--lora-sync", choices=("merged", "adapter"), default="merged",
+                    help="learner.lora.sync of both runs; adapter runs engine=vllm (vLLM's LoRA), not engine=hf")
     ap.add_argument("--targets", default=",".join(TARGETS),
                     help=f"comma-separated kill targets, cycled (default: all of {', '.join(TARGETS)})")
     args = ap.parse_args(argv)
@@ -343,7 +345,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("need --kills >= 1 and --iterations >= 2")
     SIZES.append(f"trainer.async_level={args.async_level}")  # the children's command line
     if args.lora_rank:  # a checkpoint of adapters + their optimizer only; lr x 10 (docs/lora.md)
-        SIZES.extend([f"learner.lora.r={args.lora_rank}", "learner.lr=3e-4"])
+        SIZES.extend([f"learner.lora.r={args.lora_rank}", "learner.lr=3e-4", f"learner.lora.sync={args.lora_sync}"])
+    if args.lora_sync == "adapter":  # the engine serves the adapter: vLLM's LoRA, each child starts one
+        if not args.lora_rank:
+            ap.error("--lora-sync adapter needs --lora-rank > 0")
+        SIZES[SIZES.index("engine=hf")] = "engine=vllm"
     targets = args.targets.split(",")
     if unknown := set(targets) - set(TARGETS):
         ap.error(f"unknown targets {sorted(unknown)}")
