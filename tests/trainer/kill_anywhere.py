@@ -3,6 +3,7 @@ result is the run that was never interrupted.
 
     python tests/trainer/kill_anywhere.py [--kills 13] [--iterations 8] [--seed 0] [--workdir DIR] [--keep]
                                           [--async-level 0|1] [--lora-rank R] [--lora-sync merged|adapter]
+                                          [--env counter|guess]
 
 1. A reference run (`python -m rlreason.run engine=hf algo=vineppo curriculum=learnability ...`, tiny
    sizes, CPU) goes through uninterrupted in WORKDIR/reference; the phase markers it prints give each
@@ -62,6 +63,11 @@ SIZES = [
     "trainer.eval_samples=2", "trainer.eval_every=2", "trainer.checkpoint_every=1", "trainer.progress=false",
     "rollout.max_new_tokens=48", "rollout.max_gold_cut=null",  # short on purpose: the budget check would refuse it
 ]
+# --env: multi-turn runs (docs/environments.md); small budgets, so that a restart is quick
+ENVS = {
+    "counter": [f"env.cls={ROOT / 'tests' / 'envs' / 'envs.py'}:Counter"],
+    "guess": ["experiment=guess", "env.max_turns=4", "data.guess.n_train=64", "data.guess.n_test=16"],
+}
 PHASES = ("build", "selection", "rollout", "mc", "learner", "sync", "eval", "checkpoint")
 # kind:name. phase:X = a random moment inside phase X; after:commit = right after the store commit
 # (before the metrics line and the checkpoint); pause:X = inside a write; time:start = a delay after start.
@@ -338,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lora-rank", type=int, default=0, help="learner.lora.r of both runs (0: full fine-tuning)")
     ap.add_argument("--lora-sync", choices=("merged", "adapter"), default="merged",
                     help="learner.lora.sync of both runs; adapter runs engine=vllm (vLLM's LoRA), not engine=hf")
+    ap.add_argument("--env", choices=tuple(ENVS), default=None,
+                    help="a multi-turn run (env.cls): counter = tests/envs/envs.py:Counter on the arithmetic "
+                         "task, guess = experiment=guess (the hidden-number game, model=tiny_guess)")
     ap.add_argument("--targets", default=",".join(TARGETS),
                     help=f"comma-separated kill targets, cycled (default: all of {', '.join(TARGETS)})")
     args = ap.parse_args(argv)
@@ -350,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.lora_rank:
             ap.error("--lora-sync adapter needs --lora-rank > 0")
         SIZES[SIZES.index("engine=hf")] = "engine=vllm"
+    if args.env:
+        SIZES.extend(ENVS[args.env])
     targets = args.targets.split(",")
     if unknown := set(targets) - set(TARGETS):
         ap.error(f"unknown targets {sorted(unknown)}")
