@@ -44,7 +44,7 @@ from rlreason.seeds import PHASES, SeedStream
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `value` is experiments/value
 
-from value import estimates, metrics, report, states  # noqa: E402
+from value import estimates, metrics, report, states, turns  # noqa: E402
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,8 +64,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def check(args: argparse.Namespace, samples_per_question: int = 1) -> None:
-    """Bad input fails here, before any model is loaded."""
+def check(args: argparse.Namespace, samples_per_question: int = 1, max_turns: int | None = None) -> None:
+    """Bad input fails here, before any model is loaded. `max_turns`: a multi-turn run's turn cap (its
+    continuations take a block of mc seeds per turn)."""
     if args.states < 1 or args.tries < 1 or (args.questions is not None and args.questions < 1):
         raise ConfigError("--states, --questions and --tries must be at least 1")
     if args.k_truth < 2 or any(k < 1 for k in args.k):
@@ -79,6 +80,9 @@ def check(args: argparse.Namespace, samples_per_question: int = 1) -> None:
     need = {"rollout": (args.questions or args.states) * samples_per_question,
             "selection": args.states * 2 * args.tries,
             "mc": 3 * args.states * estimates.samples_needed(args.k_truth, args.k, args.mc_source)}
+    if max_turns is not None:  # no alternative steps; every turn of every continuation seeded
+        need = {"rollout": need["rollout"] * max_turns, "selection": 0,
+                "mc": args.states * estimates.samples_needed(args.k_truth, args.k, args.mc_source) * max_turns}
     for phase, count in need.items():
         if count > PHASES[phase][1]:
             raise ConfigError(f"{count} samples per checkpoint in seed phase {phase!r}, more than its "
@@ -147,7 +151,8 @@ def make_context(cfg, args: argparse.Namespace) -> Context:
     model_path = resolve_model_path(cfg.model, os.path.expanduser(cfg.cache_dir))
     tokenizer = load_tokenizer(cfg, model_path)  # checkpoints hold weights only: the run's own tokenizer
     device, dtype = resolve_device(cfg)
-    train, _ = load_questions(cfg.data)
+    env_cls = OmegaConf.select(cfg, "env.cls")  # a run dir's config from before env.* has none
+    train, _ = load_questions(cfg.data, needs_answer=not (OmegaConf.select(cfg, "reward.fn") or env_cls))
     questions = random.Random(args.seed).sample(train, min(args.questions or args.states, len(train)))
     grader = GradeMeter(make_grader(cfg.reward, grader_task(cfg)))
     # The learner's rule (Learner.autocast): bfloat16 autocast on a GPU unless the run is float32.
@@ -260,10 +265,12 @@ def run(args: argparse.Namespace, engine=None) -> dict:
 
     check(args)
     cfg = load_config(args.run_dir)
-    check(args, cfg.rollout.samples_per_question)
+    multi_turn = bool(OmegaConf.select(cfg, "env.cls"))  # env.cls: at turn boundaries (experiments/value/turns.py)
+    check(args, cfg.rollout.samples_per_question, max_turns(cfg) if multi_turn else None)
     ckpts = find_checkpoints(args.run_dir, args.iterations)
     ctx = make_context(cfg, args)
     grader = ctx.grader
+    analyse = turns.analyse_checkpoint if multi_turn else analyse_checkpoint
     settings = {"iterations": [i for i, _ in ckpts], **base_settings(ctx)}
     results = {"settings": settings, "checkpoints": []}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -276,11 +283,16 @@ def run(args: argparse.Namespace, engine=None) -> dict:
             else:  # the next checkpoint's weights into the running engine, in place
                 engine.sync_weights(load_weights(str(ckpt / "policy")), engine.version + 1)
             load_s = time.perf_counter() - t
-            record = analyse_checkpoint(ctx, engine, iteration, ckpt)
+            record = analyse(ctx, engine, iteration, ckpt)
             record["timings"]["engine_load_s"] = round(load_s, 2)
             results["checkpoints"].append(record)
             _write(args.out / "value_analysis.json", results)
             c, tm = record["counts"], record["timings"]
+            if multi_turn:
+                print(f"iteration {iteration}: {c['states']} turn starts of {c['candidate_states']}, "
+                      f"{c['continuations']} continuations ({c['replay_mismatch']} replay mismatches), "
+                      f"{record['tokens']['continuations']} tokens in {tm['total_s']:.0f} s", flush=True)
+                continue
             print(f"iteration {iteration}: {c['states']} states ({c['dropped']} dropped), {c['prefixes']} prefixes, "
                   f"{c['continuations']} continuations, {record['tokens']['continuations']} tokens in "
                   f"{tm['total_s']:.0f} s (trajectories {tm['trajectories_s']:.1f} s, alternatives "
@@ -290,8 +302,11 @@ def run(args: argparse.Namespace, engine=None) -> dict:
         grader.close()
         if own_engine and engine is not None:
             engine.close()
-    report.plot(results, args.out / "value_analysis.png")
-    print(report.markdown(results))
+    if multi_turn:
+        print(turns.markdown(results))
+    else:
+        report.plot(results, args.out / "value_analysis.png")
+        print(report.markdown(results))
     print(args.out / "value_analysis.json")
     return results
 
@@ -304,7 +319,15 @@ def base_settings(ctx: Context) -> dict:
         "mc_source": args.mc_source, "margin": args.margin, "tries": args.tries, "seed": args.seed,
         "task": ctx.task, "steps": OmegaConf.to_container(cfg.data.steps, resolve=True),
         **{k: v for k, v in ctx.sampling.items() if k != "stop"}, "engine": cfg.engine.name, "device": ctx.device,
+        "env": OmegaConf.select(cfg, "env.cls"),
     }
+
+
+def max_turns(cfg) -> int:
+    """A multi-turn run's turn cap for the seed check: env.max_turns, else the token budget (a turn
+    writes at least one token)."""
+    cap = OmegaConf.select(cfg, "env.max_turns")
+    return int(cap) if cap is not None else int(cfg.rollout.max_new_tokens)
 
 
 def _write(path: Path, results: dict) -> None:
