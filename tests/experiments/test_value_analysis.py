@@ -234,3 +234,66 @@ def test_continuations_are_graded_against_the_question_as_vineppo_grades_them(vl
         version=vllm_engine.version)
     assert rewards == [[1.0, 1.0]] and tokens > 0
     assert seen == [question, question] and all(g is question for g in seen)
+
+
+# ----------------------------------------------------------------------------- a multi-turn PPO run (env.cls)
+COUNTER = Path(__file__).resolve().parents[1] / "envs" / "envs.py"  # reward 1 per action holding a "1", 3 turns
+
+
+@pytest.fixture(scope="module")
+def env_ppo_run(make_cfg, vllm_engine, tmp_path_factory) -> Path:
+    from rlreason.trainer.loop import train
+
+    run = tmp_path_factory.mktemp("env-ppo-run")
+    cfg = make_cfg("algo=ppo", f"env.cls={COUNTER}:Counter", "trainer.iterations=1", "trainer.eval_every=100",
+                   "trainer.eval_max_questions=2", "trainer.eval_samples=1")
+    train(cfg, run, engine=vllm_engine)
+    (run / ".hydra").mkdir()
+    OmegaConf.save(cfg, run / ".hydra" / "config.yaml", resolve=True)
+    return run
+
+
+@pytest.mark.vllm
+def test_env_run_is_analysed_per_turn_with_returns_to_go_and_the_learners_critic(env_ppo_run, vllm_engine,
+                                                                                 tmp_path):
+    """Turn starts of Counter's 3-turn episodes: MC values are returns-to-go (at most 3 - turn: one reward
+    of at most 1 per turn left; the whole return would exceed it), continuations replay the environment
+    without a mismatch, the critic is read on prompt + response up to the turn's start, and a rerun gives
+    the same numbers."""
+    argv = [str(env_ppo_run), "--states", "12", "--questions", "4", "--k", "1", "2", "--k-truth", "8"]
+    results = value_analysis.run(value_analysis.parse([*argv, "-o", str(tmp_path / "a")]), engine=vllm_engine)
+    [ck] = results["checkpoints"]
+    c = ck["counts"]
+    assert c["trajectories"] == 4 * 4 and c["states"] == min(12, c["candidate_states"]) and c["states"] >= 4
+    assert c["continuations"] == c["states"] * (8 + 1 + 2) and c["replay_mismatch"] == 0 == c["env_failures"]
+    assert results["settings"]["env"].endswith("envs.py:Counter")
+    turns = {s["turn"] for s in ck["states"]}
+    assert turns <= {0, 1, 2} and len(turns) >= 2
+    assert set(ck["per_turn"]) == {"all", *map(str, turns)}
+    assert sum(ck["per_turn"][str(t)]["states"] for t in turns) == ck["per_turn"]["all"]["states"] == c["states"]
+    for s in ck["states"]:
+        assert 0 <= s["truth"] <= 3 - s["turn"] and s["truth"] * 8 == round(s["truth"] * 8)
+        assert s["MC-1"] <= 3 - s["turn"] and s["MC-1"] == round(s["MC-1"])
+        assert (s["position"] == 0) == (s["turn"] == 0)
+    assert any(s["truth"] > 0 for s in ck["states"])  # the tiny model writes digits: some turns pay
+    row = ck["per_turn"]["all"]
+    mae = [abs(s["critic"] - s["truth"]) for s in ck["states"]]
+    assert row["estimators"]["critic"]["mae"] == pytest.approx(sum(mae) / len(mae))
+    assert list(row["estimators"]) == ["critic", "MC-1", "MC-2"]
+    # The critic at a turn start is the learner's value at that turn's first action token.
+    cfg = OmegaConf.load(env_ppo_run / ".hydra" / "config.yaml")
+    critic = estimates.load_critic(env_ppo_run / "checkpoints" / "iter_000001", "cpu")
+    tok = _tokenizer(cfg)
+    assert len({s["critic"] for s in ck["states"]}) > 1  # read at each state's own prefix
+    prompt = tok("1+1\n" + "go\n")["input_ids"]
+    action = tok("12\n", add_special_tokens=False)["input_ids"]
+    obs = tok("n1\n", add_special_tokens=False)["input_ids"]
+    ep = Episode(None, prompt, action + obs + action, [], "", "stop")  # Counter's turn, its reply, a turn
+    batch = pack([ep], tok.pad_token_id)
+    with torch.no_grad():
+        learner_view = unpack(critic(batch.input_ids, batch.attention_mask), [ep])[0]
+    [ours] = estimates.critic_values(critic, [prompt + action + obs], tok.pad_token_id, "cpu")
+    assert ours == pytest.approx(learner_view[len(action) + len(obs)], abs=1e-5)
+    again = value_analysis.run(value_analysis.parse([*argv, "-o", str(tmp_path / "b")]), engine=vllm_engine)
+    assert again["checkpoints"][0]["states"] == ck["states"] and again["checkpoints"][0]["per_turn"] == ck["per_turn"]
+    assert "| 1 | all |" in value_analysis.turns.markdown(results)
