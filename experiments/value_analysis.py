@@ -21,6 +21,10 @@ in rlreason's engine and the run's own data, sampling settings, grader and step 
    over the pairs whose truth differs by more than a margin (experiments/value/metrics.py), beside the
    reference's rule (all pairs, ties wrong).
 
+A multi-turn run (env.cls) is analysed at turn boundaries instead (experiments/value/turns.py): states
+are turn starts, MC continuations replay the environment as VinePPO's credit per turn does, and the
+report is the critic's and MC-K's MAE against the truth per turn index (no alternative steps, no figure).
+
 Every sample has its own seed (rlreason.seeds: `--seed` as the run seed, the checkpoint's iteration, the
 phases rollout / selection / mc for trajectories / alternatives / continuations), so a rerun gives the
 same numbers. Writes OUTDIR/value_analysis.json (every number, the settings, timings, each state's

@@ -3,7 +3,7 @@ result is the run that was never interrupted.
 
     python tests/trainer/kill_anywhere.py [--kills 13] [--iterations 8] [--seed 0] [--workdir DIR] [--keep]
                                           [--async-level 0|1] [--lora-rank R] [--lora-sync merged|adapter]
-                                          [--env counter|guess] [--engine hf|vllm]
+                                          [--env counter|guess] [--engine hf|vllm] [--algo vineppo|ppo|grpo]
 
 1. A reference run (`python -m rlreason.run engine=hf algo=vineppo curriculum=learnability ...`, tiny
    sizes, CPU) goes through uninterrupted in WORKDIR/reference; the phase markers it prints give each
@@ -349,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
                          "task, guess = experiment=guess (the hidden-number game, model=tiny_guess)")
     ap.add_argument("--engine", choices=("hf", "vllm"), default="hf",
                     help="engine of both runs (vllm: each restart starts one, ~30-60 s on a CPU)")
+    ap.add_argument("--algo", choices=("vineppo", "ppo", "grpo"), default="vineppo", help="algo of both runs")
     ap.add_argument("--targets", default=",".join(TARGETS),
                     help=f"comma-separated kill targets, cycled (default: all of {', '.join(TARGETS)})")
     args = ap.parse_args(argv)
@@ -362,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("--lora-sync adapter needs --lora-rank > 0")
         args.engine = "vllm"
     SIZES[SIZES.index("engine=hf")] = f"engine={args.engine}"
+    SIZES[SIZES.index("algo=vineppo")] = f"algo={args.algo}"
     if args.env:
         SIZES.extend(ENVS[args.env])
     targets = args.targets.split(",")

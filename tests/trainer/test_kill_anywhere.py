@@ -39,3 +39,23 @@ def test_kill_anywhere_and_resume(tmp_path, async_level, lora_rank):
     for check in ("store_attempts_equal: True", "store_selections_equal: True", "weights_equal: True",
                   "metrics_equal: True", "selected_questions_same: 8/8 iterations"):
         assert f"check {check}" in proc.stdout
+
+
+@pytest.mark.slow
+def test_kill_a_multi_turn_run_and_resume(tmp_path):
+    """env.cls (experiment=guess: the hidden-number game and its model): kill -9 inside the turn-by-turn
+    rollout and inside VinePPO's MC (continuations replaying the environment in its worker processes),
+    resume, and get the uninterrupted run. ~1.5 min (the harness's own runs use engine=hf)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", RLREASON_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("kill_anywhere.py")), "--env", "guess",
+                           "--kills", "2", "--iterations", "3", "--seed", "0", "--targets", "phase:rollout,phase:mc",
+                           "--workdir", str(tmp_path / "work")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    print(proc.stdout[-4000:])
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["ok"] and summary["kills"] == 2
+    assert summary["landed"] == {"inside rollout": 1, "inside mc": 1}, summary["landed"]
+    for check in ("store_attempts_equal: True", "weights_equal: True", "metrics_equal: True", "evals_equal: True",
+                  "selected_questions_same: 3/3 iterations"):
+        assert f"check {check}" in proc.stdout
