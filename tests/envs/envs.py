@@ -82,3 +82,17 @@ class BadInit:
 class BadStep(Counter):
     def step(self):
         return "", 0.0, True
+
+
+class Dice(Counter):
+    """Counter whose observations and rewards come from its seed: a run resumed after a kill must give
+    every episode the seed it had (the kill harness's --env dice)."""
+
+    def reset(self):
+        self.rng = random.Random(self.seed)
+        return f"go{self.rng.randint(0, 9)}\n"
+
+    def step(self, action):
+        self.turn += 1
+        roll = self.rng.randint(0, 9)
+        return Step(f"n{roll}\n", float(str(roll) in action), self.turn >= 3)

@@ -3,7 +3,7 @@ result is the run that was never interrupted.
 
     python tests/trainer/kill_anywhere.py [--kills 13] [--iterations 8] [--seed 0] [--workdir DIR] [--keep]
                                           [--async-level 0|1] [--lora-rank R] [--lora-sync merged|adapter]
-                                          [--env counter|guess] [--engine hf|vllm] [--algo vineppo|ppo|grpo]
+                                          [--env counter|dice|guess] [--engine hf|vllm] [--algo vineppo|ppo|grpo]
 
 1. A reference run (`python -m rlreason.run engine=hf algo=vineppo curriculum=learnability ...`, tiny
    sizes, CPU) goes through uninterrupted in WORKDIR/reference; the phase markers it prints give each
@@ -66,6 +66,7 @@ SIZES = [
 # --env: multi-turn runs (docs/environments.md); small budgets, so that a restart is quick
 ENVS = {
     "counter": [f"env.cls={ROOT / 'tests' / 'envs' / 'envs.py'}:Counter"],
+    "dice": [f"env.cls={ROOT / 'tests' / 'envs' / 'envs.py'}:Dice"],  # its observations come from its seed
     "guess": ["experiment=guess", "env.max_turns=4", "data.guess.n_train=64", "data.guess.n_test=16"],
 }
 PHASES = ("build", "selection", "rollout", "mc", "learner", "sync", "eval", "checkpoint")
@@ -345,8 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lora-sync", choices=("merged", "adapter"), default="merged",
                     help="learner.lora.sync of both runs; adapter runs engine=vllm (vLLM's LoRA), not engine=hf")
     ap.add_argument("--env", choices=tuple(ENVS), default=None,
-                    help="a multi-turn run (env.cls): counter = tests/envs/envs.py:Counter on the arithmetic "
-                         "task, guess = experiment=guess (the hidden-number game, model=tiny_guess)")
+                    help="a multi-turn run (env.cls): counter / dice = tests/envs/envs.py:Counter / Dice (seeded) "
+                         "on the arithmetic task, guess = experiment=guess (the hidden-number game, model=tiny_guess)")
     ap.add_argument("--engine", choices=("hf", "vllm"), default="hf",
                     help="engine of both runs (vllm: each restart starts one, ~30-60 s on a CPU)")
     ap.add_argument("--algo", choices=("vineppo", "ppo", "grpo"), default="vineppo", help="algo of both runs")

@@ -42,12 +42,14 @@ def test_kill_anywhere_and_resume(tmp_path, async_level, lora_rank):
 
 
 @pytest.mark.slow
-def test_kill_a_multi_turn_run_and_resume(tmp_path):
-    """env.cls (experiment=guess: the hidden-number game and its model): kill -9 inside the turn-by-turn
-    rollout and inside VinePPO's MC (continuations replaying the environment in its worker processes),
-    resume, and get the uninterrupted run. ~1.5 min (the harness's own runs use engine=hf)."""
+@pytest.mark.parametrize("env_name", ["guess", "dice"])
+def test_kill_a_multi_turn_run_and_resume(tmp_path, env_name):
+    """env.cls: kill -9 inside the turn-by-turn rollout and inside VinePPO's MC (continuations replaying
+    the environment in its worker processes), resume, and get the uninterrupted run. guess:
+    experiment=guess, the hidden-number game and its model (~1.5 min); dice: tests/envs/envs.py:Dice,
+    whose observations and rewards come from each episode's seed (~1 min). engine=hf, as the harness."""
     env = dict(os.environ, OMP_NUM_THREADS="1", RLREASON_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("kill_anywhere.py")), "--env", "guess",
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("kill_anywhere.py")), "--env", env_name,
                            "--kills", "2", "--iterations", "3", "--seed", "0", "--targets", "phase:rollout,phase:mc",
                            "--workdir", str(tmp_path / "work")],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
