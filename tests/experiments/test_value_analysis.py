@@ -69,6 +69,18 @@ def test_summarize_mae_margin_ties_and_the_reference_rule():
     assert metrics.rank_score(0.3, -0.1) == 0.0 and metrics.rank_score(-0.3, -0.1) == 1.0
 
 
+def test_multi_turn_seed_check_counts_a_block_per_turn(tmp_path):
+    """A multi-turn run's continuations take mc seeds for every turn: what fits one turn may not fit 200."""
+    args = value_analysis.parse([str(tmp_path), "--states", "64", "--questions", "4", "--k-truth", "256"])
+    value_analysis.check(args, 8)
+    value_analysis.check(args, 8, max_turns=6)  # 64 x 270 x 6 mc seeds
+    with pytest.raises(ConfigError, match="seed phase 'mc'"):
+        value_analysis.check(args, 8, max_turns=200)  # env.max_turns=null: up to rollout.max_new_tokens turns
+    cfg = OmegaConf.create({"env": {"max_turns": None}, "rollout": {"max_new_tokens": 200}})
+    assert value_analysis.max_turns(cfg) == 200 and value_analysis.max_turns(OmegaConf.merge(
+        cfg, {"env": {"max_turns": 6}})) == 6
+
+
 # ----------------------------------------------------------------------------- a real PPO run
 @pytest.fixture(scope="module")
 def ppo_run(make_cfg, vllm_engine, tmp_path_factory) -> Path:
