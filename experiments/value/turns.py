@@ -112,8 +112,8 @@ def analyse_checkpoint(ctx, engine, iteration: int, ckpt) -> dict:
         "tokens": {"trajectories": sum(len(ep.response_ids) for ep in episodes),
                    "continuations": sum(len(p.response_ids) for p in plays) - n * sum(s.position for s in states)},
         "timings": {k: round(v, 2) for k, v in timings.items()},
-        "states": [{"question": episodes[e].question.id, "turn": turn, "position": s.position,
-                    "response_tokens": s.position, **{name: values[name][i] for name in values}}
+        "states": [{"question": episodes[e].question.id, "turn": turn, "position": s.position,  # response tokens
+                    **{name: values[name][i] for name in values}}
                    for i, ((e, turn), s) in enumerate(zip(chosen, states))],
     }
 
