@@ -122,6 +122,7 @@ def summarise(name: str, cfg, results: list[tuple[float, dict, dict]]) -> dict[s
     out[f"{name}/tokens/observation_per_episode"] = med(obs)
     out[f"{name}/tokens/mc"] = med(m["mc/tokens"] for m in metrics)
     out[f"{name}/states/per_episode"] = med(m["mc/steps_per_episode"] for m in metrics)
+    out[f"{name}/states/mc_unique"] = med(m["mc/unique_states"] for m in metrics)  # after dedup (single-turn)
     out[f"{name}/states/mc_continuations"] = med(m["mc/continuations"] for m in metrics)
     out[f"{name}/episodes"] = episodes
     out[f"{name}/train_reward"] = statistics.fmean(m["train/reward"] for m in metrics)
@@ -195,7 +196,9 @@ NOTES = ("Single-turn comparator: model=tiny on data=arith, the same tiny Llama 
          "tokenizer) as model=tiny_guess, at the same batch, K and recipe; arith responses have about as many "
          "generated tokens and value states per episode as a game's actions (tokens/, states/), so the engine "
          "and MC work is comparable and the difference is the environment: its workers, its replies' tokens "
-         "and the replays. Parts are medians over the timed iterations, shares of their sum (A B A B, "
+         "and the replays. Not the same: single-turn MC shares continuations between equal prefixes (states/"
+         "mc_unique), a game's states are never shared (each has its own environment), and a continuation "
+         "carries the replies' tokens too (tokens/mc). Parts are medians over the timed iterations, shares of their sum (A B A B, "
          "one process per config). replay = mc/env_step_s x mc/env_replay_s / mc/env_worker_s: the workers' "
          "replay share of their seconds applied to the wall-clock wait, so the pool's dispatch is shared "
          "out in proportion. GuessNumber's step is microseconds: env time here is mostly the worker pool's "
