@@ -27,6 +27,7 @@ SECTIONS: dict[str, str] = {  # name -> module with run()
     "iteration": "bench.iteration",
     "learner": "bench.learner",
     "mc_budget": "bench.mc_budget",
+    "multiturn": "bench.multiturn",
     "reward": "bench.reward",
     "store": "bench.store",
 }

@@ -105,12 +105,34 @@ METRICS: tuple[Metric, ...] = (
            "observations than recorded (a non-deterministic environment); each is an error, return 0", ENV_VINEPPO),
     Metric("mc/env_failures", "count", "continuations ended by an environment step's timeout or error",
            ENV_VINEPPO),
+    Metric("mc/engine_s", "seconds", "this iteration's engine time writing the continuations' turns (the "
+           "engine's calls, wall clock)", ENV_VINEPPO),
+    Metric("mc/env_step_s", "seconds", "this iteration's wait for the environment workers on the continuations' "
+           "steps (wall clock, replays included)", ENV_VINEPPO),
+    Metric("mc/env_worker_s", "seconds", "the workers' own seconds on those jobs, summed over workers",
+           ENV_VINEPPO),
+    Metric("mc/env_replay_s", "seconds", "of mc/env_worker_s, rebuilding environments: constructor, reset() and "
+           "the replayed recorded actions", ENV_VINEPPO),
+    Metric("mc/env_replayed_actions", "count", "recorded actions replayed to rebuild the continuations' "
+           "environments", ENV_VINEPPO),
+    Metric("mc/env_step_jobs", "count", "environment steps the continuations asked for (replays not counted)",
+           ENV_VINEPPO),
     # env/
     Metric("env/turns", "count", "mean turns (stepped actions) per episode of the batch", ENV),
     Metric("env/observation_tokens", "tokens", "mean observation tokens per episode (masked out of the loss)",
            ENV),
     Metric("env/end_{end}", "fraction", "share of the batch's episodes that ended so: done, max_turns, budget "
            "(rollout.max_new_tokens), timeout, error, mismatch (a replay that did not reproduce)", ENV),
+    Metric("env/engine_s", "seconds", "this iteration's engine time writing the batch's turns (the engine's "
+           "calls, wall clock)", ENV),
+    Metric("env/step_s", "seconds", "this iteration's wait for the environment workers on the batch's resets and "
+           "steps (wall clock)", ENV),
+    Metric("env/worker_s", "seconds", "the workers' own seconds on those jobs, summed over workers", ENV),
+    Metric("env/replay_s", "seconds", "of env/worker_s, rebuilding environments a worker did not hold (a step "
+           "sent to another worker than the last one): constructor, reset(), replayed actions", ENV),
+    Metric("env/replayed_actions", "count", "recorded actions replayed to rebuild those environments", ENV),
+    Metric("env/step_jobs", "count", "environment steps the batch's episodes asked for (resets and replays not "
+           "counted)", ENV),
     # tree/
     Metric("tree/eligible", "count", "MC continuations with a non-zero advantage", "algo.mc.tree=true"),
     Metric("tree/episodes", "count", "continuations trained on (at most algo.mc.tree_max)", "algo.mc.tree=true"),

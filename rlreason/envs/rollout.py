@@ -11,7 +11,9 @@ VinePPO's continuations from a mid-episode state are played by the same loop (rl
 
 from __future__ import annotations
 
+import time
 import zlib
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +21,16 @@ from rlreason.data.prompts import format_prompt
 from rlreason.engine.base import SamplingParams
 from rlreason.envs.transcript import Transcript
 from rlreason.envs.worker import EnvPool, Job
+
+# Turns.timing's (phase, what) -> the metric it is logged as (rlreason/metrics.py has their meanings).
+TIMING_METRICS = {
+    ("rollout", "engine_s"): "env/engine_s", ("rollout", "env_s"): "env/step_s",
+    ("rollout", "worker_s"): "env/worker_s", ("rollout", "replay_s"): "env/replay_s",
+    ("rollout", "replayed_steps"): "env/replayed_actions", ("rollout", "steps"): "env/step_jobs",
+    ("mc", "engine_s"): "mc/engine_s", ("mc", "env_s"): "mc/env_step_s",
+    ("mc", "worker_s"): "mc/env_worker_s", ("mc", "replay_s"): "mc/env_replay_s",
+    ("mc", "replayed_steps"): "mc/env_replayed_actions", ("mc", "steps"): "mc/env_step_jobs",
+}
 
 
 class Renderer:
@@ -81,6 +93,29 @@ class Turns:
     max_turns: int | None  # min(env.max_turns, the class's own); None: until done or the budget
     budget: int  # rollout.max_new_tokens: response tokens (actions + observations) per episode
     eos_ids: tuple[int, ...] = ()
+    # Cost accumulators per phase ("rollout", "mc", ...) until `take_timing`: (phase, what) -> seconds or
+    # counts. Wall seconds in this process for the engine's calls and the workers' answers; the workers'
+    # own seconds for the jobs and the rebuilding/replaying in them.
+    timing: defaultdict = field(default_factory=lambda: defaultdict(float))
+
+    def step(self, jobs: list[Job], phase: str) -> list:
+        """The jobs' outcomes from the environment workers, their cost counted under `phase`."""
+        t = time.perf_counter()
+        outs = self.pool.run(jobs)
+        tm = self.timing
+        tm[phase, "env_s"] += time.perf_counter() - t
+        tm[phase, "worker_s"] += sum(o.work_s for o in outs)
+        tm[phase, "replay_s"] += sum(o.replay_s for o in outs)
+        tm[phase, "replayed_steps"] += sum(o.replayed for o in outs)
+        tm[phase, "steps"] += sum(bool(j.actions) for j in jobs)
+        return outs
+
+    def take_timing(self) -> dict[str, float]:
+        """The batch rollout's (env/*) and VinePPO continuations' (mc/*) cost metrics since the last take;
+        other phases' (selection, eval) are dropped."""
+        out = {TIMING_METRICS[key]: v for key, v in self.timing.items() if key in TIMING_METRICS}
+        self.timing.clear()
+        return out
 
     def left(self, p: Play) -> int:
         """Tokens the episode may still add: the budget less reset()'s tokens and its response so far."""
@@ -104,7 +139,9 @@ class Turns:
                       for p in active]
             for p in active:
                 p.next_seed = None
+            t = time.perf_counter()
             outs = self.engine.continue_from([p.prompt_ids + p.response_ids for p in active], params, version=version)
+            self.timing[phase, "engine_s"] += time.perf_counter() - t
             stepping: list[tuple[Play, bool]] = []
             for p, (c,) in zip(active, outs):
                 start = len(p.response_ids) if p.partial_start is None else p.partial_start
@@ -121,7 +158,7 @@ class Turns:
                 stepping.append((p, bool(c.token_ids) and c.token_ids[-1] in self.eos_ids))
             jobs = [Job(p.record, p.transcript.seed, tuple(p.transcript.actions), tuple(p.transcript.observations),
                         fresh=p.fresh) for p, _ in stepping]
-            for (p, on_eos), out in zip(stepping, self.pool.run(jobs)):
+            for (p, on_eos), out in zip(stepping, self.step(jobs, phase)):
                 p.fresh = False
                 t = p.transcript
                 if out.status != "ok":
@@ -144,13 +181,13 @@ class Turns:
             active = [p for p in active if not p.ended]
 
 
-def start_plays(questions: list, n: int, roller, seeds: int | None) -> list[Play]:
+def start_plays(questions: list, n: int, roller, seeds: int | None, phase: str = "rollout") -> list[Play]:
     """n fresh episodes per question: each environment built and reset (in the workers), its first
     observation appended to the prompt. The environment's seed is the episode's first sampling seed."""
     records = [q.row() for q in questions for _ in range(n)]
     env_seeds = [seeds + i if seeds is not None else zlib.crc32(f"{q.id}/{j}".encode())
                  for i, (q, j) in enumerate((q, j) for q in questions for j in range(n))]
-    outs = roller.env.pool.run([Job(r, s, (), ()) for r, s in zip(records, env_seeds)])
+    outs = roller.env.turns.step([Job(r, s, (), ()) for r, s in zip(records, env_seeds)], phase)
     plays = []
     for q, rec, seed, out in zip((q for q in questions for _ in range(n)), records, env_seeds, outs):
         t = Transcript(seed)
@@ -182,7 +219,7 @@ def env_rollout(roller, questions: list, n: int, temperature: float, top_p: floa
 
     env = roller.env
     seed = roller.seeds.take(phase, len(questions) * n) if roller.seeds is not None else None
-    plays = start_plays(questions, n, roller, seed)  # the first turn samples with the environments' seeds
+    plays = start_plays(questions, n, roller, seed, phase)  # the first turn samples with the environments' seeds
     env.turns.play(plays, temperature=temperature, top_p=top_p, version=roller.version, seeds=roller.seeds,
                    phase=phase)
     verdicts = [p.transcript.verdict(env.success_threshold) for p in plays]

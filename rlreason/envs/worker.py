@@ -16,6 +16,7 @@ the recorded ones is `mismatch` (an environment that is not deterministic in (re
 from __future__ import annotations
 
 import json
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,9 @@ class Outcome:
     reward: float | dict[str, float] = 0.0
     done: bool = False
     detail: str | None = None  # why, for the failures
+    replay_s: float = 0.0  # the worker's seconds rebuilding the instance: constructor, reset(), replayed steps
+    work_s: float = 0.0  # the worker's seconds on the whole job (replay_s and the step asked for)
+    replayed: int = 0  # recorded actions it replayed
 
 
 def _key(record: dict, seed: int, actions: tuple[str, ...]) -> str:
@@ -64,15 +68,19 @@ class _Cache:
 
 
 def env_handler(spec: str):
-    """Run in a worker: import the class once; answer each Job with ("ok", (obs, reward, done)) or
-    ("mismatch", why). A step's exception is the pool's `error` (its traceback)."""
+    """Run in a worker: import the class once; answer each Job with ("ok", (obs, reward, done, cost)) or
+    ("mismatch", why). A step's exception is the pool's `error` (its traceback). cost: (seconds
+    rebuilding and replaying, seconds on the whole job, actions replayed), for the cost figures
+    (Turns.timing, bench/multiturn.py)."""
     cls, cache = load_class(spec), _Cache()
 
     def play(job: Job) -> tuple[str, Any]:
+        t0 = time.perf_counter()
         *before, last = job.actions or ("",)
         before = tuple(before) if job.actions else ()
         env = None if job.fresh or not job.actions else cache.take(_key(job.record, job.seed, before))
-        if env is None:
+        rebuilt = env is None
+        if rebuilt:
             env = cls(dict(job.record), job.seed)
             seen = [_observation(env.reset())]
             seen += [as_step(env.step(a)).observation for a in before]
@@ -84,11 +92,14 @@ def env_handler(spec: str):
                                         "deterministic in (record, seed, actions): see docs/environments.md)")
             if not job.actions:  # reset only: the episode's first step may continue this instance
                 cache.put(_key(job.record, job.seed, ()), env)
-                return "ok", (seen[0], 0.0, False)
+                spent = time.perf_counter() - t0
+                return "ok", (seen[0], 0.0, False, (0.0, spent, 0))  # a reset is the episode's start, not a replay
+        t1 = time.perf_counter()
         step = as_step(env.step(last))
         if not step.done:
             cache.put(_key(job.record, job.seed, job.actions), env)
-        return "ok", (step.observation, step.reward, step.done)
+        return "ok", (step.observation, step.reward, step.done, (t1 - t0 if rebuilt else 0.0,
+                                                                 time.perf_counter() - t0, len(before) if rebuilt else 0))
 
     return play
 
@@ -121,8 +132,8 @@ class EnvPool:
             if status == "ok":  # the worker's own ("ok", step) | ("mismatch", why)
                 status, payload = payload
             if status == "ok":
-                obs, reward, done = payload
-                out.append(Outcome("ok", obs, reward, done))
+                obs, reward, done, (replay_s, work_s, replayed) = payload
+                out.append(Outcome("ok", obs, reward, done, replay_s=replay_s, work_s=work_s, replayed=replayed))
             elif status == "timeout":
                 out.append(Outcome("timeout", detail=f"an environment step took longer than reward.timeout_s="
                                                      f"{self.timeout_s:g} s"))

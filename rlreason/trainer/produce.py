@@ -116,6 +116,8 @@ def produce(run, it: int, phases, level: int = 0) -> Batch:
                 seeds=roller.seeds, version=behaviour, mc=cfg.algo.mc, tree_out=tree, overlong=roller.overlong)
         elif cfg.algo.name in ("grpo", "rloo"):
             metrics |= assign_outcome_advantages(cfg.algo.name, groups, cfg.algo.normalize_std)
+    if roller.env is not None:
+        metrics |= roller.env.turns.take_timing()  # env/*_s, mc/env_*: what the turns and the environment cost
     # The grading verdicts of this batch travel with it (at level 1 they were made during the previous
     # iteration, whose metrics are not this batch's).
     return Batch(it, groups, episodes, tree, metrics, behaviour, weights_iteration, staged, run.grader.take(), spent)

@@ -46,6 +46,14 @@ class Hang(Counter):
         return super().step(action)
 
 
+class Slow(Counter):
+    """Counter whose every step takes 50 ms: what a worker spends replaying is measurable."""
+
+    def step(self, action):
+        time.sleep(0.05)
+        return super().step(action)
+
+
 class Crash(Counter):
     def step(self, action):
         if self.turn == 1:

@@ -43,3 +43,19 @@ def test_a_checkpoint_of_another_environment_does_not_resume():
 
     assert fingerprint(compose_cfg(f"env.cls={ENVS}:Counter"))["env.cls"] == f"{ENVS}:Counter"
     assert fingerprint(compose_cfg())["env.cls"] is None
+
+
+def test_an_env_run_builds_no_checker_of_its_data():
+    """data=guess has no built-in checker: its episodes are graded by the environment's step rewards, so the
+    run's grader must not be the checker of its task name (it was: `unknown task 'guess'` at build)."""
+    from rlreason.config import grader_task
+    from rlreason.reward import make_grader
+    from rlreason.segment import resolve_rule
+
+    cfg = compose_cfg("experiment=guess")
+    validate(cfg)
+    task = grader_task(cfg)
+    grader = make_grader(cfg.reward, task)
+    with pytest.raises(RuntimeError, match="graded by their environment"):
+        grader.grade(["guess 5\n"], ["5"])
+    assert resolve_rule(task, None) == "lines"  # VinePPO's states inside a turn: one a line by default

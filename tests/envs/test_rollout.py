@@ -23,6 +23,13 @@ def test_observations_are_appended_as_tokens_and_masked(engine, tiny_tokenizer):
         roller.env.close()
     episodes = [ep for g in groups for ep in g]
     assert {ep.env.end for ep in episodes} <= {"done", "budget"} and any(ep.env.end == "done" for ep in episodes)
+    # The cost timers (bench/multiturn.py): one step job per stepped action, the engine and the workers timed;
+    # a take empties them.
+    timing = roller.env.turns.take_timing()
+    assert timing["env/step_jobs"] == sum(ep.env.turns for ep in episodes)
+    assert timing["env/engine_s"] > 0 and timing["env/step_s"] > timing["env/worker_s"] > 0
+    assert 0 <= timing["env/replay_s"] <= timing["env/worker_s"] and not any(k.startswith("mc/") for k in timing)
+    assert roller.env.turns.take_timing() == {}
     for q, g in zip(QUESTIONS, groups):
         for ep in g:
             t = ep.env

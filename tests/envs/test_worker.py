@@ -28,6 +28,20 @@ def test_steps_replay_and_continue():
         pool.close()
 
 
+def test_outcomes_carry_the_workers_replay_cost():
+    pool = EnvPool(spec("Slow"), timeout_s=5, workers=1)
+    try:
+        reset, s1 = pool.run([Job({}, 0, (), ()), Job({}, 0, ("1\n",), ("go\n",))])
+        assert (reset.replayed, reset.replay_s, s1.replayed, s1.replay_s) == (0, 0.0, 0, 0.0)  # held: no rebuild
+        assert s1.work_s >= 0.05  # its one step
+        # a continuation's replay: two recorded steps (100 ms) before the one asked for
+        (s3,) = pool.run([Job({}, 0, ("1\n", "2\n", "3\n"), ("go\n", "n1\n", "n2\n"), fresh=True)])
+        assert s3.status == "ok" and s3.replayed == 2
+        assert 0.1 <= s3.replay_s < s3.work_s and s3.work_s - s3.replay_s >= 0.05
+    finally:
+        pool.close()
+
+
 def test_replay_mismatch_is_detected():
     pool = EnvPool(spec("Counter"), timeout_s=5, workers=1)
     try:
