@@ -24,7 +24,7 @@ result is the run that was never interrupted.
    (question, iteration, phase, reward, length, policy version, in insertion order), so every attempt of
    every completed iteration is there exactly once; the same questions were selected at every
    iteration (curriculum + RNG continued as if uninterrupted); metrics.jsonl has each iteration once with
-   the same values (time/* aside); the final policy weights, optimizer and sampler state are equal; no
+   the same values (what the process spent aside: kill_checks.cost_metric); the final policy weights, optimizer and sampler state are equal; no
    temp file is left behind.
 
 The child is `python tests/trainer/kill_anywhere.py --child OVERRIDES...`: it runs `rlreason.run`'s Hydra

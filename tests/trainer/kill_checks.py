@@ -30,9 +30,19 @@ def store_rows(run_dir: Path) -> dict[str, list]:
         con.close()
 
 
+def cost_metric(key: str) -> bool:
+    """A metric of what this process spent, not of what the run computed, so not expected equal: wall-clock
+    seconds (time/*, and env/*_s, mc/*_s of env.cls runs) and the environment actions replayed to rebuild
+    instances a worker did not hold (which worker gets a job is scheduling; a restart empties the cache)."""
+    from rlreason.metrics import lookup
+
+    m = lookup(key)
+    return key.startswith("time/") or (m is not None and m.unit == "seconds") or key.endswith("replayed_actions")
+
+
 def metric_rows(run_dir: Path) -> list[dict]:
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+    return [{k: v for k, v in r.items() if not cost_metric(k)} for r in rows]
 
 
 def compare(ref: Path, killed: Path, iterations: int) -> dict[str, object]:
